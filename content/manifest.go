@@ -1,0 +1,488 @@
+package content
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+)
+
+// ManifestSchema is the manifest format this code writes and reads.
+const ManifestSchema = 1
+
+// Manifest describes one release: what to materialise on each platform,
+// where each chunk lives on the origin, and how the rollout proceeds. Its
+// bytes are a TUF target; see ReleaseID.
+type Manifest struct {
+	Schema    int                  `json:"schema"`
+	Name      string               `json:"name"`
+	Version   string               `json:"version"`
+	Chunking  Chunking             `json:"chunking"`
+	Rollout   Rollout              `json:"rollout"`
+	Packs     []Digest             `json:"packs"`
+	Platforms map[string]*Artifact `json:"platforms"`
+}
+
+// Rollout is the policy a site follows when it activates the release.
+type Rollout struct {
+	// Waves are cumulative percentages of a site's nodes that run the
+	// release after each wave; the last is 100.
+	Waves []int `json:"waves"`
+	// HealthTimeout is how long a node has to report healthy after it
+	// activates.
+	HealthTimeout Duration `json:"health_timeout"`
+	// FailureThreshold is the fraction of a wave that may fail before the
+	// site rolls the release back.
+	FailureThreshold float64 `json:"failure_threshold"`
+	// SecurityFloor, if set, is the lowest version a node may run once it
+	// has seen this release, even by rollback.
+	SecurityFloor string `json:"security_floor,omitempty"`
+}
+
+// DefaultRollout is a canary of 1 %, then 10 %, 50 % and everyone.
+func DefaultRollout() Rollout {
+	return Rollout{Waves: []int{1, 10, 50, 100}, HealthTimeout: Duration(5 * time.Minute), FailureThreshold: 0.1}
+}
+
+// ArtifactKind says whether an artifact is one file or a tree.
+type ArtifactKind string
+
+const (
+	// KindFile is a single file such as a disk image, chunked whole.
+	KindFile ArtifactKind = "file"
+	// KindTree is a directory tree (from a directory or a tar), chunked
+	// file by file.
+	KindTree ArtifactKind = "tree"
+)
+
+// Artifact is what one platform receives.
+type Artifact struct {
+	Kind ArtifactKind `json:"kind"`
+	// Files are sorted by path; a kind "file" artifact has exactly one.
+	Files []File `json:"files"`
+	// Chunks is the table of the artifact's distinct chunks; files refer to
+	// it by index.
+	Chunks []ChunkRef `json:"chunks"`
+}
+
+// FileType is the type of a tree entry. Devices, fifos and sockets cannot be
+// expressed.
+type FileType string
+
+const (
+	TypeFile    FileType = "file"
+	TypeDir     FileType = "dir"
+	TypeSymlink FileType = "symlink"
+)
+
+// File is one entry of an artifact.
+type File struct {
+	Path   string   `json:"path"` // slash separated, relative, clean
+	Type   FileType `json:"type"`
+	Mode   Mode     `json:"mode,omitzero"`   // permission bits; not for symlinks
+	Size   int64    `json:"size,omitzero"`   // regular files
+	SHA256 Digest   `json:"sha256,omitzero"` // regular files
+	Chunks []int    `json:"chunks,omitempty"`
+	Target string   `json:"target,omitempty"` // symlinks, relative
+}
+
+// ChunkRef says what a chunk is and where its body lives on the origin.
+type ChunkRef struct {
+	ID     ChunkID  `json:"id"`
+	Size   int      `json:"size"`   // uncompressed bytes
+	Stored int      `json:"stored"` // body bytes
+	Enc    Encoding `json:"enc"`
+	Pack   int      `json:"pack"`   // index into Manifest.Packs
+	Offset int64    `json:"offset"` // body offset in the pack
+}
+
+// Mode holds permission bits (including setuid, setgid and sticky); it is
+// written as an octal string such as "0755".
+type Mode uint32
+
+// MarshalText implements encoding.TextMarshaler.
+func (m Mode) MarshalText() ([]byte, error) {
+	return []byte(fmt.Sprintf("%04o", uint32(m))), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := strconv.ParseUint(string(b), 8, 32)
+	if err != nil || v > 0o7777 {
+		return fmt.Errorf("mode %q is not octal permission bits", truncate(string(b), 20))
+	}
+	*m = Mode(v)
+	return nil
+}
+
+// Duration is a time.Duration written as text ("5m0s").
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", truncate(string(b), 40), err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ErrBadManifest wraps every validation and decoding error of a manifest.
+var ErrBadManifest = errors.New("bad manifest")
+
+func badf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrBadManifest}, args...)...)
+}
+
+// ReleaseTarget is the TUF target path of a release manifest.
+func ReleaseTarget(name, version string) string {
+	return "releases/" + name + "/" + version + ".json"
+}
+
+// Encode validates m and returns its canonical bytes.
+func (m *Manifest) Encode() ([]byte, error) {
+	if err := m.Validate(DefaultLimits()); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest %s@%s: %w", m.Name, m.Version, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// ID returns the release id of encoded manifest bytes.
+func ManifestID(encoded []byte) ReleaseID { return ReleaseID(sha256.Sum256(encoded)) }
+
+// DecodeManifest parses and validates manifest bytes. Unknown fields are
+// errors; a newer schema is refused by name.
+func DecodeManifest(b []byte, l Limits) (*Manifest, error) {
+	if int64(len(b)) > l.ManifestBytes {
+		return nil, badf("%d bytes exceeds the limit of %d", len(b), l.ManifestBytes)
+	}
+	var head struct {
+		Schema int `json:"schema"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, badf("%v", err)
+	}
+	if head.Schema != ManifestSchema {
+		return nil, badf("schema %d is not supported (this meshcast reads schema %d)", head.Schema, ManifestSchema)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, badf("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badf("trailing data after the manifest object")
+	}
+	if err := m.Validate(l); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
+	platformRE = regexp.MustCompile(`^[a-z0-9]{1,16}/[a-z0-9_]{1,16}(/v[0-9]{1,2})?$`)
+)
+
+// ValidateName checks a release name: lower-case letters, digits, '.', '_'
+// and '-', starting with a letter or digit, at most 128 bytes.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return badf("release name %q must match %s", truncate(name, 140), nameRE)
+	}
+	return nil
+}
+
+// ParseVersion parses a semantic version in its canonical form (no "v").
+func ParseVersion(v string) (*semver.Version, error) {
+	sv, err := semver.StrictNewVersion(v)
+	if err != nil {
+		return nil, badf("version %q is not a semantic version: %v", truncate(v, 80), err)
+	}
+	return sv, nil
+}
+
+// ValidatePlatform checks a platform key such as "linux/arm64" or
+// "linux/arm/v7".
+func ValidatePlatform(p string) error {
+	if !platformRE.MatchString(p) {
+		return badf("platform %q is not of the form os/arch[/variant]", truncate(p, 60))
+	}
+	return nil
+}
+
+// Validate checks every field against the format and l. The error names the
+// first offending field.
+func (m *Manifest) Validate(l Limits) error {
+	if m.Schema != ManifestSchema {
+		return badf("schema %d is not supported (this meshcast reads schema %d)", m.Schema, ManifestSchema)
+	}
+	if err := ValidateName(m.Name); err != nil {
+		return err
+	}
+	ver, err := ParseVersion(m.Version)
+	if err != nil {
+		return err
+	}
+	if err := m.Chunking.Validate(); err != nil {
+		return badf("%v", err)
+	}
+	if err := m.Rollout.validate(ver); err != nil {
+		return err
+	}
+	if len(m.Packs) > l.Packs {
+		return badf("%d packs exceed the limit of %d", len(m.Packs), l.Packs)
+	}
+	if len(m.Platforms) == 0 {
+		return badf("no platforms")
+	}
+	if len(m.Platforms) > l.Platforms {
+		return badf("%d platforms exceed the limit of %d", len(m.Platforms), l.Platforms)
+	}
+	for p, a := range m.Platforms {
+		if err := ValidatePlatform(p); err != nil {
+			return err
+		}
+		if a == nil {
+			return badf("platform %s: null artifact", p)
+		}
+		if err := a.validate(l, len(m.Packs)); err != nil {
+			return fmt.Errorf("platform %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (r *Rollout) validate(ver *semver.Version) error {
+	if len(r.Waves) == 0 || len(r.Waves) > 20 {
+		return badf("rollout: want 1 to 20 waves, got %d", len(r.Waves))
+	}
+	prev := 0
+	for i, w := range r.Waves {
+		if w <= prev || w > 100 {
+			return badf("rollout: wave %d is %d%%; waves must increase within 1..100", i, w)
+		}
+		prev = w
+	}
+	if prev != 100 {
+		return badf("rollout: the last wave is %d%%, want 100", prev)
+	}
+	if d := time.Duration(r.HealthTimeout); d <= 0 || d > 24*time.Hour {
+		return badf("rollout: health timeout %s out of range (0, 24h]", d)
+	}
+	if !(r.FailureThreshold >= 0 && r.FailureThreshold <= 1) {
+		return badf("rollout: failure threshold %v out of range [0, 1]", r.FailureThreshold)
+	}
+	if r.SecurityFloor != "" {
+		floor, err := ParseVersion(r.SecurityFloor)
+		if err != nil {
+			return badf("rollout: security floor: %v", err)
+		}
+		if floor.GreaterThan(ver) {
+			return badf("rollout: security floor %s is above the release version %s", floor, ver)
+		}
+	}
+	return nil
+}
+
+func (a *Artifact) validate(l Limits, packs int) error {
+	switch a.Kind {
+	case KindFile:
+		if len(a.Files) != 1 || a.Files[0].Type != TypeFile || strings.Contains(a.Files[0].Path, "/") {
+			return badf("a file artifact has exactly one regular file at the top level")
+		}
+	case KindTree:
+	default:
+		return badf("artifact kind %q is not file or tree", truncate(string(a.Kind), 20))
+	}
+	if len(a.Files) > l.Files {
+		return badf("%d files exceed the limit of %d", len(a.Files), l.Files)
+	}
+	if len(a.Chunks) > l.Chunks {
+		return badf("%d chunks exceed the limit of %d", len(a.Chunks), l.Chunks)
+	}
+	seen := make(map[ChunkID]struct{}, len(a.Chunks))
+	for i, c := range a.Chunks {
+		if _, dup := seen[c.ID]; dup {
+			return badf("chunk %d (%s) is listed twice", i, c.ID)
+		}
+		seen[c.ID] = struct{}{}
+		if err := c.validate(packs); err != nil {
+			return fmt.Errorf("chunk %d (%s): %w", i, c.ID, err)
+		}
+	}
+	nonDir := make(map[string]struct{})
+	var total int64
+	for i := range a.Files {
+		f := &a.Files[i]
+		if err := ValidatePath(f.Path, l.PathBytes); err != nil {
+			return fmt.Errorf("file %d: %w", i, err)
+		}
+		if i > 0 && f.Path <= a.Files[i-1].Path {
+			return badf("file %d %q: paths must be unique and sorted", i, f.Path)
+		}
+		for dir := f.Path; ; {
+			j := strings.LastIndexByte(dir, '/')
+			if j < 0 {
+				break
+			}
+			dir = dir[:j]
+			if _, bad := nonDir[dir]; bad {
+				return badf("file %d %q: parent %q is not a directory", i, f.Path, dir)
+			}
+		}
+		if err := f.validate(l, a.Chunks); err != nil {
+			return fmt.Errorf("file %d %q: %w", i, f.Path, err)
+		}
+		if f.Type != TypeDir {
+			nonDir[f.Path] = struct{}{}
+		}
+		total += f.Size
+		if total > l.TotalSize {
+			return badf("total size exceeds the limit of %d bytes", l.TotalSize)
+		}
+	}
+	return nil
+}
+
+func (c *ChunkRef) validate(packs int) error {
+	if c.Size <= 0 || c.Size > MaxChunkSize {
+		return badf("size %d out of range 1..%d", c.Size, MaxChunkSize)
+	}
+	switch c.Enc {
+	case EncodingRaw:
+		if c.Stored != c.Size {
+			return badf("raw body of %d bytes for a chunk of %d", c.Stored, c.Size)
+		}
+	case EncodingZstd:
+		if c.Stored <= 0 || c.Stored > c.Size {
+			return badf("zstd body of %d bytes for a chunk of %d", c.Stored, c.Size)
+		}
+	default:
+		return badf("unknown encoding %d", c.Enc)
+	}
+	if c.Pack < 0 || c.Pack >= packs {
+		return badf("pack %d out of range (%d packs)", c.Pack, packs)
+	}
+	if c.Offset < 0 || c.Offset > 1<<50 {
+		return badf("offset %d out of range", c.Offset)
+	}
+	return nil
+}
+
+func (f *File) validate(l Limits, chunks []ChunkRef) error {
+	switch f.Type {
+	case TypeFile:
+		if f.Target != "" {
+			return badf("a regular file has no link target")
+		}
+		if f.Size < 0 || f.Size > l.FileSize {
+			return badf("size %d out of range 0..%d", f.Size, l.FileSize)
+		}
+		if f.Size > 0 && len(f.Chunks) == 0 {
+			return badf("size %d but no chunks", f.Size)
+		}
+		var sum int64
+		for _, ci := range f.Chunks {
+			if ci < 0 || ci >= len(chunks) {
+				return badf("chunk index %d out of range (%d chunks)", ci, len(chunks))
+			}
+			sum += int64(chunks[ci].Size)
+			if sum > f.Size {
+				break
+			}
+		}
+		if sum != f.Size {
+			return badf("chunks add up to %d bytes, size says %d", sum, f.Size)
+		}
+	case TypeDir:
+		if f.Size != 0 || len(f.Chunks) != 0 || f.Target != "" || !f.SHA256.isZero() {
+			return badf("a directory has no size, chunks, digest or target")
+		}
+	case TypeSymlink:
+		if f.Size != 0 || len(f.Chunks) != 0 || f.Mode != 0 || !f.SHA256.isZero() {
+			return badf("a symlink has only a target")
+		}
+		if err := validateLinkTarget(f.Path, f.Target, l.PathBytes); err != nil {
+			return err
+		}
+	default:
+		return badf("type %q is not file, dir or symlink", truncate(string(f.Type), 20))
+	}
+	return nil
+}
+
+func (d Digest) isZero() bool { return d == Digest{} }
+
+// ValidatePath checks that p is a clean, relative, slash-separated path that
+// stays inside the tree.
+func ValidatePath(p string, maxBytes int) error {
+	switch {
+	case p == "":
+		return badf("empty path")
+	case len(p) > maxBytes:
+		return badf("path %q is longer than %d bytes", truncate(p, 60), maxBytes)
+	case strings.IndexByte(p, 0) >= 0:
+		return badf("path %q contains NUL", truncate(p, 60))
+	case p[0] == '/':
+		return badf("path %q is absolute", truncate(p, 60))
+	}
+	for _, el := range strings.Split(p, "/") {
+		switch {
+		case el == "" || el == ".":
+			return badf("path %q is not clean", truncate(p, 60))
+		case el == "..":
+			return badf("path %q leaves the tree", truncate(p, 60))
+		case len(el) > 255:
+			return badf("path %q has a component longer than 255 bytes", truncate(p, 60))
+		}
+	}
+	return nil
+}
+
+// validateLinkTarget checks that a symlink at p pointing to target resolves,
+// lexically, inside the tree. Assembly also refuses to follow links out of
+// the tree whatever they say.
+func validateLinkTarget(p, target string, maxBytes int) error {
+	switch {
+	case target == "":
+		return badf("symlink with an empty target")
+	case len(target) > maxBytes:
+		return badf("link target longer than %d bytes", maxBytes)
+	case strings.IndexByte(target, 0) >= 0:
+		return badf("link target contains NUL")
+	case target[0] == '/':
+		return badf("link target %q is absolute", truncate(target, 60))
+	}
+	depth := strings.Count(p, "/") // directories above the link inside the tree
+	for _, el := range strings.Split(target, "/") {
+		switch el {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return badf("link target %q leaves the tree", truncate(target, 60))
+			}
+		default:
+			depth++
+		}
+	}
+	return nil
+}
