@@ -59,6 +59,9 @@ func Assemble(ctx context.Context, art *Artifact, store Store, dst string, prev 
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
 	parent := filepath.Dir(dst)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return st, fmt.Errorf("assemble %s: %w", dst, err)
+	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".partial-")
 	if err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)

@@ -1,0 +1,592 @@
+package origin
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"golang.org/x/sync/errgroup"
+)
+
+// PublishOptions describe one release to publish.
+type PublishOptions struct {
+	Name    string
+	Version string
+	// Artifacts maps a platform ("linux/arm64") to a directory, a tar
+	// (.tar, .tar.gz, .tgz, .tar.zst) or a single file.
+	Artifacts map[string]string
+	Rollout   content.Rollout
+	Chunking  content.Chunking // zero: content.DefaultChunking()
+	Level     int              // zstd level; zero: content.DefaultLevel
+	Expiries  Expiries         // zero: DefaultExpiries()
+	// Progress, if set, is called from the publishing goroutines with the
+	// input bytes consumed so far and the total; it must be quick.
+	Progress func(done, total int64)
+}
+
+// PublishResult reports a publish; it is also the --json output.
+type PublishResult struct {
+	Release    string            `json:"release"`
+	ReleaseID  content.ReleaseID `json:"release_id"`
+	Target     string            `json:"target"`
+	Unchanged  bool              `json:"unchanged"` // identical re-publish: nothing written
+	Chunks     int               `json:"chunks"`    // distinct chunks over all platforms
+	NewChunks  int               `json:"new_chunks"`
+	InputBytes int64             `json:"input_bytes"`
+	NewBytes   int64             `json:"new_bytes"` // chunk bytes written to the origin
+	Pack       string            `json:"pack,omitempty"`
+	Seconds    float64           `json:"seconds"`
+}
+
+// ErrVersionExists means the origin already holds the release's version
+// with other content; versions are immutable.
+var ErrVersionExists = errors.New("this version is already published with other content")
+
+// location is where a chunk body lives on the origin.
+type location struct {
+	pack   content.Digest // zero for the pack this publish writes
+	offset int64
+	stored int
+	size   int
+	enc    content.Encoding
+}
+
+// Publish chunks the artifacts, writes the chunks the origin lacks as one
+// new pack, writes the manifest as a TUF target and re-signs targets,
+// snapshot and timestamp with keys. Publishing a version again with
+// identical content changes nothing; with other content it fails with
+// ErrVersionExists and writes nothing.
+func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *slog.Logger) (*PublishResult, error) {
+	start := time.Now()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Chunking == (content.Chunking{}) {
+		opt.Chunking = content.DefaultChunking()
+	}
+	if opt.Level == 0 {
+		opt.Level = content.DefaultLevel
+	}
+	if opt.Expiries == (Expiries{}) {
+		opt.Expiries = DefaultExpiries()
+	}
+	if len(opt.Rollout.Waves) == 0 && opt.Rollout.HealthTimeout == 0 {
+		opt.Rollout = content.DefaultRollout()
+	}
+	release := opt.Name + "@" + opt.Version
+	fail := func(err error) (*PublishResult, error) { return nil, fmt.Errorf("publish %s: %w", release, err) }
+	if err := content.ValidateName(opt.Name); err != nil {
+		return fail(err)
+	}
+	if _, err := content.ParseVersion(opt.Version); err != nil {
+		return fail(err)
+	}
+	if err := opt.Chunking.Validate(); err != nil {
+		return fail(err)
+	}
+	if err := opt.Expiries.Validate(); err != nil {
+		return fail(err)
+	}
+	if len(opt.Artifacts) == 0 {
+		return fail(errors.New("no artifacts"))
+	}
+	for p := range opt.Artifacts {
+		if err := content.ValidatePlatform(p); err != nil {
+			return fail(err)
+		}
+	}
+	if err := r.checkKeys(keys, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP); err != nil {
+		return fail(err)
+	}
+	comp, err := content.NewCompressor(opt.Level)
+	if err != nil {
+		return fail(err)
+	}
+	known, err := loadChunkIndex(r.PacksDir(), log)
+	if err != nil {
+		return fail(err)
+	}
+
+	pw, err := newPendingPack(r.PacksDir())
+	if err != nil {
+		return fail(err)
+	}
+	defer pw.discard()
+
+	p := &publisher{known: known, added: map[content.ChunkID]location{}, comp: comp, chunking: opt.Chunking, pack: pw}
+	platforms := make([]string, 0, len(opt.Artifacts))
+	for pl := range opt.Artifacts {
+		platforms = append(platforms, pl)
+	}
+	sort.Strings(platforms)
+	var consumed, total atomic.Int64
+	srcs := make([]source, len(platforms))
+	var counters = make([]int64, len(platforms))
+	for i, pl := range platforms {
+		s, err := openSource(opt.Artifacts[pl], &counters[i])
+		if err != nil {
+			for _, o := range srcs[:i] {
+				o.close()
+			}
+			return fail(fmt.Errorf("artifact %s: %w", pl, err))
+		}
+		srcs[i] = s
+		total.Add(s.total())
+	}
+	arts := make(map[string]*collected, len(platforms))
+	for i, pl := range platforms {
+		progress := func() {}
+		if opt.Progress != nil {
+			base := consumed.Load()
+			progress = func() { opt.Progress(base+counters[i], total.Load()) }
+		}
+		a, err := p.artifact(ctx, srcs[i], progress)
+		srcs[i].close()
+		if err != nil {
+			for _, o := range srcs[i+1:] {
+				o.close()
+			}
+			return fail(fmt.Errorf("artifact %s (%s): %w", pl, opt.Artifacts[pl], err))
+		}
+		consumed.Add(counters[i])
+		arts[pl] = a
+	}
+	if opt.Progress != nil {
+		opt.Progress(total.Load(), total.Load())
+	}
+
+	newPack, err := pw.finish()
+	if err != nil {
+		return fail(err)
+	}
+	m, res := p.manifest(opt, platforms, arts, newPack)
+	encoded, err := m.Encode()
+	if err != nil {
+		return fail(err)
+	}
+	id := content.ManifestID(encoded)
+	res.Release, res.ReleaseID = release, id
+	res.Target = content.ReleaseTarget(opt.Name, opt.Version)
+
+	if old, ok := r.targets.Signed.Targets[res.Target]; ok {
+		if h := old.Hashes["sha256"]; len(h) == sha256.Size && [sha256.Size]byte(h) == id {
+			res.Unchanged, res.NewChunks, res.NewBytes = true, 0, 0
+			res.Seconds = time.Since(start).Seconds()
+			return res, nil
+		}
+		return fail(fmt.Errorf("%w (origin has release id %x, this content is %s)", ErrVersionExists, []byte(old.Hashes["sha256"]), id))
+	}
+
+	if newPack != nil {
+		if err := pw.commit(newPack); err != nil {
+			return fail(err)
+		}
+		res.Pack = newPack.Pack.String()
+	}
+	dir, base := filepath.Split(res.Target)
+	tpath := filepath.Join(r.TargetsDir(), filepath.FromSlash(dir), id.String()+"."+base)
+	if err := os.MkdirAll(filepath.Dir(tpath), 0o755); err != nil {
+		return fail(err)
+	}
+	if err := writeFileAtomic(tpath, encoded, 0o644); err != nil {
+		return fail(fmt.Errorf("write manifest: %w", err))
+	}
+	tf, err := metadata.TargetFile().FromBytes(res.Target, encoded, "sha256")
+	if err != nil {
+		return fail(err)
+	}
+	custom := json.RawMessage(fmt.Sprintf(`{"meshcast":{"name":%q,"version":%q}}`, opt.Name, opt.Version))
+	tf.Custom = &custom
+	r.targets.Signed.Targets[res.Target] = tf
+	if err := r.commit(keys, opt.Expiries, time.Now(), true, true); err != nil {
+		return fail(err)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	log.Info("published", "release", release, "id", id.Short(), "chunks", res.Chunks, "new_chunks", res.NewChunks,
+		"input_bytes", res.InputBytes, "new_bytes", res.NewBytes, "seconds", res.Seconds)
+	return res, nil
+}
+
+// loadChunkIndex reads every pack index of the origin: the chunks a
+// publish need not write again.
+func loadChunkIndex(dir string, log *slog.Logger) (map[content.ChunkID]location, error) {
+	known := map[content.ChunkID]location{}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read packs: %w", err)
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".idx")
+		if !ok || strings.HasPrefix(name, ".") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read pack index: %w", err)
+		}
+		x, err := content.DecodePackIndex(b)
+		if err != nil {
+			return nil, fmt.Errorf("pack index %s: %w", e.Name(), err)
+		}
+		if x.Pack.String() != name {
+			return nil, fmt.Errorf("pack index %s describes pack %s", e.Name(), x.Pack)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, name+".pack")); err != nil || fi.Size() != x.Size {
+			log.Warn("pack index without its pack; its chunks will be written again", "pack", name)
+			continue
+		}
+		for _, pe := range x.Entries {
+			known[pe.ID] = location{pack: x.Pack, offset: pe.Offset, stored: pe.Stored, size: pe.Size, enc: pe.Enc}
+		}
+	}
+	return known, nil
+}
+
+// pendingPack is the pack a publish writes, in a temporary file until the
+// publish commits.
+type pendingPack struct {
+	dir string
+	f   *os.File
+	bw  *bufio.Writer
+	w   *content.PackWriter
+}
+
+func newPendingPack(dir string) (*pendingPack, error) {
+	f, err := os.CreateTemp(dir, ".tmp-pack-*")
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	return &pendingPack{dir: dir, f: f, bw: bw, w: content.NewPackWriter(bw)}, nil
+}
+
+// finish flushes and syncs the pack; it returns nil if nothing was added.
+func (p *pendingPack) finish() (*content.PackIndex, error) {
+	if p.w.Count() == 0 {
+		return nil, nil
+	}
+	if err := p.bw.Flush(); err != nil {
+		return nil, fmt.Errorf("write pack: %w", err)
+	}
+	if err := p.f.Sync(); err != nil {
+		return nil, fmt.Errorf("write pack: %w", err)
+	}
+	return p.w.Finish(), nil
+}
+
+// commit renames the pack into place and writes its index.
+func (p *pendingPack) commit(x *content.PackIndex) error {
+	name := filepath.Join(p.dir, x.Pack.String())
+	if err := p.f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := p.f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(p.f.Name(), name+".pack"); err != nil {
+		return err
+	}
+	p.f = nil
+	if err := syncDir(p.dir); err != nil {
+		return err
+	}
+	return writeFileAtomic(name+".idx", x.Encode(), 0o644)
+}
+
+func (p *pendingPack) discard() {
+	if p.f != nil {
+		p.f.Close()
+		os.Remove(p.f.Name())
+		p.f = nil
+	}
+}
+
+// publisher turns sources into collected artifacts, writing new chunks to
+// the pending pack.
+type publisher struct {
+	known    map[content.ChunkID]location // on the origin before this publish; read-only
+	comp     *content.Compressor
+	chunking content.Chunking
+	pack     *pendingPack
+
+	// Owned by the collecting goroutine.
+	added      map[content.ChunkID]location
+	inputBytes int64
+}
+
+// collected is one platform's artifact before pack indexes are known.
+type collected struct {
+	kind   content.ArtifactKind
+	files  []content.File
+	chunks []content.ChunkRef
+	locs   []location
+	index  map[content.ChunkID]int
+}
+
+// item flows through the pipeline: an entry, or one chunk of the current
+// regular file, or the end of that file.
+type item struct {
+	seq   int
+	e     *entry // an entry starts
+	data  []byte // a chunk
+	bp    *[]byte
+	id    content.ChunkID
+	enc   content.Encoding
+	body  []byte
+	bodyP *[]byte
+	known bool
+	end   bool // the current file ends
+	sum   [sha256.Size]byte
+	size  int64
+}
+
+var (
+	dataPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
+	bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10+1024); return &b }}
+)
+
+// artifact runs one source through the pipeline: a reader goroutine cuts
+// chunks and hashes whole files, workers hash and compress chunks the
+// origin lacks, and this goroutine puts them in order into the pack and
+// the manifest. A fixed number of tokens bounds the items in flight.
+func (p *publisher) artifact(ctx context.Context, src source, progress func()) (*collected, error) {
+	workers := runtime.GOMAXPROCS(0)
+	inflight := 8 * workers
+	tokens := make(chan struct{}, inflight)
+	jobs := make(chan *item, inflight)
+	results := make(chan *item, inflight)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+
+	g.Go(func() error { // reader
+		defer close(jobs)
+		seq := 0
+		send := func(it *item) error {
+			select {
+			case tokens <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			it.seq = seq
+			seq++
+			jobs <- it
+			return nil
+		}
+		for {
+			e, err := src.next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := send(&item{e: e}); err != nil {
+				return err
+			}
+			if e.typ != content.TypeFile || e.linkTo != "" {
+				continue
+			}
+			h := sha256.New()
+			ch := content.NewChunker(e.r, p.chunking)
+			var n int64
+			for {
+				b, err := ch.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("%s: %w", e.path, err)
+				}
+				h.Write(b)
+				n += int64(len(b))
+				bp := dataPool.Get().(*[]byte)
+				data := append((*bp)[:0], b...)
+				if err := send(&item{data: data, bp: bp}); err != nil {
+					return err
+				}
+				progress()
+			}
+			if n != e.size {
+				return fmt.Errorf("%s: read %d bytes, expected %d", e.path, n, e.size)
+			}
+			it := &item{end: true, size: n}
+			h.Sum(it.sum[:0])
+			if err := send(it); err != nil {
+				return err
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		g.Go(func() error {
+			defer wg.Done()
+			for it := range jobs {
+				if it.data != nil {
+					it.id = content.SumChunk(it.data)
+					if _, it.known = p.known[it.id]; !it.known {
+						it.bodyP = bodyPool.Get().(*[]byte)
+						it.enc, it.body = p.comp.Encode((*it.bodyP)[:0], it.data)
+					}
+				}
+				select {
+				case results <- it:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	c := &collected{kind: src.kind(), index: map[content.ChunkID]int{}}
+	byPath := map[string]int{} // regular files by path, for tar hard links
+	cur := -1                  // index in c.files of the file whose chunks arrive
+	pending := map[int]*item{}
+	next := 0
+	var collectErr error
+	for it := range results {
+		if collectErr != nil {
+			p.release(it)
+			continue
+		}
+		pending[it.seq] = it
+		for {
+			it, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			if err := p.collect(c, it, &cur, byPath); err != nil && collectErr == nil {
+				collectErr = err
+				cancel() // stop the reader and the workers; keep draining
+			}
+			p.release(it)
+			<-tokens
+		}
+	}
+	for _, it := range pending {
+		p.release(it)
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if collectErr != nil {
+		return nil, collectErr
+	}
+	sort.Slice(c.files, func(i, j int) bool { return c.files[i].Path < c.files[j].Path })
+	return c, nil
+}
+
+func (p *publisher) release(it *item) {
+	if it.bp != nil {
+		dataPool.Put(it.bp)
+		it.bp, it.data = nil, nil
+	}
+	if it.bodyP != nil {
+		*it.bodyP = it.body[:0]
+		bodyPool.Put(it.bodyP)
+		it.bodyP, it.body = nil, nil
+	}
+}
+
+// collect handles one item in input order. It runs on one goroutine only.
+func (p *publisher) collect(c *collected, it *item, cur *int, byPath map[string]int) error {
+	switch {
+	case it.e != nil:
+		e := it.e
+		f := content.File{Path: e.path, Type: e.typ, Mode: e.mode, Target: e.target}
+		if e.linkTo != "" {
+			src := c.files[byPath[e.linkTo]]
+			f.Size, f.SHA256, f.Chunks = src.Size, src.SHA256, src.Chunks
+			p.inputBytes += f.Size
+		}
+		c.files = append(c.files, f)
+		*cur = -1
+		if e.typ == content.TypeFile {
+			byPath[e.path] = len(c.files) - 1
+			if e.linkTo == "" {
+				*cur = len(c.files) - 1
+			}
+		}
+	case it.end:
+		c.files[*cur].Size, c.files[*cur].SHA256 = it.size, content.Digest(it.sum)
+		p.inputBytes += it.size
+		*cur = -1
+	default:
+		i, ok := c.index[it.id]
+		if !ok {
+			loc, ok := p.known[it.id]
+			if !ok {
+				loc, ok = p.added[it.id]
+			}
+			if !ok {
+				off, err := p.pack.w.Add(it.id, len(it.data), it.enc, it.body)
+				if err != nil {
+					return err
+				}
+				loc = location{offset: off, stored: len(it.body), size: len(it.data), enc: it.enc}
+				p.added[it.id] = loc
+			}
+			i = len(c.chunks)
+			c.index[it.id] = i
+			c.chunks = append(c.chunks, content.ChunkRef{ID: it.id, Size: loc.size, Stored: loc.stored, Enc: loc.enc})
+			c.locs = append(c.locs, loc)
+		}
+		c.files[*cur].Chunks = append(c.files[*cur].Chunks, i)
+	}
+	return nil
+}
+
+// manifest assembles the release manifest now that the new pack's name
+// is known, and the figures of the result.
+func (p *publisher) manifest(opt PublishOptions, platforms []string, arts map[string]*collected, newPack *content.PackIndex) (*content.Manifest, *PublishResult) {
+	m := &content.Manifest{
+		Schema: content.ManifestSchema, Name: opt.Name, Version: opt.Version,
+		Chunking: opt.Chunking, Rollout: opt.Rollout, Platforms: map[string]*content.Artifact{},
+	}
+	packIdx := map[content.Digest]int{}
+	res := &PublishResult{InputBytes: p.inputBytes}
+	distinct := map[content.ChunkID]struct{}{}
+	for _, pl := range platforms {
+		c := arts[pl]
+		for i := range c.chunks {
+			loc := c.locs[i]
+			if loc.pack == (content.Digest{}) {
+				loc.pack = newPack.Pack
+			}
+			pi, ok := packIdx[loc.pack]
+			if !ok {
+				pi = len(m.Packs)
+				packIdx[loc.pack] = pi
+				m.Packs = append(m.Packs, loc.pack)
+			}
+			c.chunks[i].Pack, c.chunks[i].Offset = pi, loc.offset
+			distinct[c.chunks[i].ID] = struct{}{}
+		}
+		m.Platforms[pl] = &content.Artifact{Kind: c.kind, Files: c.files, Chunks: c.chunks}
+	}
+	res.Chunks = len(distinct)
+	if newPack != nil {
+		res.NewChunks, res.NewBytes = len(newPack.Entries), newPack.Size
+	}
+	return m, res
+}

@@ -1,0 +1,173 @@
+package cdn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/meshcast/meshcast/content"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+)
+
+// Release is a release the signed metadata lists.
+type Release struct {
+	Name    string
+	Version string
+	Target  string // TUF target path
+	ID      content.ReleaseID
+	Length  int64 // manifest bytes
+	tf      *metadata.TargetFiles
+}
+
+func (r Release) String() string { return r.Name + "@" + r.Version }
+
+// Trusted is a node's verified view of the origin's TUF metadata after a
+// refresh. Its methods are not safe for concurrent use.
+type Trusted struct {
+	c        *Client
+	up       *updater.Updater
+	fetcher  *tufFetcher
+	releases []Release
+}
+
+// ErrNoRelease means the signed metadata does not list the release asked
+// for.
+var ErrNoRelease = errors.New("no such release in the signed metadata")
+
+// Refresh runs a TUF client update against the origin, starting from the
+// trusted metadata kept in dir (or from trustedRoot on first use), and
+// persists what it verified in dir. Expired, rolled-back, mix-and-matched
+// or wrongly signed metadata fails the refresh and leaves dir as it was.
+func (c *Client) Refresh(ctx context.Context, dir string, trustedRoot []byte) (*Trusted, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "targets"), 0o700); err != nil {
+		return nil, fmt.Errorf("tuf refresh: %w", err)
+	}
+	root, err := trustAnchor(dir, trustedRoot)
+	if err != nil {
+		return nil, fmt.Errorf("tuf refresh: %w", err)
+	}
+	cfg, err := config.New(c.resolve("metadata"), root)
+	if err != nil {
+		return nil, fmt.Errorf("tuf refresh: %w", err)
+	}
+	f := &tufFetcher{c: c, ctx: ctx}
+	cfg.Fetcher = f
+	cfg.LocalMetadataDir = dir
+	cfg.LocalTargetsDir = filepath.Join(dir, "targets")
+	cfg.RemoteTargetsURL = c.resolve("targets")
+	cfg.PrefixTargetsWithHash = true
+	up, err := updater.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tuf refresh: trusted root: %w", err)
+	}
+	if err := up.Refresh(); err != nil {
+		return nil, fmt.Errorf("tuf refresh from %s: %w", c.cfg.URL, err)
+	}
+	t := &Trusted{c: c, up: up, fetcher: f}
+	for path, tf := range up.GetTopLevelTargets() {
+		if r, ok := parseReleaseTarget(path, tf); ok {
+			t.releases = append(t.releases, r)
+		}
+	}
+	sort.Slice(t.releases, func(i, j int) bool {
+		a, b := t.releases[i], t.releases[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return semver.MustParse(a.Version).LessThan(semver.MustParse(b.Version))
+	})
+	return t, nil
+}
+
+// trustAnchor returns the newest root this node trusts: the one a previous
+// refresh persisted in dir, or the configured one if it is newer.
+func trustAnchor(dir string, configured []byte) ([]byte, error) {
+	given, err := metadata.Root().FromBytes(configured)
+	if err != nil {
+		return nil, fmt.Errorf("trusted root: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "root.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return configured, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	kept, err := metadata.Root().FromBytes(b)
+	if err != nil || kept.Signed.Version < given.Signed.Version {
+		return configured, nil
+	}
+	return b, nil
+}
+
+func parseReleaseTarget(path string, tf *metadata.TargetFiles) (Release, bool) {
+	rest, ok := strings.CutPrefix(path, "releases/")
+	if !ok {
+		return Release{}, false
+	}
+	name, file, ok := strings.Cut(rest, "/")
+	version, ok2 := strings.CutSuffix(file, ".json")
+	if !ok || !ok2 || content.ValidateName(name) != nil {
+		return Release{}, false
+	}
+	if _, err := content.ParseVersion(version); err != nil {
+		return Release{}, false
+	}
+	h := tf.Hashes["sha256"]
+	if len(h) != len(content.ReleaseID{}) {
+		return Release{}, false
+	}
+	return Release{Name: name, Version: version, Target: path, ID: content.ReleaseID(h), Length: tf.Length, tf: tf}, true
+}
+
+// Releases lists the signed releases, by name and then version.
+func (t *Trusted) Releases() []Release { return append([]Release(nil), t.releases...) }
+
+// Find returns a release; an empty version means the highest one.
+func (t *Trusted) Find(name, version string) (Release, error) {
+	var found *Release
+	for i := range t.releases {
+		r := &t.releases[i]
+		if r.Name == name && (version == "" || r.Version == version) {
+			found = r // sorted ascending: the last match is the highest
+		}
+	}
+	if found == nil {
+		if version == "" {
+			return Release{}, fmt.Errorf("%w: %s", ErrNoRelease, name)
+		}
+		return Release{}, fmt.Errorf("%w: %s@%s", ErrNoRelease, name, version)
+	}
+	return *found, nil
+}
+
+// Manifest downloads (or takes from the local cache) a release's manifest,
+// checks its length and hash against the signed target, decodes and
+// validates it, and checks that it names the release it is signed as.
+func (t *Trusted) Manifest(ctx context.Context, r Release, l content.Limits) (*content.Manifest, error) {
+	if r.Length > l.ManifestBytes {
+		return nil, fmt.Errorf("manifest %s: %d bytes exceeds the limit of %d", r, r.Length, l.ManifestBytes)
+	}
+	t.fetcher.ctx = ctx
+	_, b, err := t.up.FindCachedTarget(r.tf, "")
+	if err != nil || b == nil {
+		if _, b, err = t.up.DownloadTarget(r.tf, "", ""); err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", r, err)
+		}
+	}
+	m, err := content.DecodeManifest(b, l)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", r, err)
+	}
+	if m.Name != r.Name || m.Version != r.Version {
+		return nil, fmt.Errorf("manifest %s: %w: it describes %s@%s", r, content.ErrBadManifest, m.Name, m.Version)
+	}
+	return m, nil
+}
