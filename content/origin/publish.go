@@ -198,28 +198,45 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 		}
 		res.Pack = newPack.Pack.String()
 	}
-	dir, base := filepath.Split(res.Target)
-	tpath := filepath.Join(r.TargetsDir(), filepath.FromSlash(dir), id.String()+"."+base)
-	if err := os.MkdirAll(filepath.Dir(tpath), 0o755); err != nil {
-		return fail(err)
-	}
-	if err := writeFileAtomic(tpath, encoded, 0o644); err != nil {
-		return fail(fmt.Errorf("write manifest: %w", err))
-	}
-	tf, err := metadata.TargetFile().FromBytes(res.Target, encoded, "sha256")
-	if err != nil {
-		return fail(err)
-	}
 	custom := json.RawMessage(fmt.Sprintf(`{"meshcast":{"name":%q,"version":%q}}`, opt.Name, opt.Version))
-	tf.Custom = &custom
-	r.targets.Signed.Targets[res.Target] = tf
-	if err := r.commit(keys, opt.Expiries, time.Now(), true, true); err != nil {
+	if err := r.AddTarget(keys, opt.Expiries, res.Target, encoded, custom); err != nil {
 		return fail(err)
 	}
 	res.Seconds = time.Since(start).Seconds()
 	log.Info("published", "release", release, "id", id.Short(), "chunks", res.Chunks, "new_chunks", res.NewChunks,
 		"input_bytes", res.InputBytes, "new_bytes", res.NewBytes, "seconds", res.Seconds)
 	return res, nil
+}
+
+// AddTarget writes data as the target file at path (with its sha256 as a
+// file name prefix, for consistent snapshots), lists it in the targets
+// metadata with custom, and re-signs targets, snapshot and timestamp. It
+// replaces a target already at path; Publish guards release versions.
+func (r *Repo) AddTarget(keys Keys, exp Expiries, path string, data []byte, custom json.RawMessage) error {
+	if err := r.checkKeys(keys, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP); err != nil {
+		return err
+	}
+	if err := content.ValidatePath(path, content.DefaultLimits().PathBytes); err != nil {
+		return fmt.Errorf("target path: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	dir, base := filepath.Split(path)
+	file := filepath.Join(r.TargetsDir(), filepath.FromSlash(dir), fmt.Sprintf("%x.%s", sum, base))
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(file, data, 0o644); err != nil {
+		return fmt.Errorf("write target %s: %w", path, err)
+	}
+	tf, err := metadata.TargetFile().FromBytes(path, data, "sha256")
+	if err != nil {
+		return err
+	}
+	if custom != nil {
+		tf.Custom = &custom
+	}
+	r.targets.Signed.Targets[path] = tf
+	return r.commit(keys, exp, time.Now(), true, true)
 }
 
 // loadChunkIndex reads every pack index of the origin: the chunks a
