@@ -123,17 +123,17 @@ func (ch *Chunker) cut(data []byte) int {
 		norm = n
 	}
 	var fp uint64
-	i := ch.min
-	for ; i < norm; i++ {
-		fp = fp<<1 + gear[data[i]]
-		if fp&ch.maskS == 0 {
-			return i + 1
+	maskS, maskL := ch.maskS, ch.maskL
+	for j, b := range data[ch.min:norm] {
+		fp = fp<<1 + gear[b]
+		if fp&maskS == 0 {
+			return ch.min + j + 1
 		}
 	}
-	for ; i < n; i++ {
-		fp = fp<<1 + gear[data[i]]
-		if fp&ch.maskL == 0 {
-			return i + 1
+	for j, b := range data[norm:n] {
+		fp = fp<<1 + gear[b]
+		if fp&maskL == 0 {
+			return norm + j + 1
 		}
 	}
 	return n
