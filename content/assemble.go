@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 )
 
 // Installed is a release already materialised on this node, whose unchanged
@@ -51,8 +52,10 @@ func Assemble(ctx context.Context, art *Artifact, store Store, dst string, prev 
 	if err := art.validate(DefaultLimits(), math.MaxInt); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
+	// rename(2) replaces an empty directory, so an empty dst stays in
+	// place until the finished tree takes its name.
 	if fi, err := os.Lstat(dst); err == nil {
-		if !fi.IsDir() || os.Remove(dst) != nil {
+		if !fi.IsDir() || !emptyDir(dst) {
 			return st, fmt.Errorf("assemble: %s exists and is not an empty directory", dst)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -95,7 +98,8 @@ func Assemble(ctx context.Context, art *Artifact, store Store, dst string, prev 
 	if err := syncTree(tmp); err != nil {
 		return st, fmt.Errorf("assemble %s: sync: %w", dst, err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	// syscall.Rename, not os.Rename, which refuses an existing directory.
+	if err := syscall.Rename(tmp, dst); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
 	done = true
@@ -127,6 +131,13 @@ func (a *assembler) run() error {
 		f := &a.art.Files[i]
 		if f.Type != TypeDir {
 			continue
+		}
+		// Parents the tree does not list get 0755, as they do for files;
+		// listed directories stay 0700 until their final mode is set.
+		if dir := filepath.Dir(f.Path); dir != "." {
+			if err := a.root.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("dir %q: %w", f.Path, err)
+			}
 		}
 		if err := a.root.MkdirAll(f.Path, 0o700); err != nil {
 			return fmt.Errorf("dir %q: %w", f.Path, err)
@@ -197,14 +208,22 @@ func (a *assembler) file(f *File) error {
 		if errors.Is(err, ErrNotFound) {
 			return &ChunkError{ref.ID, ErrMissingChunk}
 		}
+		if errors.Is(err, ErrChunkCorrupt) {
+			// A stored file the store itself cannot read (a damaged
+			// header): drop it so that the next fetch replaces it.
+			a.store.Remove(ref.ID)
+			return err
+		}
 		if err != nil {
 			return err
 		}
-		if c.Enc != ref.Enc || c.Size != ref.Size {
+		// The id fixes the size; the encoding is how this copy happens to
+		// be stored, which need not be how the origin stores it.
+		if c.Size != ref.Size {
 			a.store.Remove(ref.ID)
-			return &ChunkError{ref.ID, fmt.Errorf("%w: stored as %s/%d bytes, manifest says %s/%d", ErrChunkCorrupt, c.Enc, c.Size, ref.Enc, ref.Size)}
+			return &ChunkError{ref.ID, fmt.Errorf("%w: stored with %d bytes, manifest says %d", ErrChunkCorrupt, c.Size, ref.Size)}
 		}
-		data, err := DecodeChunk(a.buf, ref.ID, ref.Size, ref.Enc, c.Body)
+		data, err := DecodeChunk(a.buf, ref.ID, ref.Size, c.Enc, c.Body)
 		if err != nil {
 			// A stored chunk that no longer verifies is bit rot: drop it
 			// so that the next fetch replaces it.
@@ -240,6 +259,7 @@ func (a *assembler) reuse(f *File, sameMode bool) (bool, error) {
 	if err != nil || !sfi.Mode().IsRegular() || sfi.Size() != f.Size {
 		return false, nil
 	}
+	sameMode = sameMode && sfi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) == f.Mode.FileMode()
 	if sameMode && os.Link(filepath.Join(a.prevDir, f.Path), filepath.Join(a.tmp, f.Path)) == nil {
 		// The link was made by path: make sure it is the inode we opened
 		// through the root, then check its bytes.
@@ -315,4 +335,14 @@ func ModeOf(fm os.FileMode) Mode {
 		m |= 0o1000
 	}
 	return m
+}
+
+func emptyDir(dir string) bool {
+	d, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	_, err = d.Readdirnames(1)
+	return err == io.EOF
 }

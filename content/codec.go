@@ -137,8 +137,10 @@ func (e *ChunkError) Unwrap() error { return e.Err }
 // too small) and verifies that the result has size bytes and hashes to id.
 // It never allocates more than size bytes, whatever the body claims.
 func DecodeChunk(dst []byte, id ChunkID, size int, enc Encoding, body []byte) ([]byte, error) {
-	if size < 0 || size > MaxChunkSize {
-		return nil, &ChunkError{id, fmt.Errorf("%w: size %d out of range", ErrChunkEncoding, size)}
+	if size < 1 || size > MaxChunkSize {
+		// A chunk has 1..MaxChunkSize bytes, as manifests and pack
+		// indexes say; the chunker never cuts an empty one.
+		return nil, &ChunkError{id, fmt.Errorf("%w: size %d out of range 1..%d", ErrChunkEncoding, size, MaxChunkSize)}
 	}
 	var data []byte
 	switch enc {
@@ -173,6 +175,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, MaxChunkSize); re
 
 // VerifyChunk checks a body without keeping the decoded bytes.
 func VerifyChunk(id ChunkID, size int, enc Encoding, body []byte) error {
+	if size < 1 || size > MaxChunkSize {
+		// The same bound as DecodeChunk: a store must not accept a chunk
+		// that it would later refuse to hand out.
+		return &ChunkError{id, fmt.Errorf("%w: size %d out of range 1..%d", ErrChunkEncoding, size, MaxChunkSize)}
+	}
 	if enc == EncodingRaw {
 		if len(body) != size {
 			return &ChunkError{id, fmt.Errorf("%w: raw body has %d bytes, want %d", ErrChunkCorrupt, len(body), size)}

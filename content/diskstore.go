@@ -89,14 +89,17 @@ func (s *DiskStore) Get(id ChunkID) (Chunk, error) {
 
 // Put implements Store.
 func (s *DiskStore) Put(c Chunk) error {
+	// The lock covers the Has check too: otherwise a Put could see the file
+	// that a running GC is about to delete, report success, and lose the
+	// chunk.
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	if s.Has(c.ID) {
 		return nil
 	}
 	if err := c.Verify(); err != nil {
 		return err
 	}
-	s.gcMu.RLock()
-	defer s.gcMu.RUnlock()
 	if err := s.write(c); err != nil {
 		return fmt.Errorf("store chunk %s: %w", c.ID, err)
 	}

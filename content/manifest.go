@@ -457,9 +457,17 @@ func ValidatePath(p string, maxBytes int) error {
 	return nil
 }
 
-// validateLinkTarget checks that a symlink at p pointing to target resolves,
-// lexically, inside the tree. Assembly also refuses to follow links out of
-// the tree whatever they say.
+// validateLinkTarget checks that a symlink at p pointing to target resolves
+// inside the tree. Assembly also refuses to follow links out of the tree
+// whatever they say.
+//
+// A lexical check alone is not enough: with "d" -> "." in the tree,
+// "d/d/../.." is lexically the top of the tree but the kernel resolves it
+// to the tree's parent, because ".." applies to where a link points, not to
+// the link. So ".." elements may only lead the target: they climb real
+// directories (a link's parents are never links, see Artifact validation),
+// and everything after them only descends, through links that are checked
+// the same way.
 func validateLinkTarget(p, target string, maxBytes int) error {
 	switch {
 	case target == "":
@@ -472,16 +480,20 @@ func validateLinkTarget(p, target string, maxBytes int) error {
 		return badf("link target %q is absolute", truncate(target, 60))
 	}
 	depth := strings.Count(p, "/") // directories above the link inside the tree
+	descended := false
 	for _, el := range strings.Split(target, "/") {
 		switch el {
 		case "", ".":
 		case "..":
+			if descended {
+				return badf("link target %q climbs with \"..\" after descending; only leading \"..\" elements are allowed", truncate(target, 60))
+			}
 			depth--
 			if depth < 0 {
 				return badf("link target %q leaves the tree", truncate(target, 60))
 			}
 		default:
-			depth++
+			descended = true
 		}
 	}
 	return nil

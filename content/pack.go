@@ -119,6 +119,11 @@ func DecodePackIndex(b []byte) (*PackIndex, error) {
 	if b[4] != packIndexVersion {
 		return nil, bad("version %d is not supported (this meshcast reads %d)", b[4], packIndexVersion)
 	}
+	if b[5]|b[6]|b[7] != 0 {
+		// Reserved for a later version; a reader that ignored them would
+		// misread an index that uses them.
+		return nil, bad("reserved header bytes %x are not zero", b[5:8])
+	}
 	body, trailer := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
 	if sum := sha256.Sum256(body); string(sum[:]) != string(trailer) {
 		return nil, bad("checksum mismatch")
@@ -148,6 +153,12 @@ func DecodePackIndex(b []byte) (*PackIndex, error) {
 		}
 		if !pe.Enc.Valid() || pe.Size <= 0 || pe.Size > MaxChunkSize || pe.Stored <= 0 || pe.Stored > pe.Size {
 			return nil, bad("entry %d (%s): encoding %d, size %d, stored %d", i, pe.ID.Short(), pe.Enc, pe.Size, pe.Stored)
+		}
+		if pe.Enc == EncodingRaw && pe.Stored != pe.Size {
+			return nil, bad("entry %d (%s): raw body of %d bytes for a chunk of %d", i, pe.ID.Short(), pe.Stored, pe.Size)
+		}
+		if e[49]|e[50]|e[51] != 0 {
+			return nil, bad("entry %d (%s): reserved bytes %x are not zero", i, pe.ID.Short(), e[49:52])
 		}
 		next += int64(pe.Stored)
 	}

@@ -36,7 +36,8 @@ type Store interface {
 	// read; removing a chunk not held is not an error.
 	Remove(id ChunkID) error
 	// GC deletes every chunk for which keep returns false. Puts that run
-	// concurrently with GC are kept.
+	// concurrently with GC are kept. keep must not call the store: an
+	// implementation may hold its lock while it calls keep.
 	GC(keep func(id ChunkID) bool) (GCStats, error)
 }
 

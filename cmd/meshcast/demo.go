@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -38,7 +40,7 @@ changed. Nothing leaves the machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), g, o, stdout) },
 	}
-	cmd.Flags().StringVar(&o.dir, "dir", "", "work directory (default: a new temporary directory)")
+	cmd.Flags().StringVar(&o.dir, "dir", "", "work directory, new or empty (default: a new temporary directory)")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the work directory")
 	cmd.Flags().StringVar(&o.rate, "rate", "12M", "CDN bandwidth cap in bytes per second (K, M, G suffixes)")
 	return cmd
@@ -49,14 +51,12 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 	if err != nil {
 		return fmt.Errorf("--rate: %w", err)
 	}
-	dir := o.dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "meshcast-demo-"); err != nil {
-			return err
-		}
+	dir, cleanup, err := demoWorkDir(o.dir)
+	if err != nil {
+		return err
 	}
 	if !o.keep {
-		defer os.RemoveAll(dir)
+		defer cleanup()
 	}
 	log := g.logger()
 	if g.logLevel == "info" {
@@ -141,6 +141,37 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 			filepath.Join(originDir, "metadata", "1.root.json"), state)
 	}
 	return nil
+}
+
+// demoWorkDir returns the demo's work directory and a function that removes
+// what the demo put there. A --dir must be new or empty, so that the demo
+// never removes anything it did not create.
+func demoWorkDir(dir string) (string, func(), error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "meshcast-demo-")
+		if err != nil {
+			return "", nil, err
+		}
+		return d, func() { os.RemoveAll(d) }, nil
+	}
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", nil, fmt.Errorf("--dir: %w", err)
+		}
+		return dir, func() { os.RemoveAll(dir) }, nil
+	case err != nil:
+		return "", nil, fmt.Errorf("--dir: %w", err)
+	case len(ents) > 0:
+		return "", nil, fmt.Errorf("--dir %s is not empty; give a new or an empty directory", dir)
+	}
+	return dir, func() {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}, nil
 }
 
 // writeSample writes the demo's two input trees: v1 holds this binary and

@@ -1,5 +1,3 @@
-// Command meshcast publishes signed releases to a CDN origin and delivers
-// them to edge sites. See the README and DESIGN.md.
 package main
 
 import (
@@ -79,6 +77,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 }
 
 // requireFlags fails with one message naming every required flag missing.
+// The message names the subcommand without the binary's name, which main
+// already prints in front of every error.
 func requireFlags(cmd *cobra.Command, names ...string) error {
 	var missing []string
 	for _, n := range names {
@@ -87,7 +87,8 @@ func requireFlags(cmd *cobra.Command, names ...string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s: missing %s", cmd.CommandPath(), strings.Join(missing, ", "))
+		sub := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+		return fmt.Errorf("%s: missing %s", sub, strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -152,8 +153,8 @@ func parseChunking(s string) (content.Chunking, error) {
 
 // parseSize reads a byte count with an optional K, M or G suffix (powers
 // of 1024).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
+func parseSize(in string) (int64, error) {
+	s := strings.TrimSpace(in)
 	mult := int64(1)
 	switch {
 	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
@@ -165,7 +166,10 @@ func parseSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size", s)
+		return 0, fmt.Errorf("%q is not a size", in)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", in)
 	}
 	return n * mult, nil
 }

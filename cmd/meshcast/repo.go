@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -76,7 +79,14 @@ func runRepoRefresh(repo, keyDir string, exp origin.Expiries, asJSON bool, stdou
 	if err != nil {
 		return err
 	}
-	if tk, err := origin.LoadKeys(keyDir, "targets"); err == nil {
+	// The targets key is optional (without it targets is not renewed), but
+	// one that is there and cannot be used must not be skipped in silence:
+	// targets would expire on the fleet with nobody told.
+	if _, err := os.Lstat(origin.KeyFile(keyDir, "targets")); !errors.Is(err, fs.ErrNotExist) {
+		tk, err := origin.LoadKeys(keyDir, "targets")
+		if err != nil {
+			return err
+		}
 		k["targets"] = tk["targets"]
 	}
 	r, err := origin.Open(repo)

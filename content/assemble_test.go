@@ -1,0 +1,930 @@
+package content_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/meshcast/meshcast/content"
+)
+
+// entry is one tree entry as a test writes it.
+type entry struct {
+	Path   string
+	Type   content.FileType
+	Mode   content.Mode
+	Data   string // regular files
+	Target string // symlinks
+}
+
+func dirE(p string, mode content.Mode) entry {
+	return entry{Path: p, Type: content.TypeDir, Mode: mode}
+}
+func fileE(p string, mode content.Mode, data string) entry {
+	return entry{Path: p, Type: content.TypeFile, Mode: mode, Data: data}
+}
+func linkE(p, target string) entry { return entry{Path: p, Type: content.TypeSymlink, Target: target} }
+
+// testChunking gives several chunks per file from little data.
+var testChunking = content.Chunking{Min: 64, Avg: 256, Max: 1024}
+
+// buildTree chunks the entries' files into store and returns the artifact,
+// with entries sorted by path. It does not validate: hostile tests feed it
+// what they like.
+func buildTree(tb testing.TB, store content.Store, entries []entry) *content.Artifact {
+	tb.Helper()
+	entries = slices.Clone(entries)
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
+	return buildArtifact(tb, store, content.KindTree, entries)
+}
+
+// buildArtifact is buildTree without the sort.
+func buildArtifact(tb testing.TB, store content.Store, kind content.ArtifactKind, entries []entry) *content.Artifact {
+	tb.Helper()
+	comp := newCompressor(tb, content.DefaultLevel)
+	art := &content.Artifact{Kind: kind}
+	index := make(map[content.ChunkID]int)
+	var offset int64
+	for _, e := range entries {
+		f := content.File{Path: e.Path, Type: e.Type, Mode: e.Mode, Target: e.Target}
+		if e.Type == content.TypeFile {
+			data := []byte(e.Data)
+			f.Size = int64(len(data))
+			f.SHA256 = content.Digest(sha256.Sum256(data))
+			off := 0
+			for _, n := range chunkLengths(tb, data, testChunking) {
+				piece := data[off : off+n]
+				off += n
+				id := content.SumChunk(piece)
+				ci, ok := index[id]
+				if !ok {
+					enc, body := comp.Encode(nil, piece)
+					if err := store.Put(content.Chunk{ID: id, Size: n, Enc: enc, Body: body}); err != nil {
+						tb.Fatalf("put chunk of %s: %v", e.Path, err)
+					}
+					ci = len(art.Chunks)
+					index[id] = ci
+					art.Chunks = append(art.Chunks, content.ChunkRef{ID: id, Size: n, Stored: len(body), Enc: enc, Pack: 0, Offset: offset})
+					offset += int64(len(body))
+				}
+				f.Chunks = append(f.Chunks, ci)
+			}
+		}
+		art.Files = append(art.Files, f)
+	}
+	return art
+}
+
+// validate checks art as a manifest would.
+func validateArtifact(art *content.Artifact, l content.Limits) error {
+	m := &content.Manifest{
+		Schema: content.ManifestSchema, Name: "t", Version: "1.0.0",
+		Chunking: testChunking, Rollout: content.DefaultRollout(),
+		Packs:     []content.Digest{{}},
+		Platforms: map[string]*content.Artifact{"linux/amd64": art},
+	}
+	return m.Validate(l)
+}
+
+func assemble(tb testing.TB, art *content.Artifact, store content.Store, dst string, prev *content.Installed) content.AssembleStats {
+	tb.Helper()
+	st, err := content.Assemble(context.Background(), art, store, dst, prev)
+	if err != nil {
+		tb.Fatalf("Assemble: %v", err)
+	}
+	makeRemovable(tb, dst)
+	return st
+}
+
+// makeRemovable lets t.TempDir's cleanup delete read-only directories when
+// the tests do not run as root.
+func makeRemovable(tb testing.TB, dir string) {
+	tb.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+}
+
+// umask returns the process umask, read from /proc, or 022.
+func umask() os.FileMode {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return os.FileMode(m)
+				}
+			}
+		}
+	}
+	return 0o022
+}
+
+const modeBits = os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky
+
+// checkTree checks that dir holds exactly entries, plus the directories
+// their paths imply.
+func checkTree(tb testing.TB, dir string, entries []entry) {
+	tb.Helper()
+	want := make(map[string]entry)
+	for _, e := range entries {
+		want[e.Path] = e
+		for p := path.Dir(e.Path); p != "."; p = path.Dir(p) {
+			if _, ok := want[p]; !ok {
+				want[p] = entry{Path: p, Type: content.TypeDir, Mode: content.ModeOf(0o755 &^ umask())}
+			}
+		}
+	}
+	seen := make(map[string]bool)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		seen[rel] = true
+		e, ok := want[rel]
+		if !ok {
+			tb.Errorf("unexpected entry %s", rel)
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch e.Type {
+		case content.TypeFile:
+			if !fi.Mode().IsRegular() {
+				tb.Errorf("%s: %v, want a regular file", rel, fi.Mode())
+				return nil
+			}
+			got, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, []byte(e.Data)) {
+				tb.Errorf("%s: %d bytes differ from the %d expected", rel, len(got), len(e.Data))
+			}
+		case content.TypeDir:
+			if !fi.IsDir() {
+				tb.Errorf("%s: %v, want a directory", rel, fi.Mode())
+				return nil
+			}
+		case content.TypeSymlink:
+			if fi.Mode()&fs.ModeSymlink == 0 {
+				tb.Errorf("%s: %v, want a symlink", rel, fi.Mode())
+				return nil
+			}
+			if got, err := os.Readlink(p); err != nil || got != e.Target {
+				tb.Errorf("%s: link to %q (%v), want %q", rel, got, err, e.Target)
+			}
+			return nil
+		}
+		if got := fi.Mode() & modeBits; got != e.Mode.FileMode() {
+			tb.Errorf("%s: mode %v, want %v", rel, got, e.Mode.FileMode())
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for p := range want {
+		if !seen[p] {
+			tb.Errorf("missing %s", p)
+		}
+	}
+}
+
+// checkNoOutput checks that a failed Assemble left parent as it found it:
+// holding only the names in keep, so no output and no partial directory.
+func checkNoOutput(tb testing.TB, parent string, keep ...string) {
+	tb.Helper()
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range ents {
+		if !slices.Contains(keep, e.Name()) {
+			tb.Errorf("a failed Assemble left %s in %s", e.Name(), parent)
+		}
+	}
+}
+
+func sampleTree() []entry {
+	return []entry{
+		dirE("bin", 0o755),
+		fileE("bin/agent", 0o755, string(randomBytes(70, 5000))),
+		fileE("bin/suid", 0o4755, "#!/bin/sh\n"),
+		dirE("etc", 0o555),
+		fileE("etc/secret", 0o600, "token=123\n"),
+		fileE("etc/agent.conf", 0o644, string(compressible(3000))),
+		fileE("etc/empty", 0o644, ""),
+		linkE("etc/link", "../bin/agent"),
+		fileE("lib/x/deep", 0o444, "implicit parents\n"),
+		dirE("opt/app", 0o750), // "opt" is implicit too
+		fileE("share/a", 0o644, string(randomBytes(71, 2000))),
+		fileE("share/b", 0o644, string(randomBytes(71, 2000))), // same chunks as share/a
+		linkE("current", "bin/agent"),
+		linkE("dangling", "no/such/file"),
+		linkE("dirlink", "etc"),
+	}
+}
+
+func TestAssembleTree(t *testing.T) {
+	t.Parallel()
+	store := content.NewMemStore()
+	entries := sampleTree()
+	art := buildTree(t, store, entries)
+	if err := validateArtifact(art, content.DefaultLimits()); err != nil {
+		t.Fatalf("the sample tree does not validate: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	st := assemble(t, art, store, out, nil)
+	checkTree(t, out, entries)
+
+	var files, bytes int64
+	for _, e := range entries {
+		if e.Type == content.TypeFile {
+			files++
+			bytes += int64(len(e.Data))
+		}
+	}
+	want := content.AssembleStats{Files: int(files), Dirs: 3, Symlinks: 4, WrittenBytes: bytes}
+	if st != want {
+		t.Fatalf("stats %+v, want %+v", st, want)
+	}
+	checkNoOutput(t, filepath.Dir(out), "out")
+}
+
+func TestAssembleFileArtifact(t *testing.T) {
+	store := content.NewMemStore()
+	entries := []entry{fileE("gateway.img", 0o640, string(randomBytes(72, 10_000)))}
+	art := buildArtifact(t, store, content.KindFile, entries)
+	out := filepath.Join(t.TempDir(), "out")
+	assemble(t, art, store, out, nil)
+	checkTree(t, out, entries)
+}
+
+// TestAssembleStoredEncodingDiffers: a chunk's id names its bytes, not its
+// body, so a store may hold it raw while the manifest's origin copy is zstd.
+func TestAssembleStoredEncodingDiffers(t *testing.T) {
+	store := content.NewMemStore()
+	entries := []entry{fileE("f", 0o644, string(compressible(800)))}
+	art := buildTree(t, content.NewMemStore(), entries)
+	if art.Chunks[0].Enc != content.EncodingZstd {
+		t.Fatal("test data did not compress")
+	}
+	data := compressible(800)
+	for _, ref := range art.Chunks {
+		// Hold each chunk raw.
+		var piece []byte
+		off := 0
+		for _, n := range chunkLengths(t, data, testChunking) {
+			if content.SumChunk(data[off:off+n]) == ref.ID {
+				piece = data[off : off+n]
+			}
+			off += n
+		}
+		if err := store.Put(content.Chunk{ID: ref.ID, Size: ref.Size, Enc: content.EncodingRaw, Body: piece}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	assemble(t, art, store, out, nil)
+	checkTree(t, out, entries)
+	for _, ref := range art.Chunks {
+		if !store.Has(ref.ID) {
+			t.Fatalf("Assemble dropped chunk %s, which was fine", ref.ID)
+		}
+	}
+}
+
+// v1 and v2 of a tree: v2 changes one file's bytes, another's mode, adds
+// and drops a file, and keeps the rest.
+func reuseTrees() (v1, v2 []entry) {
+	v1 = []entry{
+		dirE("bin", 0o755),
+		fileE("bin/agent", 0o755, string(randomBytes(80, 6000))),
+		fileE("bin/helper", 0o755, string(randomBytes(81, 3000))),
+		dirE("etc", 0o755),
+		fileE("etc/conf", 0o644, "v1 config\n"),
+		fileE("etc/secret", 0o600, string(randomBytes(82, 1500))),
+		fileE("etc/old", 0o644, "dropped in v2\n"),
+		fileE("empty", 0o644, ""),
+		linkE("current", "bin/agent"),
+	}
+	v2 = []entry{
+		dirE("bin", 0o755),
+		fileE("bin/agent", 0o755, v1[1].Data),  // unchanged
+		fileE("bin/helper", 0o700, v1[2].Data), // mode changed
+		dirE("etc", 0o755),
+		fileE("etc/conf", 0o644, "v2 config, longer\n"), // changed
+		fileE("etc/new", 0o644, "new in v2\n"),
+		fileE("etc/secret", 0o600, v1[5].Data), // unchanged
+		fileE("empty", 0o644, ""),              // unchanged, empty
+		linkE("current", "bin/agent"),
+	}
+	return v1, v2
+}
+
+func sameFile(tb testing.TB, a, b string) bool {
+	tb.Helper()
+	fa, err := os.Lstat(a)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fb, err := os.Lstat(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return os.SameFile(fa, fb)
+}
+
+// storeFor returns a store holding only the chunks of art's files at paths.
+func storeFor(tb testing.TB, from content.Store, art *content.Artifact, paths ...string) *content.MemStore {
+	tb.Helper()
+	s := content.NewMemStore()
+	for _, f := range art.Files {
+		if !slices.Contains(paths, f.Path) {
+			continue
+		}
+		for _, ci := range f.Chunks {
+			c, err := from.Get(art.Chunks[ci].ID)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if err := s.Put(c); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	return s
+}
+
+func TestAssembleReuse(t *testing.T) {
+	t.Parallel()
+	e1, e2 := reuseTrees()
+	all := content.NewMemStore()
+	art1, art2 := buildTree(t, all, e1), buildTree(t, all, e2)
+	base := t.TempDir()
+	out1, out2 := filepath.Join(base, "v1"), filepath.Join(base, "v2")
+	assemble(t, art1, all, out1, nil)
+
+	// v2's store lacks the chunks of the files v1 already has, so they can
+	// only come from v1.
+	store2 := storeFor(t, all, art2, "etc/conf", "etc/new")
+	st := assemble(t, art2, store2, out2, &content.Installed{Dir: out1, Artifact: art1})
+	checkTree(t, out2, e2)
+	checkTree(t, out1, e1) // v1 untouched, modes included
+
+	for _, p := range []string{"bin/agent", "etc/secret", "empty"} {
+		if !sameFile(t, filepath.Join(out1, p), filepath.Join(out2, p)) {
+			t.Errorf("%s is unchanged but not a hard link to v1's", p)
+		}
+	}
+	for _, p := range []string{"bin/helper", "etc/conf"} {
+		if sameFile(t, filepath.Join(out1, p), filepath.Join(out2, p)) {
+			t.Errorf("%s changed but is a hard link to v1's", p)
+		}
+	}
+	// Three linked, one copied for its new mode.
+	if st.ReusedFiles != 4 || st.ReusedBytes != int64(len(e1[1].Data)+len(e1[2].Data)+len(e1[5].Data)) {
+		t.Fatalf("stats %+v: want 4 reused files", st)
+	}
+	if st.WrittenBytes != int64(len(e2[4].Data)+len(e2[5].Data)) || st.Files != 6 {
+		t.Fatalf("stats %+v: want only etc/conf and etc/new decoded", st)
+	}
+}
+
+func TestAssembleReuseSkipsBitRot(t *testing.T) {
+	t.Parallel()
+	e1, _ := reuseTrees()
+	store := content.NewMemStore()
+	art := buildTree(t, store, e1)
+	base := t.TempDir()
+	out1, out2 := filepath.Join(base, "v1"), filepath.Join(base, "v2")
+	assemble(t, art, store, out1, nil)
+
+	// bin/agent rots in place (same size); etc/secret is truncated;
+	// bin/helper is replaced by a symlink.
+	rot := func(p string, edit func(b []byte) []byte) {
+		full := filepath.Join(out1, p)
+		b, err := os.ReadFile(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, edit(b), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rot("bin/agent", func(b []byte) []byte { b[4321] ^= 0x10; return b })
+	rot("etc/secret", func(b []byte) []byte { return b[:100] })
+	if err := os.Remove(filepath.Join(out1, "bin/helper")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("agent", filepath.Join(out1, "bin/helper")); err != nil {
+		t.Fatal(err)
+	}
+
+	st := assemble(t, art, store, out2, &content.Installed{Dir: out1, Artifact: art})
+	checkTree(t, out2, e1)
+	for _, p := range []string{"bin/agent", "etc/secret"} {
+		if sameFile(t, filepath.Join(out1, p), filepath.Join(out2, p)) {
+			t.Errorf("%s rotted in v1 but v2 links to it", p)
+		}
+	}
+	for _, p := range []string{"etc/conf", "etc/old", "empty"} {
+		if !sameFile(t, filepath.Join(out1, p), filepath.Join(out2, p)) {
+			t.Errorf("%s is intact in v1 but was not reused", p)
+		}
+	}
+	if st.ReusedFiles != 3 {
+		t.Fatalf("stats %+v: want 3 reused files", st)
+	}
+}
+
+func TestAssemblePrevMissing(t *testing.T) {
+	// A previous release whose directory is gone is no reason to fail.
+	e1, _ := reuseTrees()
+	store := content.NewMemStore()
+	art := buildTree(t, store, e1)
+	base := t.TempDir()
+	st := assemble(t, art, store, filepath.Join(base, "v2"), &content.Installed{Dir: filepath.Join(base, "gone"), Artifact: art})
+	if st.ReusedFiles != 0 {
+		t.Fatalf("reused %d files from a directory that does not exist", st.ReusedFiles)
+	}
+	checkTree(t, filepath.Join(base, "v2"), e1)
+}
+
+// hostileLayout is base/{site/out, sentinel}: Assemble writes to site/out and
+// must never touch sentinel, which "../../sentinel" from inside out reaches.
+type hostileLayout struct{ base, site, out, sentinel string }
+
+func newHostileLayout(tb testing.TB) hostileLayout {
+	tb.Helper()
+	base := tb.TempDir()
+	l := hostileLayout{base: base, site: filepath.Join(base, "site"), sentinel: filepath.Join(base, "sentinel")}
+	l.out = filepath.Join(l.site, "out")
+	for _, d := range []string{l.site, l.sentinel} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return l
+}
+
+// checkContained checks that nothing appeared in the sentinel directory or
+// next to site.
+func (l hostileLayout) checkContained(tb testing.TB) {
+	tb.Helper()
+	ents, err := os.ReadDir(l.sentinel)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range ents {
+		tb.Errorf("Assemble created %s outside its output", filepath.Join(l.sentinel, e.Name()))
+	}
+	checkNoOutput(tb, l.base, "site", "sentinel")
+}
+
+func hostileCases(sentinel string) map[string][]entry {
+	return map[string][]entry{
+		"path traversal":     {fileE("../../sentinel/pwned", 0o644, "pwned")},
+		"path traversal mid": {dirE("a", 0o755), fileE("a/../../../sentinel/pwned", 0o644, "pwned")},
+		"absolute path":      {fileE(filepath.Join(sentinel, "pwned"), 0o644, "pwned")},
+		"symlink to an absolute dir then a file through it": {
+			linkE("link", sentinel), fileE("link/pwned", 0o644, "pwned"),
+		},
+		"symlink to /etc then link/passwd": {
+			linkE("link", "/etc"), fileE("link/passwd", 0o644, "root::0:0::/:/bin/sh\n"),
+		},
+		"dir symlink escaping then a file through it": {
+			linkE("d", "../../sentinel"), fileE("d/pwned", 0o644, "pwned"),
+		},
+		"dir symlink escaping then a dir through it": {
+			linkE("d", "../../sentinel"), dirE("d/sub", 0o755),
+		},
+		"dir symlink escaping then a symlink through it": {
+			linkE("d", "../../sentinel"), linkE("d/l", "x"),
+		},
+		"symlink escaping through a symlink to dot": {
+			linkE("d", "."), linkE("e", "d/d/../../sentinel/pwned"),
+		},
+		"file then a file under it": {fileE("f", 0o644, "x"), fileE("f/g", 0o644, "y")},
+		"type device":               {{Path: "dev", Type: "device", Mode: 0o600}},
+		"type fifo":                 {{Path: "fifo", Type: "fifo", Mode: 0o600}},
+		"NUL in path":               {fileE("a\x00b", 0o644, "x")},
+		"duplicate path":            {fileE("a", 0o644, "x"), fileE("a", 0o644, "y")},
+	}
+}
+
+func TestAssembleHostile(t *testing.T) {
+	t.Parallel()
+	for name := range hostileCases("") {
+		t.Run(name, func(t *testing.T) {
+			l := newHostileLayout(t)
+			store := content.NewMemStore()
+			art := buildArtifact(t, store, content.KindTree, hostileCases(l.sentinel)[name]) // not sorted, not validated
+			st, err := content.Assemble(context.Background(), art, store, l.out, nil)
+			makeRemovable(t, l.site)
+			if err == nil {
+				t.Errorf("Assemble succeeded (%+v)", st)
+			} else {
+				t.Logf("refused: %v", err)
+			}
+			l.checkContained(t)
+			checkNoOutput(t, l.site)
+		})
+	}
+}
+
+func TestAssembleMissingChunk(t *testing.T) {
+	store := content.NewMemStore()
+	art := buildTree(t, store, sampleTree())
+	missing := art.Chunks[len(art.Chunks)/2].ID
+	if err := store.Remove(missing); err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	_, err := content.Assemble(context.Background(), art, store, filepath.Join(parent, "out"), nil)
+	if !errors.Is(err, content.ErrMissingChunk) {
+		t.Fatalf("got %v, want ErrMissingChunk", err)
+	}
+	var ce *content.ChunkError
+	if !errors.As(err, &ce) || ce.ID != missing || !strings.Contains(err.Error(), missing.String()) {
+		t.Fatalf("error %q does not name the missing chunk %s", err, missing)
+	}
+	checkNoOutput(t, parent)
+}
+
+// damageChunk edits the file that holds id in a DiskStore.
+func damageChunk(tb testing.TB, s *content.DiskStore, id content.ChunkID, edit func(b []byte)) {
+	tb.Helper()
+	p := chunkFile(s, id)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	edit(b)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestAssembleCorruptChunkInDiskStore(t *testing.T) {
+	t.Parallel()
+	// One store for all cases: opening a DiskStore costs 257 mkdirs.
+	s := openDiskStore(t, t.TempDir())
+	entries := sampleTree()
+	art := buildTree(t, s, entries)
+	pick := func(enc content.Encoding) content.ChunkRef {
+		for _, f := range art.Files {
+			if len(f.Chunks) > 0 && art.Chunks[f.Chunks[0]].Enc == enc {
+				return art.Chunks[f.Chunks[0]]
+			}
+		}
+		t.Fatalf("no %s chunk in the sample tree", enc)
+		return content.ChunkRef{}
+	}
+	cases := []struct {
+		name   string
+		ref    content.ChunkRef
+		edit   func(b []byte)
+		errors []error
+	}{
+		{"raw body bit flip", pick(content.EncodingRaw), func(b []byte) { b[len(b)-1] ^= 1 }, []error{content.ErrChunkCorrupt}},
+		{"zstd body bit flip", pick(content.EncodingZstd), func(b []byte) { b[len(b)/2] ^= 0x40 }, []error{content.ErrChunkCorrupt, content.ErrChunkEncoding}},
+		{"header magic", pick(content.EncodingRaw), func(b []byte) { copy(b, "XXXX") }, []error{content.ErrChunkCorrupt}},
+		{"header size", pick(content.EncodingRaw), func(b []byte) { b[8]++ }, []error{content.ErrChunkCorrupt}},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			good, err := s.Get(tt.ref.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			damageChunk(t, s, tt.ref.ID, tt.edit)
+			parent := t.TempDir()
+			_, err = content.Assemble(context.Background(), art, s, filepath.Join(parent, "out"), nil)
+			if err == nil {
+				t.Fatal("Assemble succeeded with a damaged chunk")
+			}
+			if !slices.ContainsFunc(tt.errors, func(e error) bool { return errors.Is(err, e) }) {
+				t.Fatalf("error %q wraps none of %v", err, tt.errors)
+			}
+			var ce *content.ChunkError
+			if !errors.As(err, &ce) || ce.ID != tt.ref.ID || !strings.Contains(err.Error(), tt.ref.ID.String()) {
+				t.Fatalf("error %q does not name chunk %s", err, tt.ref.ID)
+			}
+			if s.Has(tt.ref.ID) {
+				t.Fatal("the damaged chunk is still in the store, so nothing will fetch it again")
+			}
+			checkNoOutput(t, parent)
+
+			// Once the chunk is fetched again, assembly works.
+			if err := s.Put(good); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(parent, "out")
+			assemble(t, art, s, out, nil)
+			checkTree(t, out, entries)
+		})
+	}
+}
+
+func TestAssembleDestination(t *testing.T) {
+	store := content.NewMemStore()
+	entries := []entry{fileE("f", 0o644, "hello")}
+	art := buildTree(t, store, entries)
+
+	t.Run("non-empty directory", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "out")
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, "keep"), []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := content.Assemble(context.Background(), art, store, dst, nil); err == nil {
+			t.Fatal("Assemble into a non-empty directory succeeded")
+		}
+		checkTree(t, dst, []entry{fileE("keep", 0o644&^content.ModeOf(umask()), "mine")})
+		checkNoOutput(t, filepath.Dir(dst), "out")
+	})
+	t.Run("regular file", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "out")
+		if err := os.WriteFile(dst, []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := content.Assemble(context.Background(), art, store, dst, nil); err == nil {
+			t.Fatal("Assemble over a regular file succeeded")
+		}
+		if b, err := os.ReadFile(dst); err != nil || string(b) != "mine" {
+			t.Fatalf("the file was changed: %q, %v", b, err)
+		}
+		checkNoOutput(t, filepath.Dir(dst), "out")
+	})
+	t.Run("symlink to an empty directory", func(t *testing.T) {
+		parent := t.TempDir()
+		dst := filepath.Join(parent, "out")
+		if err := os.Mkdir(filepath.Join(parent, "real"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("real", dst); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := content.Assemble(context.Background(), art, store, dst, nil); err == nil {
+			t.Fatal("Assemble through a symlink succeeded")
+		}
+		if ents, _ := os.ReadDir(filepath.Join(parent, "real")); len(ents) != 0 {
+			t.Fatal("Assemble wrote through the symlink")
+		}
+		checkNoOutput(t, parent, "out", "real")
+	})
+	t.Run("empty directory", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "out")
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		assemble(t, art, store, dst, nil)
+		checkTree(t, dst, entries)
+		checkNoOutput(t, filepath.Dir(dst), "out")
+	})
+	t.Run("missing parent is created", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "no", "such", "out")
+		assemble(t, art, store, dst, nil)
+		checkTree(t, dst, entries)
+	})
+}
+
+func TestAssembleFileDigestMismatch(t *testing.T) {
+	store := content.NewMemStore()
+	art := buildTree(t, store, []entry{fileE("a", 0o644, "right"), fileE("b", 0o644, "bytes")})
+	art.Files[1].SHA256[0] ^= 1
+	parent := t.TempDir()
+	_, err := content.Assemble(context.Background(), art, store, filepath.Join(parent, "out"), nil)
+	if !errors.Is(err, content.ErrFileDigest) || !strings.Contains(err.Error(), `"b"`) {
+		t.Fatalf("got %v, want ErrFileDigest naming b", err)
+	}
+	checkNoOutput(t, parent)
+}
+
+func TestAssembleCanceled(t *testing.T) {
+	store := content.NewMemStore()
+	art := buildTree(t, store, sampleTree())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	parent := t.TempDir()
+	if _, err := content.Assemble(ctx, art, store, filepath.Join(parent, "out"), nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	checkNoOutput(t, parent)
+}
+
+// resolvesInside follows the path rel below root the way the kernel would,
+// symlink by symlink, and reports whether it ever climbs above root or
+// jumps to an absolute path. A path that stops resolving (missing entry,
+// not a directory, a loop) stays inside.
+func resolvesInside(root, rel string) bool {
+	todo := strings.Split(rel, "/")
+	var cur []string // real directories below root
+	for hops := 0; len(todo) > 0; {
+		el := todo[0]
+		todo = todo[1:]
+		switch el {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) == 0 {
+				return false
+			}
+			cur = cur[:len(cur)-1]
+			continue
+		}
+		p := filepath.Join(append([]string{root}, append(cur, el)...)...)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return true
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if hops++; hops > 40 {
+				return true
+			}
+			target, err := os.Readlink(p)
+			if err != nil {
+				return true
+			}
+			if strings.HasPrefix(target, "/") {
+				return false
+			}
+			todo = append(strings.Split(target, "/"), todo...)
+			continue
+		}
+		if !fi.IsDir() {
+			return true // a file: any further element fails with ENOTDIR
+		}
+		cur = append(cur, el)
+	}
+	return true
+}
+
+func TestResolvesInside(t *testing.T) {
+	// The fuzz target's containment check must itself catch escapes.
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	for _, d := range []string{"root/a/b", "outside"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"dot": ".", "escape": "dot/dot/../../outside", "up": "a/..", "abs": "/etc",
+		"a/b/ok": "../../a", "a/b/out": "../../../outside", "loop": "loop", "chain": "a/b/ok/b/out",
+	}
+	for l, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for l, want := range map[string]bool{"dot": true, "escape": false, "up": true, "abs": false, "a/b/ok": true, "a/b/out": false, "loop": true, "chain": false} {
+		if got := resolvesInside(root, l); got != want {
+			t.Errorf("resolvesInside(%s -> %s) = %v, want %v", l, links[l], got, want)
+		}
+	}
+}
+
+// fuzzEntries encodes entries one a line, as "type<TAB>mode<TAB>path<TAB>data
+// or target", the form FuzzAssemble reads: byte mutations of it mostly stay
+// parsable, unlike JSON.
+func fuzzEntries(entries []entry) []byte {
+	var b []byte
+	for _, e := range entries {
+		t := string(e.Type)
+		switch e.Type {
+		case content.TypeFile:
+			t = "f"
+		case content.TypeDir:
+			t = "d"
+		case content.TypeSymlink:
+			t = "l"
+		}
+		b = fmt.Appendf(b, "%s\t%o\t%s\t%s%s\n", t, e.Mode, e.Path, e.Data, e.Target)
+	}
+	return b
+}
+
+// parseFuzzEntries is the inverse of fuzzEntries, and accepts anything.
+func parseFuzzEntries(b []byte) []entry {
+	var entries []entry
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" {
+			continue
+		}
+		fields := strings.SplitN(line, "\t", 4)
+		for len(fields) < 4 {
+			fields = append(fields, "")
+		}
+		mode, _ := strconv.ParseUint(fields[1], 8, 32)
+		e := entry{Path: fields[2], Mode: content.Mode(mode & 0o7777)}
+		switch fields[0] {
+		case "f":
+			e.Type, e.Data = content.TypeFile, fields[3]
+		case "d":
+			e.Type = content.TypeDir
+		case "l":
+			e.Type, e.Target = content.TypeSymlink, fields[3]
+		default:
+			e.Type = content.FileType(fields[0])
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+// FuzzAssemble builds an artifact from fuzzed entries, assembles it, and
+// checks that nothing appeared outside the output, that a refused artifact
+// left nothing behind, that a valid one is materialised exactly, and that
+// every symlink it created resolves inside the tree.
+func FuzzAssemble(f *testing.F) {
+	f.Add(fuzzEntries(sampleTreeSmall()))
+	hostile := hostileCases("/tmp/sentinel")
+	for _, name := range slices.Sorted(maps.Keys(hostile)) {
+		f.Add(fuzzEntries(hostile[name]))
+	}
+	f.Add(fuzzEntries([]entry{dirE("a", 0o700), dirE("a/b", 0o1777), fileE("a/b/c", 0o6755, "setid\n"), fileE("z", 0o000, "")}))
+	f.Add(fuzzEntries([]entry{linkE("d", "."), linkE("e", "d/../x"), linkE("f", "../x"), dirE("g", 0o500), linkE("g/h", "../d")}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 8192 {
+			t.Skip()
+		}
+		entries := parseFuzzEntries(b)
+		if len(entries) > 16 {
+			t.Skip()
+		}
+		if os.Geteuid() != 0 {
+			// Without root, a directory without owner access cannot be
+			// checked or cleaned up.
+			for i := range entries {
+				if entries[i].Type == content.TypeDir {
+					entries[i].Mode |= 0o700
+				}
+			}
+		}
+		l := newHostileLayout(t)
+		store := content.NewMemStore()
+		art := buildArtifact(t, store, content.KindTree, entries)
+		verr := validateArtifact(art, content.DefaultLimits())
+		_, err := content.Assemble(context.Background(), art, store, l.out, nil)
+		makeRemovable(t, l.site)
+		l.checkContained(t)
+		if verr != nil {
+			if err == nil {
+				t.Fatalf("Assemble accepted an artifact that does not validate: %v", verr)
+			}
+			checkNoOutput(t, l.site)
+			return
+		}
+		if err != nil {
+			t.Fatalf("Assemble refused a valid artifact: %v", err)
+		}
+		checkNoOutput(t, l.site, "out")
+		checkTree(t, l.out, entries)
+		for _, e := range art.Files {
+			if e.Type == content.TypeSymlink && !resolvesInside(l.out, e.Path) {
+				target, _ := os.Readlink(filepath.Join(l.out, e.Path))
+				t.Fatalf("symlink %s -> %s resolves outside the tree", e.Path, target)
+			}
+		}
+	})
+}
+
+func sampleTreeSmall() []entry {
+	return []entry{
+		dirE("bin", 0o755),
+		fileE("bin/agent", 0o755, fmt.Sprintf("%x", randomBytes(90, 300))),
+		linkE("current", "bin/agent"),
+		dirE("etc", 0o555),
+		fileE("etc/empty", 0o644, ""),
+		linkE("etc/link", "../bin/agent"),
+		dirE("opt/app", 0o750),
+	}
+}
