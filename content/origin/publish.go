@@ -503,11 +503,14 @@ func (p *publisher) artifact(ctx context.Context, src source, progress func()) (
 	for _, it := range pending {
 		p.release(it)
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
+	// A collect error cancelled the reader and the workers, so g.Wait
+	// reports only that cancellation: the collect error is the cause.
+	err := g.Wait()
 	if collectErr != nil {
 		return nil, collectErr
+	}
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(c.files, func(i, j int) bool { return c.files[i].Path < c.files[j].Path })
 	return c, nil

@@ -103,8 +103,9 @@ type Client struct {
 	hc   *http.Client
 	log  *slog.Logger
 
-	bytesIn  atomic.Int64 // bytes read from CDN connections
-	requests atomic.Int64
+	bytesIn   atomic.Int64 // bytes read from CDN connections
+	requests  atomic.Int64
+	certAsked atomic.Bool // the origin asked for a client certificate we do not have
 }
 
 // NewClient returns a client for cfg.URL.
@@ -119,6 +120,18 @@ func NewClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 	base, _ := url.Parse(strings.TrimSuffix(cfg.URL, "/") + "/")
 	c := &Client{cfg: cfg, base: base, log: log}
 	dialer := &net.Dialer{Timeout: cfg.IdleTimeout, KeepAlive: 30 * time.Second}
+	tlsCfg := cfg.TLS
+	if tlsCfg != nil && len(tlsCfg.Certificates) == 0 && tlsCfg.GetClientCertificate == nil {
+		// An origin that requires a client certificate rejects us only
+		// after a TLS 1.3 handshake, and over HTTP/2 net/http then reports
+		// just "client conn could not be established". Note the request
+		// so that a failure can say what is missing.
+		tlsCfg = tlsCfg.Clone()
+		tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c.certAsked.Store(true)
+			return &tls.Certificate{}, nil // send none, as without the hook
+		}
+	}
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -128,7 +141,7 @@ func NewClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
 			}
 			return &countingConn{Conn: conn, n: &c.bytesIn}, nil
 		},
-		TLSClientConfig:       cfg.TLS,
+		TLSClientConfig:       tlsCfg,
 		ForceAttemptHTTP2:     cfg.TLS != nil,
 		MaxIdleConnsPerHost:   cfg.Parallel + 2,
 		IdleConnTimeout:       90 * time.Second,
@@ -193,6 +206,10 @@ func retryable(err error) bool {
 	var ce *content.ChunkError
 	if errors.As(err, &ce) {
 		return true // a corrupting proxy or a torn cache entry; bounded by Attempts
+	}
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return false // a wrong CA or name: asking again gets the same certificate
 	}
 	// Transport errors, idle timeouts and truncated bodies.
 	return true
@@ -270,6 +287,8 @@ func (c *Client) open(ctx context.Context, u string, start, end int64) (*respons
 	if err != nil {
 		if ctx.Err() != nil && context.Cause(ctx) == context.Canceled {
 			err = fmt.Errorf("GET %s: no response within %s: %w", u, c.cfg.IdleTimeout, err)
+		} else if c.certAsked.Load() {
+			err = fmt.Errorf("%w (the origin asked for a client certificate, and none is configured)", err)
 		}
 		return fail(err)
 	}
@@ -322,17 +341,27 @@ func (f *tufFetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([
 		}
 		var he *HTTPError
 		if errors.As(err, &he) && !retryable(err) {
-			// go-tuf reads a 404 on N+1.root.json as "no newer root".
-			return nil, &metadata.ErrDownloadHTTP{StatusCode: he.Status, URL: u}
+			return nil, &tufHTTPError{he}
 		}
 		var lm *metadata.ErrDownloadLengthMismatch
-		if errors.As(err, &lm) || f.ctx.Err() != nil {
+		if errors.As(err, &lm) || f.ctx.Err() != nil || !retryable(err) {
 			return nil, err
 		}
 		last = err
 		f.c.log.Warn("cdn metadata request failed; retrying", "url", u, "attempt", attempt, "err", err)
 	}
-	return nil, fmt.Errorf("%w: %v", ErrGaveUp, last)
+	return nil, fmt.Errorf("%w: %w", ErrGaveUp, last)
+}
+
+// tufHTTPError is a final HTTP status as go-tuf expects it, a
+// *metadata.ErrDownloadHTTP (a 404 on N+1.root.json means "no newer
+// root"), that still is the *HTTPError, so that a manifest missing from
+// the origin matches ErrNotOnOrigin as a missing pack does.
+type tufHTTPError struct{ he *HTTPError }
+
+func (e *tufHTTPError) Error() string { return e.he.Error() }
+func (e *tufHTTPError) Unwrap() []error {
+	return []error{e.he, &metadata.ErrDownloadHTTP{StatusCode: e.he.Status, URL: e.he.URL}}
 }
 
 func (f *tufFetcher) once(u string, maxLength int64) ([]byte, error) {

@@ -36,6 +36,11 @@ func (c *Client) plan(packs []content.Digest, refs []content.ChunkRef) ([]span, 
 		if r.Pack < 0 || r.Pack >= len(packs) {
 			return nil, fmt.Errorf("chunk %s: pack %d out of range", r.ID, r.Pack)
 		}
+		// A validated manifest never has these; refs from elsewhere must
+		// not make streamSpan slice past its buffer.
+		if r.Stored <= 0 || r.Stored > content.MaxChunkSize || r.Offset < 0 {
+			return nil, fmt.Errorf("chunk %s: body of %d bytes at offset %d out of range", r.ID, r.Stored, r.Offset)
+		}
 		byPack[r.Pack] = append(byPack[r.Pack], r)
 	}
 	keys := make([]int, 0, len(byPack))

@@ -44,7 +44,11 @@ var ErrNoRelease = errors.New("no such release in the signed metadata")
 // Refresh runs a TUF client update against the origin, starting from the
 // trusted metadata kept in dir (or from trustedRoot on first use), and
 // persists what it verified in dir. Expired, rolled-back, mix-and-matched
-// or wrongly signed metadata fails the refresh and leaves dir as it was.
+// or wrongly signed metadata fails the refresh, and what dir trusts never
+// moves backwards: as the TUF client workflow requires, a newer timestamp
+// or snapshot that verified before the failure is kept (it guards the next
+// refresh against rollback), while the trusted targets, and so the list
+// of releases, change only when the whole refresh verified.
 func (c *Client) Refresh(ctx context.Context, dir string, trustedRoot []byte) (*Trusted, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "targets"), 0o700); err != nil {
 		return nil, fmt.Errorf("tuf refresh: %w", err)
@@ -153,7 +157,7 @@ func (t *Trusted) Find(name, version string) (Release, error) {
 // validates it, and checks that it names the release it is signed as.
 func (t *Trusted) Manifest(ctx context.Context, r Release, l content.Limits) (*content.Manifest, error) {
 	if r.Length > l.ManifestBytes {
-		return nil, fmt.Errorf("manifest %s: %d bytes exceeds the limit of %d", r, r.Length, l.ManifestBytes)
+		return nil, fmt.Errorf("manifest %s: %w: %d bytes exceeds the limit of %d", r, content.ErrBadManifest, r.Length, l.ManifestBytes)
 	}
 	t.fetcher.ctx = ctx
 	_, b, err := t.up.FindCachedTarget(r.tf, "")

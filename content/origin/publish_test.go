@@ -1,0 +1,389 @@
+package origin_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/origin"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// checkPublished checks a publish result against what is on the origin:
+// the manifest, the pack it wrote and that pack's index.
+func checkPublished(t *testing.T, o *testOrigin, res *origin.PublishResult) *content.Manifest {
+	t.Helper()
+	b, m := o.manifest(t, res)
+	if content.ManifestID(b) != res.ReleaseID {
+		t.Errorf("manifest hashes to %s, result says %s", content.ManifestID(b), res.ReleaseID)
+	}
+	if res.Release != m.Name+"@"+m.Version || res.Target != content.ReleaseTarget(m.Name, m.Version) {
+		t.Errorf("result names %s at %s for manifest %s@%s", res.Release, res.Target, m.Name, m.Version)
+	}
+	distinct := map[content.ChunkID]content.ChunkRef{}
+	var input int64
+	for _, a := range m.Platforms {
+		for _, c := range a.Chunks {
+			distinct[c.ID] = c
+		}
+		for _, f := range a.Files {
+			input += f.Size
+		}
+	}
+	if res.Chunks != len(distinct) || res.InputBytes != input {
+		t.Errorf("result: %d chunks, %d input bytes; manifest: %d distinct chunks, %d bytes of files", res.Chunks, res.InputBytes, len(distinct), input)
+	}
+	if res.Pack == "" {
+		if res.NewChunks != 0 || res.NewBytes != 0 {
+			t.Errorf("no pack but %d new chunks, %d new bytes", res.NewChunks, res.NewBytes)
+		}
+		return m
+	}
+	pack := o.readFile(t, "packs/"+res.Pack+".pack")
+	if sum := sha256.Sum256(pack); content.Digest(sum).String() != res.Pack {
+		t.Errorf("pack %s hashes to %x", res.Pack, sum)
+	}
+	idx, err := content.DecodePackIndex(o.readFile(t, "packs/"+res.Pack+".idx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx.Pack.String() != res.Pack || idx.Size != int64(len(pack)) {
+		t.Errorf("index describes pack %s of %d bytes, want %s of %d", idx.Pack, idx.Size, res.Pack, len(pack))
+	}
+	if res.NewChunks != len(idx.Entries) || res.NewBytes != int64(len(pack)) {
+		t.Errorf("result: %d new chunks, %d new bytes; pack: %d chunks, %d bytes", res.NewChunks, res.NewBytes, len(idx.Entries), len(pack))
+	}
+	pi := -1
+	for i, d := range m.Packs {
+		if d == idx.Pack {
+			pi = i
+		}
+	}
+	if pi < 0 {
+		t.Fatalf("manifest does not list its new pack %s", res.Pack)
+	}
+	for _, e := range idx.Entries {
+		ref, ok := distinct[e.ID]
+		want := content.ChunkRef{ID: e.ID, Size: e.Size, Stored: e.Stored, Enc: e.Enc, Pack: pi, Offset: e.Offset}
+		if !ok || ref != want {
+			t.Errorf("index entry %+v, manifest has %+v", want, ref)
+		}
+		if err := content.VerifyChunk(e.ID, e.Size, e.Enc, pack[e.Offset:e.Offset+int64(e.Stored)]); err != nil {
+			t.Errorf("pack body: %v", err)
+		}
+	}
+	return m
+}
+
+func TestPublish(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	tree := filepath.Join(t.TempDir(), "tree")
+	writeTree(t, tree, 1)
+	res := o.mustPublish(t, "app", "1.0.0", map[string]string{"linux/amd64": tree})
+	m := checkPublished(t, o, res)
+	if res.Unchanged || res.NewChunks != res.Chunks || res.NewChunks == 0 {
+		t.Errorf("first publish: unchanged %v, %d of %d chunks new; want all new", res.Unchanged, res.NewChunks, res.Chunks)
+	}
+	if len(m.Packs) != 1 || m.Packs[0].String() != res.Pack {
+		t.Errorf("manifest packs %v, want [%s]", m.Packs, res.Pack)
+	}
+	a := m.Platforms["linux/amd64"]
+	files := map[string]content.File{}
+	for _, f := range a.Files {
+		files[f.Path] = f
+	}
+	for _, want := range []struct {
+		path string
+		typ  content.FileType
+		mode content.Mode
+	}{
+		{"bin", content.TypeDir, 0o755},
+		{"bin/app", content.TypeFile, 0o755},
+		{"data/empty", content.TypeFile, 0o644},
+		{"x/y/z/deep.txt", content.TypeFile, 0o600},
+		{"private", content.TypeDir, 0o700},
+		{"readme", content.TypeSymlink, 0},
+	} {
+		if f, ok := files[want.path]; !ok || f.Type != want.typ || f.Mode != want.mode {
+			t.Errorf("%s: %+v, want a %s with mode %04o", want.path, f, want.typ, want.mode)
+		}
+	}
+	if f := files["readme"]; f.Target != "docs/page0.txt" {
+		t.Errorf("readme links to %q", f.Target)
+	}
+	if f := files["data/empty"]; f.Size != 0 || len(f.Chunks) != 0 || f.SHA256 != content.Digest(sha256.Sum256(nil)) {
+		t.Errorf("empty file: %+v", f)
+	}
+	for _, f := range a.Files {
+		if f.Type != content.TypeFile {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(tree, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Size != int64(len(b)) || f.SHA256 != content.Digest(sha256.Sum256(b)) {
+			t.Errorf("%s: size %d sha %s, want %d %x", f.Path, f.Size, f.SHA256.Short(), len(b), sha256.Sum256(b))
+		}
+	}
+	// Both encodings occur: the code compresses, the random blob does not.
+	encs := map[content.Encoding]int{}
+	for _, c := range a.Chunks {
+		encs[c.Enc]++
+	}
+	if encs[content.EncodingRaw] == 0 || encs[content.EncodingZstd] == 0 {
+		t.Errorf("chunk encodings %v, want both raw and zstd", encs)
+	}
+}
+
+// TestPublishInputKinds publishes one tree as a directory and as three
+// kinds of tar, and a single file, in one release.
+func TestPublishInputKinds(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	work := t.TempDir()
+	tree := filepath.Join(work, "tree")
+	writeTree(t, tree, 1)
+	for _, name := range []string{"t.tar", "t.tar.gz", "t.tar.zst"} {
+		tarTree(t, tree, filepath.Join(work, name))
+	}
+	res := o.mustPublish(t, "app", "1.0.0", map[string]string{
+		"linux/amd64":   tree,
+		"linux/arm64":   filepath.Join(work, "t.tar"),
+		"linux/arm/v7":  filepath.Join(work, "t.tar.gz"),
+		"linux/riscv64": filepath.Join(work, "t.tar.zst"),
+		"linux/386":     filepath.Join(tree, "bin", "app"),
+	})
+	m := checkPublished(t, o, res)
+	dir := m.Platforms["linux/amd64"]
+	for _, p := range []string{"linux/arm64", "linux/arm/v7", "linux/riscv64"} {
+		if !reflect.DeepEqual(m.Platforms[p], dir) {
+			t.Errorf("%s (a tar of the tree) differs from the directory's artifact", p)
+		}
+	}
+	single := m.Platforms["linux/386"]
+	app, err := os.ReadFile(filepath.Join(tree, "bin", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if single.Kind != content.KindFile || len(single.Files) != 1 {
+		t.Fatalf("single file artifact: kind %s with %d files", single.Kind, len(single.Files))
+	}
+	if f := single.Files[0]; f.Path != "app" || f.Type != content.TypeFile || f.Mode != 0o755 || f.Size != int64(len(app)) || f.SHA256 != content.Digest(sha256.Sum256(app)) {
+		t.Errorf("single file: %+v", f)
+	}
+	// The same bytes are the same chunks: nothing beyond the tree's.
+	if res.NewChunks != len(dir.Chunks) {
+		t.Errorf("%d new chunks, want the tree's %d", res.NewChunks, len(dir.Chunks))
+	}
+}
+
+func TestPublishTarHardLink(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	archive := filepath.Join(t.TempDir(), "links.tar")
+	data := bytes.Repeat([]byte("linked bytes\n"), 5000)
+	writeTar(t, archive, func(tw *tar.Writer) {
+		tarFile(t, tw, "a/orig.txt", data)
+		if err := tw.WriteHeader(&tar.Header{Name: "b/link.txt", Typeflag: tar.TypeLink, Linkname: "a/orig.txt", Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	res := o.mustPublish(t, "app", "1.0.0", map[string]string{"linux/amd64": archive})
+	m := checkPublished(t, o, res)
+	files := map[string]content.File{}
+	for _, f := range m.Platforms["linux/amd64"].Files {
+		files[f.Path] = f
+	}
+	orig, link := files["a/orig.txt"], files["b/link.txt"]
+	if link.Type != content.TypeFile || link.Size != int64(len(data)) || link.SHA256 != orig.SHA256 || !reflect.DeepEqual(link.Chunks, orig.Chunks) {
+		t.Errorf("hard link %+v, want a copy of %+v", link, orig)
+	}
+	if res.InputBytes != 2*int64(len(data)) {
+		t.Errorf("input bytes %d, want both names' %d", res.InputBytes, 2*len(data))
+	}
+}
+
+func TestPublishRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	work := t.TempDir()
+	tarWith := func(name string, hdr *tar.Header) string {
+		p := filepath.Join(work, name+".tar")
+		writeTar(t, p, func(tw *tar.Writer) {
+			tarFile(t, tw, "ok.txt", []byte("fine\n"))
+			if err := tw.WriteHeader(hdr); err != nil {
+				t.Fatal(err)
+			}
+			if hdr.Size > 0 {
+				if _, err := tw.Write(make([]byte, hdr.Size)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+		return p
+	}
+	fifoDir := filepath.Join(work, "fifo")
+	writeTree(t, fifoDir, 1)
+	if err := syscall.Mkfifo(filepath.Join(fifoDir, "docs", "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, input, want string
+	}{
+		{"char device", tarWith("dev", &tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}), `"dev/null"`},
+		{"block device", tarWith("blk", &tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Mode: 0o660, Devmajor: 8}), `"dev/sda"`},
+		{"fifo in tar", tarWith("fifo", &tar.Header{Name: "run/pipe", Typeflag: tar.TypeFifo, Mode: 0o644}), `"run/pipe"`},
+		{"absolute path", tarWith("abs", &tar.Header{Name: "/etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3}), `"/etc/passwd"`},
+		{"dot-dot path", tarWith("dotdot", &tar.Header{Name: "a/../../evil", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3}), `"a/../../evil"`},
+		{"link to nothing", tarWith("hardlink", &tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "missing"}), `"l"`},
+		{"fifo in a directory", fifoDir, filepath.Join(fifoDir, "docs", "pipe")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := state(t, o.dir)
+			_, err := o.publish(t, origin.PublishOptions{Name: "app", Version: "1.0.0", Artifacts: map[string]string{"linux/amd64": tt.input}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("publish: %v, want an error naming %s", err, tt.want)
+			}
+			requireSameState(t, before, state(t, o.dir))
+		})
+	}
+}
+
+func TestRepublishIdenticalIsNoop(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	tree := filepath.Join(t.TempDir(), "tree")
+	writeTree(t, tree, 1)
+	first := o.mustPublish(t, "app", "1.0.0", map[string]string{"linux/amd64": tree})
+	before := state(t, o.dir)
+	ts := o.readFile(t, "metadata/timestamp.json")
+	again := o.mustPublish(t, "app", "1.0.0", map[string]string{"linux/amd64": tree})
+	if !again.Unchanged || again.ReleaseID != first.ReleaseID || again.NewChunks != 0 || again.NewBytes != 0 || again.Pack != "" {
+		t.Errorf("identical re-publish: %+v, want unchanged, same id, nothing new", again)
+	}
+	if again.Chunks != first.Chunks || again.InputBytes != first.InputBytes {
+		t.Errorf("re-publish counts %d chunks, %d bytes; first %d, %d", again.Chunks, again.InputBytes, first.Chunks, first.InputBytes)
+	}
+	if !bytes.Equal(ts, o.readFile(t, "metadata/timestamp.json")) {
+		t.Error("timestamp.json was re-signed")
+	}
+	requireSameState(t, before, state(t, o.dir))
+}
+
+func TestPublishSameVersionOtherContent(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	work := t.TempDir()
+	tree := filepath.Join(work, "tree")
+	writeTree(t, tree, 1)
+	o.mustPublish(t, "app", "1.0.0", map[string]string{"linux/amd64": tree})
+	if err := os.WriteFile(filepath.Join(tree, "docs", "page1.txt"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := state(t, o.dir)
+	_, err := o.publish(t, origin.PublishOptions{Name: "app", Version: "1.0.0", Artifacts: map[string]string{"linux/amd64": tree}})
+	if !errors.Is(err, origin.ErrVersionExists) || !strings.Contains(err.Error(), "app@1.0.0") {
+		t.Fatalf("publish of other content as 1.0.0: %v, want ErrVersionExists naming the release", err)
+	}
+	requireSameState(t, before, state(t, o.dir))
+}
+
+func TestPublishSecondVersionSharesChunks(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	tree := filepath.Join(t.TempDir(), "tree")
+	writeTree(t, tree, 1)
+	res1 := o.mustPublish(t, "app", "1.0.0", map[string]string{"linux/amd64": tree})
+	if err := os.WriteFile(filepath.Join(tree, "docs", "page1.txt"), []byte("a new page\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res2 := o.mustPublish(t, "app", "1.1.0", map[string]string{"linux/amd64": tree})
+	m2 := checkPublished(t, o, res2)
+	if res2.NewChunks != 1 || res2.NewBytes == 0 || res2.NewBytes > 64 || res2.Pack == res1.Pack {
+		t.Errorf("second version: %d new chunks, %d new bytes in pack %s; want the one changed page, small, in a new pack", res2.NewChunks, res2.NewBytes, res2.Pack)
+	}
+	if len(m2.Packs) != 2 || m2.Packs[0].String() != res1.Pack && m2.Packs[1].String() != res1.Pack {
+		t.Fatalf("1.1.0 lists packs %v, want %s and its own", m2.Packs, res1.Pack)
+	}
+	// Every reused chunk points at the same place in the first pack.
+	_, m1 := o.manifest(t, res1)
+	where := map[content.ChunkID]content.ChunkRef{}
+	for _, c := range m1.Platforms["linux/amd64"].Chunks {
+		where[c.ID] = c
+	}
+	reused := 0
+	for _, c := range m2.Platforms["linux/amd64"].Chunks {
+		if old, ok := where[c.ID]; ok {
+			reused++
+			if m2.Packs[c.Pack].String() != res1.Pack || c.Offset != old.Offset || c.Stored != old.Stored {
+				t.Errorf("chunk %s: pack %s offset %d, want %s offset %d", c.ID.Short(), m2.Packs[c.Pack].Short(), c.Offset, res1.Pack[:12], old.Offset)
+			}
+		}
+	}
+	if reused != res2.Chunks-1 {
+		t.Errorf("%d chunks reused, want %d", reused, res2.Chunks-1)
+	}
+}
+
+func TestPublishWrongTargetsKey(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	other, err := origin.GenerateKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(t.TempDir(), "tree")
+	writeTree(t, tree, 1)
+	before := state(t, o.dir)
+	keys := origin.Keys{metadata.TARGETS: other[metadata.TARGETS], metadata.SNAPSHOT: o.keys[metadata.SNAPSHOT], metadata.TIMESTAMP: o.keys[metadata.TIMESTAMP]}
+	r := o.open(t)
+	_, err = r.Publish(context.Background(), keys, origin.PublishOptions{Name: "app", Version: "1.0.0", Artifacts: map[string]string{"linux/amd64": tree}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "targets key") {
+		t.Fatalf("publish with a foreign targets key: %v, want an error naming the role", err)
+	}
+	delete(keys, metadata.TARGETS)
+	_, err = r.Publish(context.Background(), keys, origin.PublishOptions{Name: "app", Version: "1.0.0", Artifacts: map[string]string{"linux/amd64": tree}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "no targets key") {
+		t.Fatalf("publish without a targets key: %v, want an error naming the role", err)
+	}
+	requireSameState(t, before, state(t, o.dir))
+}
+
+func TestAddTarget(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	r := o.open(t)
+	exp := origin.DefaultExpiries()
+	for _, bad := range []string{"../up.json", "/abs.json", "a//b.json", ""} {
+		if err := r.AddTarget(o.keys, exp, bad, []byte("x"), nil); err == nil {
+			t.Errorf("AddTarget(%q) succeeded", bad)
+		}
+	}
+	for i, data := range [][]byte{[]byte(`{"v":1}`), []byte(`{"v":2}`)} {
+		if err := r.AddTarget(o.keys, exp, "notes/readme.json", data, nil); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		if got := o.readFile(t, "targets/notes/"+content.Digest(sum).String()+".readme.json"); !bytes.Equal(got, data) {
+			t.Errorf("version %d of the target reads %q", i+1, got)
+		}
+	}
+	tg := verifyWithGoTUF(t, o, time.Now())
+	tf := tg.Signed.Targets["notes/readme.json"]
+	if tf == nil || tf.Length != int64(len(`{"v":2}`)) {
+		t.Errorf("signed target %+v, want the second version", tf)
+	}
+}

@@ -1,0 +1,70 @@
+package cdntest
+
+import (
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/meshcast/meshcast/content"
+)
+
+// StoredChunks lists the chunk files of a content.DiskStore directory
+// without opening the store, so it is safe while a fetch writes to it. A
+// missing directory holds none.
+func StoredChunks(t testing.TB, dir string) []content.ChunkID {
+	t.Helper()
+	var ids []content.ChunkID
+	shards, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shards {
+		if !sh.IsDir() || len(sh.Name()) != 2 {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(dir, sh.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			var id content.ChunkID
+			if n, err := hex.Decode(id[:], []byte(e.Name())); err == nil && n == len(id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// CheckStore fails the test unless every chunk in the DiskStore at dir
+// decodes and hashes to its id, and returns their ids. Call it only when
+// nothing writes to the store.
+func CheckStore(t testing.TB, dir string) []content.ChunkID {
+	t.Helper()
+	s, err := content.OpenDiskStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []content.ChunkID
+	err = s.Walk(func(id content.ChunkID) error {
+		c, err := s.Get(id)
+		if err != nil {
+			return err
+		}
+		if err := c.Verify(); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("chunk store %s: %v", dir, err)
+	}
+	return ids
+}
