@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,7 +48,7 @@ var ErrFileDigest = errors.New("file does not match its sha256")
 // are checked, instead of being decoded again.
 func Assemble(ctx context.Context, art *Artifact, store Store, dst string, prev *Installed) (AssembleStats, error) {
 	var st AssembleStats
-	if err := art.validate(DefaultLimits(), math.MaxInt); err != nil {
+	if err := art.validate(DefaultLimits()); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
 	// rename(2) replaces an empty directory, so an empty dst stays in
@@ -202,8 +201,8 @@ func (a *assembler) file(f *File) error {
 	if a.buf == nil {
 		a.buf = make([]byte, 0, MaxChunkSize)
 	}
-	for _, ci := range f.Chunks {
-		ref := &a.art.Chunks[ci]
+	for i := range f.Chunks {
+		ref := &f.Chunks[i]
 		c, err := a.store.Get(ref.ID)
 		if errors.Is(err, ErrNotFound) {
 			return &ChunkError{ref.ID, ErrMissingChunk}

@@ -16,8 +16,9 @@ import (
 func TestAssemblerContainedWithoutValidation(t *testing.T) {
 	data := []byte("pwned")
 	id := SumChunk(data)
+	ref := ChunkRef{ID: id, Size: len(data), Stored: len(data), Enc: EncodingRaw, Pack: Digest(sha256.Sum256([]byte("pack")))}
 	file := func(p string) File {
-		return File{Path: p, Type: TypeFile, Mode: 0o644, Size: int64(len(data)), SHA256: Digest(sha256.Sum256(data)), Chunks: []int{0}}
+		return File{Path: p, Type: TypeFile, Mode: 0o644, Size: int64(len(data)), SHA256: Digest(sha256.Sum256(data)), Chunks: []ChunkRef{ref}}
 	}
 	link := func(p, target string) File { return File{Path: p, Type: TypeSymlink, Target: target} }
 	dir := func(p string) File { return File{Path: p, Type: TypeDir, Mode: 0o755} }
@@ -50,7 +51,7 @@ func TestAssemblerContainedWithoutValidation(t *testing.T) {
 			if err := store.Put(Chunk{ID: id, Size: len(data), Enc: EncodingRaw, Body: data}); err != nil {
 				t.Fatal(err)
 			}
-			art := &Artifact{Kind: KindTree, Files: cases(sentinel)[name], Chunks: []ChunkRef{{ID: id, Size: len(data), Stored: len(data), Enc: EncodingRaw}}}
+			art := &Artifact{Kind: KindTree, Files: cases(sentinel)[name]}
 			root, err := os.OpenRoot(tree)
 			if err != nil {
 				t.Fatal(err)

@@ -40,6 +40,10 @@ func linkE(p, target string) entry { return entry{Path: p, Type: content.TypeSym
 // testChunking gives several chunks per file from little data.
 var testChunking = content.Chunking{Min: 64, Avg: 256, Max: 1024}
 
+// testPack is the pack every chunk of buildArtifact lives in: the tests
+// read chunks from a store, so the pack only has to be named.
+var testPack = content.Digest(sha256.Sum256([]byte("test pack")))
+
 // buildTree chunks the entries' files into store and returns the artifact,
 // with entries sorted by path. It does not validate: hostile tests feed it
 // what they like.
@@ -55,7 +59,7 @@ func buildArtifact(tb testing.TB, store content.Store, kind content.ArtifactKind
 	tb.Helper()
 	comp := newCompressor(tb, content.DefaultLevel)
 	art := &content.Artifact{Kind: kind}
-	index := make(map[content.ChunkID]int)
+	refs := make(map[content.ChunkID]content.ChunkRef)
 	var offset int64
 	for _, e := range entries {
 		f := content.File{Path: e.Path, Type: e.Type, Mode: e.Mode, Target: e.Target}
@@ -68,18 +72,17 @@ func buildArtifact(tb testing.TB, store content.Store, kind content.ArtifactKind
 				piece := data[off : off+n]
 				off += n
 				id := content.SumChunk(piece)
-				ci, ok := index[id]
+				ref, ok := refs[id]
 				if !ok {
 					enc, body := comp.Encode(nil, piece)
 					if err := store.Put(content.Chunk{ID: id, Size: n, Enc: enc, Body: body}); err != nil {
 						tb.Fatalf("put chunk of %s: %v", e.Path, err)
 					}
-					ci = len(art.Chunks)
-					index[id] = ci
-					art.Chunks = append(art.Chunks, content.ChunkRef{ID: id, Size: n, Stored: len(body), Enc: enc, Pack: 0, Offset: offset})
+					ref = content.ChunkRef{ID: id, Size: n, Stored: len(body), Enc: enc, Pack: testPack, Offset: offset}
+					refs[id] = ref
 					offset += int64(len(body))
 				}
-				f.Chunks = append(f.Chunks, ci)
+				f.Chunks = append(f.Chunks, ref)
 			}
 		}
 		art.Files = append(art.Files, f)
@@ -92,7 +95,6 @@ func validateArtifact(art *content.Artifact, l content.Limits) error {
 	m := &content.Manifest{
 		Schema: content.ManifestSchema, Name: "t", Version: "1.0.0",
 		Chunking: testChunking, Rollout: content.DefaultRollout(),
-		Packs:     []content.Digest{{}},
 		Platforms: map[string]*content.Artifact{"linux/amd64": art},
 	}
 	return m.Validate(l)
@@ -290,11 +292,12 @@ func TestAssembleStoredEncodingDiffers(t *testing.T) {
 	store := content.NewMemStore()
 	entries := []entry{fileE("f", 0o644, string(compressible(800)))}
 	art := buildTree(t, content.NewMemStore(), entries)
-	if art.Chunks[0].Enc != content.EncodingZstd {
+	chunks := art.Chunks()
+	if chunks[0].Enc != content.EncodingZstd {
 		t.Fatal("test data did not compress")
 	}
 	data := compressible(800)
-	for _, ref := range art.Chunks {
+	for _, ref := range chunks {
 		// Hold each chunk raw.
 		var piece []byte
 		off := 0
@@ -311,7 +314,7 @@ func TestAssembleStoredEncodingDiffers(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	assemble(t, art, store, out, nil)
 	checkTree(t, out, entries)
-	for _, ref := range art.Chunks {
+	for _, ref := range chunks {
 		if !store.Has(ref.ID) {
 			t.Fatalf("Assemble dropped chunk %s, which was fine", ref.ID)
 		}
@@ -367,8 +370,8 @@ func storeFor(tb testing.TB, from content.Store, art *content.Artifact, paths ..
 		if !slices.Contains(paths, f.Path) {
 			continue
 		}
-		for _, ci := range f.Chunks {
-			c, err := from.Get(art.Chunks[ci].ID)
+		for _, ref := range f.Chunks {
+			c, err := from.Get(ref.ID)
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -560,7 +563,8 @@ func TestAssembleHostile(t *testing.T) {
 func TestAssembleMissingChunk(t *testing.T) {
 	store := content.NewMemStore()
 	art := buildTree(t, store, sampleTree())
-	missing := art.Chunks[len(art.Chunks)/2].ID
+	chunks := art.Chunks()
+	missing := chunks[len(chunks)/2].ID
 	if err := store.Remove(missing); err != nil {
 		t.Fatal(err)
 	}
@@ -598,8 +602,8 @@ func TestAssembleCorruptChunkInDiskStore(t *testing.T) {
 	art := buildTree(t, s, entries)
 	pick := func(enc content.Encoding) content.ChunkRef {
 		for _, f := range art.Files {
-			if len(f.Chunks) > 0 && art.Chunks[f.Chunks[0]].Enc == enc {
-				return art.Chunks[f.Chunks[0]]
+			if len(f.Chunks) > 0 && f.Chunks[0].Enc == enc {
+				return f.Chunks[0]
 			}
 		}
 		t.Fatalf("no %s chunk in the sample tree", enc)

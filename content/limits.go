@@ -11,8 +11,7 @@ type Limits struct {
 	ManifestBytes int64 // encoded manifest size
 	Platforms     int   // platforms in one release
 	Files         int   // entries per platform
-	Chunks        int   // unique chunks per platform
-	Packs         int   // packs per release
+	Chunks        int   // chunk references per platform
 	FileSize      int64 // one file's size
 	TotalSize     int64 // sum of file sizes per platform
 	PathBytes     int   // one path or link target
@@ -25,7 +24,6 @@ func DefaultLimits() Limits {
 		Platforms:     64,
 		Files:         1 << 20,
 		Chunks:        1 << 22,
-		Packs:         1 << 16,
 		FileSize:      1 << 40,
 		TotalSize:     1 << 42,
 		PathBytes:     4096,

@@ -21,13 +21,18 @@ const ManifestSchema = 1
 // Manifest describes one release: what to materialise on each platform,
 // where each chunk lives on the origin, and how the rollout proceeds. Its
 // bytes are a TUF target; see ReleaseID.
+//
+// The encoding is compact JSON laid out so that an entry that did not
+// change between two releases has the same bytes in both: files carry
+// their chunks inline, each naming its pack by digest, with no table
+// indexes that an insertion would shift. That keeps manifest patches (see
+// MakeManifestPatch) proportional to what changed.
 type Manifest struct {
 	Schema    int                  `json:"schema"`
 	Name      string               `json:"name"`
 	Version   string               `json:"version"`
 	Chunking  Chunking             `json:"chunking"`
 	Rollout   Rollout              `json:"rollout"`
-	Packs     []Digest             `json:"packs"`
 	Platforms map[string]*Artifact `json:"platforms"`
 }
 
@@ -68,9 +73,21 @@ type Artifact struct {
 	Kind ArtifactKind `json:"kind"`
 	// Files are sorted by path; a kind "file" artifact has exactly one.
 	Files []File `json:"files"`
-	// Chunks is the table of the artifact's distinct chunks; files refer to
-	// it by index.
-	Chunks []ChunkRef `json:"chunks"`
+}
+
+// Chunks returns the artifact's distinct chunks in file order.
+func (a *Artifact) Chunks() []ChunkRef {
+	seen := make(map[ChunkID]struct{})
+	var out []ChunkRef
+	for i := range a.Files {
+		for _, c := range a.Files[i].Chunks {
+			if _, dup := seen[c.ID]; !dup {
+				seen[c.ID] = struct{}{}
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // FileType is the type of a tree entry. Devices, fifos and sockets cannot be
@@ -85,13 +102,13 @@ const (
 
 // File is one entry of an artifact.
 type File struct {
-	Path   string   `json:"path"` // slash separated, relative, clean
-	Type   FileType `json:"type"`
-	Mode   Mode     `json:"mode,omitzero"`   // permission bits; not for symlinks
-	Size   int64    `json:"size,omitzero"`   // regular files
-	SHA256 Digest   `json:"sha256,omitzero"` // regular files
-	Chunks []int    `json:"chunks,omitempty"`
-	Target string   `json:"target,omitempty"` // symlinks, relative
+	Path   string     `json:"path"` // slash separated, relative, clean
+	Type   FileType   `json:"type"`
+	Mode   Mode       `json:"mode,omitzero"`    // permission bits; not for symlinks
+	Size   int64      `json:"size,omitzero"`    // regular files
+	SHA256 Digest     `json:"sha256,omitzero"`  // regular files
+	Chunks []ChunkRef `json:"chunks,omitempty"` // regular files, in order
+	Target string     `json:"target,omitempty"` // symlinks, relative
 }
 
 // ChunkRef says what a chunk is and where its body lives on the origin.
@@ -100,7 +117,7 @@ type ChunkRef struct {
 	Size   int      `json:"size"`   // uncompressed bytes
 	Stored int      `json:"stored"` // body bytes
 	Enc    Encoding `json:"enc"`
-	Pack   int      `json:"pack"`   // index into Manifest.Packs
+	Pack   Digest   `json:"pack"`   // the pack holding the body
 	Offset int64    `json:"offset"` // body offset in the pack
 }
 
@@ -156,7 +173,7 @@ func (m *Manifest) Encode() ([]byte, error) {
 	if err := m.Validate(DefaultLimits()); err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(m, "", " ")
+	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode manifest %s@%s: %w", m.Name, m.Version, err)
 	}
@@ -247,9 +264,6 @@ func (m *Manifest) Validate(l Limits) error {
 	if err := m.Rollout.validate(ver); err != nil {
 		return err
 	}
-	if len(m.Packs) > l.Packs {
-		return badf("%d packs exceed the limit of %d", len(m.Packs), l.Packs)
-	}
 	if len(m.Platforms) == 0 {
 		return badf("no platforms")
 	}
@@ -263,7 +277,7 @@ func (m *Manifest) Validate(l Limits) error {
 		if a == nil {
 			return badf("platform %s: null artifact", p)
 		}
-		if err := a.validate(l, len(m.Packs)); err != nil {
+		if err := a.validate(l); err != nil {
 			return fmt.Errorf("platform %s: %w", p, err)
 		}
 	}
@@ -302,7 +316,7 @@ func (r *Rollout) validate(ver *semver.Version) error {
 	return nil
 }
 
-func (a *Artifact) validate(l Limits, packs int) error {
+func (a *Artifact) validate(l Limits) error {
 	switch a.Kind {
 	case KindFile:
 		if len(a.Files) != 1 || a.Files[0].Type != TypeFile || strings.Contains(a.Files[0].Path, "/") {
@@ -315,19 +329,10 @@ func (a *Artifact) validate(l Limits, packs int) error {
 	if len(a.Files) > l.Files {
 		return badf("%d files exceed the limit of %d", len(a.Files), l.Files)
 	}
-	if len(a.Chunks) > l.Chunks {
-		return badf("%d chunks exceed the limit of %d", len(a.Chunks), l.Chunks)
-	}
-	seen := make(map[ChunkID]struct{}, len(a.Chunks))
-	for i, c := range a.Chunks {
-		if _, dup := seen[c.ID]; dup {
-			return badf("chunk %d (%s) is listed twice", i, c.ID)
-		}
-		seen[c.ID] = struct{}{}
-		if err := c.validate(packs); err != nil {
-			return fmt.Errorf("chunk %d (%s): %w", i, c.ID, err)
-		}
-	}
+	// A chunk that several files share must be described the same way
+	// by each.
+	seen := make(map[ChunkID]ChunkRef)
+	refs := 0
 	nonDir := make(map[string]struct{})
 	var total int64
 	for i := range a.Files {
@@ -348,7 +353,10 @@ func (a *Artifact) validate(l Limits, packs int) error {
 				return badf("file %d %q: parent %q is not a directory", i, f.Path, dir)
 			}
 		}
-		if err := f.validate(l, a.Chunks); err != nil {
+		if refs += len(f.Chunks); refs > l.Chunks {
+			return badf("more than %d chunk references", l.Chunks)
+		}
+		if err := f.validate(l, seen); err != nil {
 			return fmt.Errorf("file %d %q: %w", i, f.Path, err)
 		}
 		if f.Type != TypeDir {
@@ -362,7 +370,7 @@ func (a *Artifact) validate(l Limits, packs int) error {
 	return nil
 }
 
-func (c *ChunkRef) validate(packs int) error {
+func (c *ChunkRef) validate() error {
 	if c.Size <= 0 || c.Size > MaxChunkSize {
 		return badf("size %d out of range 1..%d", c.Size, MaxChunkSize)
 	}
@@ -378,8 +386,8 @@ func (c *ChunkRef) validate(packs int) error {
 	default:
 		return badf("unknown encoding %d", c.Enc)
 	}
-	if c.Pack < 0 || c.Pack >= packs {
-		return badf("pack %d out of range (%d packs)", c.Pack, packs)
+	if c.Pack.isZero() {
+		return badf("no pack")
 	}
 	if c.Offset < 0 || c.Offset > 1<<50 {
 		return badf("offset %d out of range", c.Offset)
@@ -387,7 +395,7 @@ func (c *ChunkRef) validate(packs int) error {
 	return nil
 }
 
-func (f *File) validate(l Limits, chunks []ChunkRef) error {
+func (f *File) validate(l Limits, seen map[ChunkID]ChunkRef) error {
 	switch f.Type {
 	case TypeFile:
 		if f.Target != "" {
@@ -400,11 +408,19 @@ func (f *File) validate(l Limits, chunks []ChunkRef) error {
 			return badf("size %d but no chunks", f.Size)
 		}
 		var sum int64
-		for _, ci := range f.Chunks {
-			if ci < 0 || ci >= len(chunks) {
-				return badf("chunk index %d out of range (%d chunks)", ci, len(chunks))
+		for i := range f.Chunks {
+			c := &f.Chunks[i]
+			if prev, ok := seen[c.ID]; ok {
+				if prev != *c {
+					return badf("chunk %d (%s) is described differently by another file", i, c.ID)
+				}
+			} else {
+				if err := c.validate(); err != nil {
+					return fmt.Errorf("chunk %d (%s): %w", i, c.ID, err)
+				}
+				seen[c.ID] = *c
 			}
-			sum += int64(chunks[ci].Size)
+			sum += int64(c.Size)
 			if sum > f.Size {
 				break
 			}

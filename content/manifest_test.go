@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ const manifestGolden = "testdata/manifest.golden.json"
 
 // goldenManifestID is the release id of testdata/manifest.golden.json. It
 // changes only when the manifest encoding changes, which is a format change.
-const goldenManifestID = "4a1b5c54f09f4ca8b5b57b2586f55b93d3befad40cfda7f651c0ab7893fcbb4d"
+const goldenManifestID = "5545cff49de19d01a2ad1b4ff768a099c0b1b17cc8438529a3ad41f3e092d440"
 
 func digestOf(s string) content.Digest { return content.Digest(sha256.Sum256([]byte(s))) }
 
@@ -35,6 +36,7 @@ func goldenManifest() *content.Manifest {
 	app := "#!/bin/sh\nexec /usr/bin/gateway-agent \"$@\"\n"
 	confA, confB := strings.Repeat("a", 100), strings.Repeat("listen = 0.0.0.0:7946\n", 10)
 	image := "disk image bytes"
+	pack0, pack1 := digestOf("pack 0"), digestOf("pack 1")
 	return &content.Manifest{
 		Schema:   content.ManifestSchema,
 		Name:     "gateway-os",
@@ -46,32 +48,30 @@ func goldenManifest() *content.Manifest {
 			FailureThreshold: 0.05,
 			SecurityFloor:    "2.3.0",
 		},
-		Packs: []content.Digest{digestOf("pack 0"), digestOf("pack 1")},
 		Platforms: map[string]*content.Artifact{
 			"linux/amd64": {
 				Kind: content.KindTree,
 				Files: []content.File{
 					{Path: "bin", Type: content.TypeDir, Mode: 0o755},
-					{Path: "bin/agent", Type: content.TypeFile, Mode: 0o755, Size: int64(len(app)), SHA256: digestOf(app), Chunks: []int{0}},
+					{Path: "bin/agent", Type: content.TypeFile, Mode: 0o755, Size: int64(len(app)), SHA256: digestOf(app), Chunks: []content.ChunkRef{
+						{ID: content.SumChunk([]byte(app)), Size: len(app), Stored: len(app), Enc: content.EncodingRaw, Pack: pack0, Offset: 0},
+					}},
 					{Path: "current", Type: content.TypeSymlink, Target: "bin/agent"},
 					{Path: "etc", Type: content.TypeDir, Mode: 0o555},
-					{Path: "etc/agent.conf", Type: content.TypeFile, Mode: 0o600, Size: int64(len(confA + confB)), SHA256: digestOf(confA + confB), Chunks: []int{1, 2}},
+					{Path: "etc/agent.conf", Type: content.TypeFile, Mode: 0o600, Size: int64(len(confA + confB)), SHA256: digestOf(confA + confB), Chunks: []content.ChunkRef{
+						{ID: content.SumChunk([]byte(confA)), Size: len(confA), Stored: 17, Enc: content.EncodingZstd, Pack: pack0, Offset: int64(len(app))},
+						{ID: content.SumChunk([]byte(confB)), Size: len(confB), Stored: len(confB), Enc: content.EncodingRaw, Pack: pack1, Offset: 0},
+					}},
 					{Path: "etc/empty", Type: content.TypeFile, Mode: 0o644, SHA256: digestOf("")},
 					{Path: "etc/link", Type: content.TypeSymlink, Target: "../bin/agent"},
-				},
-				Chunks: []content.ChunkRef{
-					{ID: content.SumChunk([]byte(app)), Size: len(app), Stored: len(app), Enc: content.EncodingRaw, Pack: 0, Offset: 0},
-					{ID: content.SumChunk([]byte(confA)), Size: len(confA), Stored: 17, Enc: content.EncodingZstd, Pack: 0, Offset: int64(len(app))},
-					{ID: content.SumChunk([]byte(confB)), Size: len(confB), Stored: len(confB), Enc: content.EncodingRaw, Pack: 1, Offset: 0},
 				},
 			},
 			"linux/arm64": {
 				Kind: content.KindFile,
 				Files: []content.File{
-					{Path: "gateway.img", Type: content.TypeFile, Mode: 0o644, Size: int64(len(image)), SHA256: digestOf(image), Chunks: []int{0}},
-				},
-				Chunks: []content.ChunkRef{
-					{ID: content.SumChunk([]byte(image)), Size: len(image), Stored: len(image), Enc: content.EncodingRaw, Pack: 1, Offset: int64(len(confB))},
+					{Path: "gateway.img", Type: content.TypeFile, Mode: 0o644, Size: int64(len(image)), SHA256: digestOf(image), Chunks: []content.ChunkRef{
+						{ID: content.SumChunk([]byte(image)), Size: len(image), Stored: len(image), Enc: content.EncodingRaw, Pack: pack1, Offset: int64(len(confB))},
+					}},
 				},
 			},
 		},
@@ -173,6 +173,23 @@ func insertFile(m *content.Manifest, f content.File) {
 	a.Files = append(a.Files[:i], append([]content.File{f}, a.Files[i:]...)...)
 }
 
+// chunk returns the i'th chunk reference of the amd64 tree's entry at path.
+func chunk(m *content.Manifest, path string, i int) *content.ChunkRef {
+	return &file(m, path).Chunks[i]
+}
+
+// insertCopy adds bin/agent2 to the amd64 tree: a copy of bin/agent,
+// whose chunk reference edit may change.
+func insertCopy(m *content.Manifest, edit func(c *content.ChunkRef)) {
+	f := *file(m, "bin/agent")
+	f.Path = "bin/agent2"
+	f.Chunks = slices.Clone(f.Chunks)
+	if edit != nil {
+		edit(&f.Chunks[0])
+	}
+	insertFile(m, f)
+}
+
 func replaceJSON(old, new string) func([]byte) []byte {
 	return func(b []byte) []byte {
 		if !bytes.Contains(b, []byte(old)) {
@@ -187,14 +204,25 @@ func emptyFileEntry(path string) content.File {
 }
 
 var manifestCases = []manifestCase{
-	{name: "unknown field", edit: replaceJSON(`"schema": 1,`, `"schema": 1, "signed_by": "mallory",`), want: `unknown field "signed_by"`},
-	{name: "unknown nested field", edit: replaceJSON(`"kind": "file",`, `"kind": "file", "compression": "xz",`), want: `unknown field "compression"`},
+	{name: "unknown field", edit: replaceJSON(`"schema":1,`, `"schema":1,"signed_by":"mallory",`), want: `unknown field "signed_by"`},
+	{name: "unknown nested field", edit: replaceJSON(`"kind":"file",`, `"kind":"file","compression":"xz",`), want: `unknown field "compression"`},
+	{name: "unknown field in a chunk", edit: replaceJSON(`"enc":"zstd",`, `"enc":"zstd","dict":7,`), want: `unknown field "dict"`},
+	// The format before chunks were inline: a pack table, a chunk table per
+	// artifact, and files and chunks referring to them by index.
+	{name: "pack table", edit: replaceJSON(`"platforms":`, `"packs":["`+digestOf("pack 0").String()+`"],"platforms":`), want: `unknown field "packs"`},
+	{name: "chunk table", edit: replaceJSON(`"kind":"file",`, `"kind":"file","chunks":[],`), want: `unknown field "chunks"`},
+	{name: "chunk index", edit: func(b []byte) []byte {
+		i := bytes.Index(b, []byte(`"chunks":[{`))
+		j := i + bytes.Index(b[i:], []byte(`}]`))
+		return slices.Concat(b[:i], []byte(`"chunks":[0]`), b[j+2:])
+	}, want: "cannot unmarshal number"},
+	{name: "pack index", edit: replaceJSON(`"pack":"`+digestOf("pack 1").String()+`"`, `"pack":1`), want: "cannot unmarshal number"},
 	{name: "schema 2", mutate: func(m *content.Manifest) { m.Schema = 2 }, want: "schema 2 is not supported"},
 	{name: "schema 2 with new fields", edit: func(b []byte) []byte {
-		return replaceJSON(`"schema": 1,`, `"schema": 2, "signatures": [],`)(b)
+		return replaceJSON(`"schema":1,`, `"schema":2,"signatures":[],`)(b)
 	}, want: "schema 2 is not supported"},
-	{name: "schema missing", edit: replaceJSON(`"schema": 1,`, ``), want: "schema 0 is not supported"},
-	{name: "schema as string", edit: replaceJSON(`"schema": 1,`, `"schema": "1",`), want: "cannot unmarshal string"},
+	{name: "schema missing", edit: replaceJSON(`"schema":1,`, ``), want: "schema 0 is not supported"},
+	{name: "schema as string", edit: replaceJSON(`"schema":1,`, `"schema":"1",`), want: "cannot unmarshal string"},
 	{name: "not an object", raw: func(testing.TB) []byte { return []byte(`[1,2,3]`) }, want: "cannot unmarshal array"},
 	{name: "empty input", raw: func(testing.TB) []byte { return nil }, want: "unexpected end of JSON input"},
 	{name: "trailing data", edit: func(b []byte) []byte { return append(b, `{"schema":1}`...) }, want: "after top-level value"},
@@ -254,45 +282,78 @@ var manifestCases = []manifestCase{
 	{name: "symlink empty target", mutate: func(m *content.Manifest) { file(m, "current").Target = "" }, want: "empty target"},
 	{name: "symlink NUL target", mutate: func(m *content.Manifest) { file(m, "current").Target = "bin\x00" }, want: "contains NUL"},
 	{name: "symlink with mode", mutate: func(m *content.Manifest) { file(m, "current").Mode = 0o777 }, want: "a symlink has only a target"},
-	{name: "symlink with chunks", mutate: func(m *content.Manifest) { file(m, "current").Chunks = []int{0} }, want: "a symlink has only a target"},
+	{name: "symlink with chunks", mutate: func(m *content.Manifest) { file(m, "current").Chunks = file(m, "bin/agent").Chunks }, want: "a symlink has only a target"},
 	{name: "dir with size", mutate: func(m *content.Manifest) { file(m, "etc").Size = 1 }, want: "a directory has no size"},
+	{name: "dir with chunks", mutate: func(m *content.Manifest) { file(m, "etc").Chunks = file(m, "bin/agent").Chunks }, want: "a directory has no size"},
 	{name: "dir with target", mutate: func(m *content.Manifest) { file(m, "etc").Target = "bin" }, want: "a directory has no size"},
 	{name: "file with target", mutate: func(m *content.Manifest) { file(m, "etc/empty").Target = "bin" }, want: "a regular file has no link target"},
 	{name: "type device", mutate: func(m *content.Manifest) { file(m, "etc/empty").Type = "device" }, want: `type "device" is not file, dir or symlink`},
 	{name: "type fifo", mutate: func(m *content.Manifest) { file(m, "etc/empty").Type = "fifo" }, want: `type "fifo"`},
 	{name: "type empty", mutate: func(m *content.Manifest) { file(m, "etc/empty").Type = "" }, want: `type ""`},
-	{name: "mode 9999", edit: replaceJSON(`"mode": "0600"`, `"mode": "9999"`), want: `mode "9999" is not octal`},
-	{name: "mode too big", edit: replaceJSON(`"mode": "0600"`, `"mode": "17777"`), want: `mode "17777" is not octal`},
-	{name: "mode as number", edit: replaceJSON(`"mode": "0600"`, `"mode": 384`), want: "cannot unmarshal number"},
-	{name: "mode negative", edit: replaceJSON(`"mode": "0600"`, `"mode": "-1"`), want: `mode "-1"`},
-	{name: "health timeout unparsable", edit: replaceJSON(`"health_timeout": "5m0s"`, `"health_timeout": "soon"`), want: `duration "soon"`},
-	{name: "encoding unknown", edit: replaceJSON(`"enc": "zstd"`, `"enc": "brotli"`), want: `unknown chunk encoding "brotli"`},
-	{name: "chunk id not a CID", edit: replaceJSON(`"id": "bafkrei`, `"id": "Qm`), want: "not a CIDv1 raw sha2-256"},
+	{name: "mode 9999", edit: replaceJSON(`"mode":"0600"`, `"mode":"9999"`), want: `mode "9999" is not octal`},
+	{name: "mode too big", edit: replaceJSON(`"mode":"0600"`, `"mode":"17777"`), want: `mode "17777" is not octal`},
+	{name: "mode as number", edit: replaceJSON(`"mode":"0600"`, `"mode":384`), want: "cannot unmarshal number"},
+	{name: "mode negative", edit: replaceJSON(`"mode":"0600"`, `"mode":"-1"`), want: `mode "-1"`},
+	{name: "health timeout unparsable", edit: replaceJSON(`"health_timeout":"5m0s"`, `"health_timeout":"soon"`), want: `duration "soon"`},
+	{name: "encoding unknown", edit: replaceJSON(`"enc":"zstd"`, `"enc":"brotli"`), want: `unknown chunk encoding "brotli"`},
+	{name: "chunk id not a CID", edit: replaceJSON(`"id":"bafkrei`, `"id":"Qm`), want: "not a CIDv1 raw sha2-256"},
 	{name: "pack digest short", edit: func(b []byte) []byte {
 		return replaceJSON(`"`+digestOf("pack 0").String()+`"`, `"abcd"`)(b)
 	}, want: `sha256 "abcd"`},
+	{name: "pack missing", edit: replaceJSON(`"pack":"`+digestOf("pack 1").String()+`",`, ``), want: "no pack"},
 	{name: "negative size", mutate: func(m *content.Manifest) { file(m, "etc/empty").Size = -1 }, want: "size -1 out of range"},
 	{name: "size above file limit", mutate: func(m *content.Manifest) { file(m, "etc/empty").Size = 1 << 41 }, want: "out of range 0..1099511627776"},
-	{name: "chunk index out of range", mutate: func(m *content.Manifest) { file(m, "bin/agent").Chunks = []int{3} }, want: "chunk index 3 out of range (3 chunks)"},
-	{name: "chunk index negative", mutate: func(m *content.Manifest) { file(m, "bin/agent").Chunks = []int{-1} }, want: "chunk index -1 out of range"},
-	{name: "chunks do not add up", mutate: func(m *content.Manifest) { file(m, "etc/agent.conf").Chunks = []int{1} }, want: "chunks add up to 100 bytes, size says 320"},
-	{name: "chunks exceed size", mutate: func(m *content.Manifest) { file(m, "etc/agent.conf").Chunks = []int{1, 2, 0} }, want: "chunks add up to"},
+	{name: "chunks do not add up", mutate: func(m *content.Manifest) { f := file(m, "etc/agent.conf"); f.Chunks = f.Chunks[:1] }, want: "chunks add up to 100 bytes, size says 320"},
+	{name: "chunks short of size by one", mutate: func(m *content.Manifest) { file(m, "etc/agent.conf").Size++ }, want: "chunks add up to 320 bytes, size says 321"},
+	{name: "chunks exceed size", mutate: func(m *content.Manifest) {
+		f := file(m, "etc/agent.conf")
+		f.Chunks = append(f.Chunks, *chunk(m, "bin/agent", 0))
+	}, want: "chunks add up to 363 bytes, size says 320"},
+	{name: "chunks in the wrong file", mutate: func(m *content.Manifest) {
+		// Each file's chunks are valid and add up to the other's size.
+		a, b := file(m, "bin/agent"), file(m, "etc/agent.conf")
+		a.Chunks, b.Chunks = b.Chunks, a.Chunks
+	}, want: `file 1 "bin/agent": bad manifest: chunks add up to 100 bytes, size says 43`}, // counting stops past the size
 	{name: "size without chunks", mutate: func(m *content.Manifest) { file(m, "etc/empty").Size = 10 }, want: "size 10 but no chunks"},
-	{name: "chunk size zero", mutate: func(m *content.Manifest) { amd64(m).Chunks[2].Size = 0 }, want: "size 0 out of range"},
+	{name: "chunk size zero", mutate: func(m *content.Manifest) { chunk(m, "etc/agent.conf", 1).Size = 0 }, want: "size 0 out of range"},
 	{name: "chunk size above format", mutate: func(m *content.Manifest) {
-		c := &amd64(m).Chunks[2]
+		c := chunk(m, "etc/agent.conf", 1)
 		c.Size, c.Stored = content.MaxChunkSize+1, content.MaxChunkSize+1
 	}, want: "size 4194305 out of range 1..4194304"},
-	{name: "raw stored differs from size", mutate: func(m *content.Manifest) { amd64(m).Chunks[0].Stored++ }, want: "raw body of 44 bytes for a chunk of 43"},
-	{name: "zstd stored above size", mutate: func(m *content.Manifest) { amd64(m).Chunks[1].Stored = 101 }, want: "zstd body of 101 bytes for a chunk of 100"},
-	{name: "zstd stored zero", mutate: func(m *content.Manifest) { amd64(m).Chunks[1].Stored = 0 }, want: "zstd body of 0 bytes"},
-	{name: "pack out of range", mutate: func(m *content.Manifest) { amd64(m).Chunks[2].Pack = 2 }, want: "pack 2 out of range (2 packs)"},
-	{name: "pack negative", mutate: func(m *content.Manifest) { amd64(m).Chunks[2].Pack = -1 }, want: "pack -1 out of range"},
-	{name: "offset negative", mutate: func(m *content.Manifest) { amd64(m).Chunks[2].Offset = -1 }, want: "offset -1 out of range"},
-	{name: "duplicate chunk id", mutate: func(m *content.Manifest) {
-		a := amd64(m)
-		a.Chunks = append(a.Chunks, a.Chunks[0])
-	}, want: "is listed twice"},
+	{name: "raw stored differs from size", mutate: func(m *content.Manifest) { chunk(m, "bin/agent", 0).Stored++ }, want: "raw body of 44 bytes for a chunk of 43"},
+	{name: "zstd stored above size", mutate: func(m *content.Manifest) { chunk(m, "etc/agent.conf", 0).Stored = 101 }, want: "zstd body of 101 bytes for a chunk of 100"},
+	{name: "zstd stored zero", mutate: func(m *content.Manifest) { chunk(m, "etc/agent.conf", 0).Stored = 0 }, want: "zstd body of 0 bytes"},
+	{name: "no pack", mutate: func(m *content.Manifest) { chunk(m, "etc/agent.conf", 1).Pack = content.Digest{} }, want: `file 4 "etc/agent.conf": chunk 1 (` + content.SumChunk([]byte(strings.Repeat("listen = 0.0.0.0:7946\n", 10))).String() + `): bad manifest: no pack`},
+	{name: "no pack in a file artifact", mutate: func(m *content.Manifest) { arm64(m).Files[0].Chunks[0].Pack = content.Digest{} }, want: "no pack"},
+	{name: "offset negative", mutate: func(m *content.Manifest) { chunk(m, "etc/agent.conf", 1).Offset = -1 }, want: "offset -1 out of range"},
+	{name: "offset too big", mutate: func(m *content.Manifest) { chunk(m, "etc/agent.conf", 1).Offset = 1<<50 + 1 }, want: "offset 1125899906842625 out of range"},
+	// A chunk shared by several files is one chunk: each must say the
+	// same about it.
+	{name: "shared chunk at another offset", mutate: func(m *content.Manifest) {
+		insertCopy(m, func(c *content.ChunkRef) { c.Offset++ })
+	}, want: `file 2 "bin/agent2": bad manifest: chunk 0 (` + content.SumChunk([]byte("#!/bin/sh\nexec /usr/bin/gateway-agent \"$@\"\n")).String() + `) is described differently by another file`},
+	{name: "shared chunk in another pack", mutate: func(m *content.Manifest) {
+		insertCopy(m, func(c *content.ChunkRef) { c.Pack = digestOf("pack 1") })
+	}, want: "is described differently by another file"},
+	{name: "shared chunk of another size", mutate: func(m *content.Manifest) {
+		// Each file adds up on its own.
+		insertCopy(m, func(c *content.ChunkRef) { c.Size++; c.Stored++ })
+		file(m, "bin/agent2").Size++
+	}, want: "is described differently by another file"},
+	{name: "shared chunk with another encoding", mutate: func(m *content.Manifest) {
+		insertCopy(m, func(c *content.ChunkRef) { c.Enc = content.EncodingZstd })
+	}, want: "is described differently by another file"},
+	{name: "shared chunk invalid in both files", mutate: func(m *content.Manifest) {
+		chunk(m, "bin/agent", 0).Pack = content.Digest{}
+		insertCopy(m, nil)
+	}, want: `file 1 "bin/agent": chunk 0`},
+	{name: "repeated chunk described differently within a file", mutate: func(m *content.Manifest) {
+		f := file(m, "etc/agent.conf")
+		other := f.Chunks[0]
+		other.Offset += 1000
+		f.Chunks = []content.ChunkRef{f.Chunks[0], other, f.Chunks[1]}
+		f.Size += 100
+	}, want: `file 4 "etc/agent.conf": bad manifest: chunk 1 (`},
 	{name: "waves not increasing", mutate: func(m *content.Manifest) { m.Rollout.Waves = []int{10, 10, 100} }, want: "waves must increase"},
 	{name: "waves decreasing", mutate: func(m *content.Manifest) { m.Rollout.Waves = []int{50, 10, 100} }, want: "wave 1 is 10%"},
 	{name: "wave zero", mutate: func(m *content.Manifest) { m.Rollout.Waves = []int{0, 100} }, want: "wave 0 is 0%"},
@@ -324,8 +385,13 @@ var manifestCases = []manifestCase{
 		arm64(m).Files[0] = content.File{Path: "gateway.img", Type: content.TypeSymlink, Target: "x"}
 	}, want: "a file artifact has exactly one regular file"},
 	{name: "too many files", limits: func(l *content.Limits) { l.Files = 6 }, want: "7 files exceed the limit of 6"},
-	{name: "too many chunks", limits: func(l *content.Limits) { l.Chunks = 2 }, want: "3 chunks exceed the limit of 2"},
-	{name: "too many packs", limits: func(l *content.Limits) { l.Packs = 1 }, want: "2 packs exceed the limit of 1"},
+	{name: "too many chunk references", limits: func(l *content.Limits) { l.Chunks = 2 }, want: "platform linux/amd64: bad manifest: more than 2 chunk references"},
+	{name: "shared chunk counts per reference", mutate: func(m *content.Manifest) { insertCopy(m, nil) }, limits: func(l *content.Limits) { l.Chunks = 3 }, want: "more than 3 chunk references"},
+	{name: "repeated chunk counts per reference", mutate: func(m *content.Manifest) {
+		f := file(m, "etc/agent.conf")
+		f.Chunks = []content.ChunkRef{f.Chunks[0], f.Chunks[0], f.Chunks[1]}
+		f.Size += 100
+	}, limits: func(l *content.Limits) { l.Chunks = 3 }, want: "more than 3 chunk references"},
 	{name: "too many platforms", limits: func(l *content.Limits) { l.Platforms = 1 }, want: "2 platforms exceed the limit of 1"},
 	{name: "file too big for limits", limits: func(l *content.Limits) { l.FileSize = 100 }, want: "size 320 out of range 0..100"},
 	{name: "total too big for limits", limits: func(l *content.Limits) { l.TotalSize = 300 }, want: "total size exceeds the limit of 300 bytes"},
@@ -347,7 +413,7 @@ func (c manifestCase) build(tb testing.TB) ([]byte, content.Limits) {
 	if c.mutate != nil {
 		c.mutate(m)
 	}
-	b, err := json.MarshalIndent(m, "", " ")
+	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, l // NaN and Inf have no JSON form; see TestManifestInvalid
 	}
@@ -415,10 +481,18 @@ func TestManifestValidVariants(t *testing.T) {
 		"path sorting is by bytes":    func(m *content.Manifest) { insertFile(m, emptyFileEntry("bin-old")) },
 		"unicode path":                func(m *content.Manifest) { insertFile(m, emptyFileEntry("etc/café")) },
 		"dir with no mode (0000)":     func(m *content.Manifest) { file(m, "etc").Mode = 0 },
-		"chunk shared by two files": func(m *content.Manifest) {
-			insertFile(m, content.File{Path: "bin/agent2", Type: content.TypeFile, Mode: 0o755, Size: 43, SHA256: file(m, "bin/agent").SHA256, Chunks: []int{0}})
+		"chunk shared by two files":   func(m *content.Manifest) { insertCopy(m, nil) },
+		"chunk repeated within a file": func(m *content.Manifest) {
+			f := file(m, "etc/agent.conf")
+			f.Chunks = []content.ChunkRef{f.Chunks[0], f.Chunks[0], f.Chunks[1]}
+			f.Size += 100
 		},
-		"chunk repeated within a file": func(m *content.Manifest) { f := file(m, "etc/agent.conf"); f.Chunks = []int{1, 1, 2}; f.Size += 100 },
+		"chunk shared by two platforms": func(m *content.Manifest) {
+			a := arm64(m)
+			a.Kind = content.KindTree
+			a.Files = append(a.Files, *file(m, "bin/agent"))
+			a.Files[1].Path = "z"
+		},
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -436,6 +510,49 @@ func TestManifestValidVariants(t *testing.T) {
 				t.Fatalf("round trip changed the manifest")
 			}
 		})
+	}
+}
+
+func TestManifestChunkLimitExact(t *testing.T) {
+	// Limits.Chunks bounds the references of each platform, each shared or
+	// repeated chunk counted every time it is named: linux/amd64 names 3.
+	l := content.DefaultLimits()
+	l.Chunks = 3
+	m := goldenManifest()
+	if err := m.Validate(l); err != nil {
+		t.Fatalf("3 chunk references with a limit of 3: %v", err)
+	}
+	insertCopy(m, nil)
+	l.Chunks = 4
+	if err := m.Validate(l); err != nil {
+		t.Fatalf("4 chunk references with a limit of 4: %v", err)
+	}
+}
+
+func TestArtifactChunks(t *testing.T) {
+	m := goldenManifest()
+	agent, conf := file(m, "bin/agent"), file(m, "etc/agent.conf")
+	want := []content.ChunkRef{agent.Chunks[0], conf.Chunks[0], conf.Chunks[1]}
+	if got := amd64(m).Chunks(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Chunks() = %+v, want %+v", got, want)
+	}
+	if got := arm64(m).Chunks(); !reflect.DeepEqual(got, arm64(m).Files[0].Chunks) {
+		t.Fatalf("Chunks() of the file artifact = %+v, want %+v", got, arm64(m).Files[0].Chunks)
+	}
+	// A chunk named again, by another file or the same one, is listed
+	// once, where it first appears.
+	insertCopy(m, nil)
+	conf = file(m, "etc/agent.conf")
+	conf.Chunks = []content.ChunkRef{conf.Chunks[0], conf.Chunks[1], conf.Chunks[0]}
+	conf.Size += 100
+	if err := m.Validate(content.DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	if got := amd64(m).Chunks(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Chunks() with shared and repeated chunks = %+v, want %+v", got, want)
+	}
+	if got := (&content.Artifact{Kind: content.KindTree}).Chunks(); len(got) != 0 {
+		t.Fatalf("Chunks() of an empty tree = %+v", got)
 	}
 }
 

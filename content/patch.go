@@ -3,6 +3,7 @@ package content
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -69,4 +70,25 @@ func patchWindow(n int) int {
 		w <<= 1
 	}
 	return w
+}
+
+// TargetCustom is the "custom" field of a release's TUF target: who it is,
+// and which manifest patches the origin holds for it, by base release id
+// (hex) and length in bytes.
+type TargetCustom struct {
+	Meshcast TargetInfo `json:"meshcast"`
+}
+
+// TargetInfo is the meshcast part of TargetCustom.
+type TargetInfo struct {
+	Name    string           `json:"name"`
+	Version string           `json:"version"`
+	Patches map[string]int64 `json:"patches,omitempty"`
+}
+
+// ManifestPatchPath is where, below the origin's targets/, the patch from
+// the manifest with id from to the release target (with id to) lives.
+func ManifestPatchPath(target string, to, from ReleaseID) string {
+	dir := target[:strings.LastIndexByte(target, '/')+1]
+	return dir + to.String() + ".from-" + from.String() + ".patch"
 }

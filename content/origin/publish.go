@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/meshcast/meshcast/content"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/sync/errgroup"
@@ -198,7 +199,14 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 		}
 		res.Pack = newPack.Pack.String()
 	}
-	custom := json.RawMessage(fmt.Sprintf(`{"meshcast":{"name":%q,"version":%q}}`, opt.Name, opt.Version))
+	info := content.TargetInfo{Name: opt.Name, Version: opt.Version}
+	if info.Patches, err = r.writePatches(opt.Name, opt.Version, res.Target, id, encoded, log); err != nil {
+		return fail(err)
+	}
+	custom, err := json.Marshal(content.TargetCustom{Meshcast: info})
+	if err != nil {
+		return fail(err)
+	}
 	if err := r.AddTarget(keys, opt.Expiries, res.Target, encoded, custom); err != nil {
 		return fail(err)
 	}
@@ -206,6 +214,67 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 	log.Info("published", "release", release, "id", id.Short(), "chunks", res.Chunks, "new_chunks", res.NewChunks,
 		"input_bytes", res.InputBytes, "new_bytes", res.NewBytes, "seconds", res.Seconds)
 	return res, nil
+}
+
+// patchBases is how many earlier versions of a release get a manifest
+// patch to a new one: a node that is that many versions behind still
+// fetches a patch rather than the whole manifest.
+const patchBases = 3
+
+// writePatches writes manifest patches to the new release from the
+// highest earlier versions of the same name, where a patch is less than
+// half the manifest, and returns their lengths by base id.
+func (r *Repo) writePatches(name, version, target string, id content.ReleaseID, encoded []byte, log *slog.Logger) (map[string]int64, error) {
+	ver, err := content.ParseVersion(version)
+	if err != nil {
+		return nil, err
+	}
+	type base struct {
+		v  *semver.Version
+		tf *metadata.TargetFiles
+	}
+	var bases []base
+	prefix := "releases/" + name + "/"
+	for path, tf := range r.targets.Signed.Targets {
+		rest, ok := strings.CutPrefix(path, prefix)
+		if !ok || strings.Contains(rest, "/") || !strings.HasSuffix(rest, ".json") {
+			continue
+		}
+		if v, err := semver.StrictNewVersion(strings.TrimSuffix(rest, ".json")); err == nil && v.LessThan(ver) {
+			bases = append(bases, base{v, tf})
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[j].v.LessThan(bases[i].v) })
+	patches := map[string]int64{}
+	for _, b := range bases[:min(len(bases), patchBases)] {
+		h := b.tf.Hashes["sha256"]
+		if len(h) != sha256.Size {
+			continue
+		}
+		from := content.ReleaseID(h)
+		dir, file := filepath.Split(b.tf.Path)
+		old, err := os.ReadFile(filepath.Join(r.TargetsDir(), filepath.FromSlash(dir), from.String()+"."+file))
+		if err != nil || content.ManifestID(old) != from {
+			log.Warn("no manifest patch from a release whose manifest is missing or damaged on the origin", "release", name+"@"+b.v.String(), "err", err)
+			continue
+		}
+		patch, err := content.MakeManifestPatch(old, encoded)
+		if err != nil {
+			return nil, err
+		}
+		if len(patch) > len(encoded)/2 {
+			continue
+		}
+		p := filepath.Join(r.TargetsDir(), filepath.FromSlash(content.ManifestPatchPath(target, id, from)))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(p, patch, 0o644); err != nil {
+			return nil, fmt.Errorf("write manifest patch: %w", err)
+		}
+		patches[from.String()] = int64(len(patch))
+	}
+	return patches, nil
 }
 
 // AddTarget writes data as the target file at path (with its sha256 as a
@@ -346,13 +415,11 @@ type publisher struct {
 	inputBytes int64
 }
 
-// collected is one platform's artifact before pack indexes are known.
+// collected is one platform's artifact before the new pack is named: its
+// chunks in that pack have a zero Pack.
 type collected struct {
-	kind   content.ArtifactKind
-	files  []content.File
-	chunks []content.ChunkRef
-	locs   []location
-	index  map[content.ChunkID]int
+	kind  content.ArtifactKind
+	files []content.File
 }
 
 // item flows through the pipeline: an entry, or one chunk of the current
@@ -473,7 +540,7 @@ func (p *publisher) artifact(ctx context.Context, src source, progress func()) (
 	}
 	go func() { wg.Wait(); close(results) }()
 
-	c := &collected{kind: src.kind(), index: map[content.ChunkID]int{}}
+	c := &collected{kind: src.kind()}
 	byPath := map[string]int{} // regular files by path, for tar hard links
 	cur := -1                  // index in c.files of the file whose chunks arrive
 	pending := map[int]*item{}
@@ -552,26 +619,20 @@ func (p *publisher) collect(c *collected, it *item, cur *int, byPath map[string]
 		p.inputBytes += it.size
 		*cur = -1
 	default:
-		i, ok := c.index[it.id]
+		loc, ok := p.known[it.id]
 		if !ok {
-			loc, ok := p.known[it.id]
-			if !ok {
-				loc, ok = p.added[it.id]
-			}
-			if !ok {
-				off, err := p.pack.w.Add(it.id, len(it.data), it.enc, it.body)
-				if err != nil {
-					return err
-				}
-				loc = location{offset: off, stored: len(it.body), size: len(it.data), enc: it.enc}
-				p.added[it.id] = loc
-			}
-			i = len(c.chunks)
-			c.index[it.id] = i
-			c.chunks = append(c.chunks, content.ChunkRef{ID: it.id, Size: loc.size, Stored: loc.stored, Enc: loc.enc})
-			c.locs = append(c.locs, loc)
+			loc, ok = p.added[it.id]
 		}
-		c.files[*cur].Chunks = append(c.files[*cur].Chunks, i)
+		if !ok {
+			off, err := p.pack.w.Add(it.id, len(it.data), it.enc, it.body)
+			if err != nil {
+				return err
+			}
+			loc = location{offset: off, stored: len(it.body), size: len(it.data), enc: it.enc}
+			p.added[it.id] = loc
+		}
+		ref := content.ChunkRef{ID: it.id, Size: loc.size, Stored: loc.stored, Enc: loc.enc, Pack: loc.pack, Offset: loc.offset}
+		c.files[*cur].Chunks = append(c.files[*cur].Chunks, ref)
 	}
 	return nil
 }
@@ -583,26 +644,20 @@ func (p *publisher) manifest(opt PublishOptions, platforms []string, arts map[st
 		Schema: content.ManifestSchema, Name: opt.Name, Version: opt.Version,
 		Chunking: opt.Chunking, Rollout: opt.Rollout, Platforms: map[string]*content.Artifact{},
 	}
-	packIdx := map[content.Digest]int{}
 	res := &PublishResult{InputBytes: p.inputBytes}
 	distinct := map[content.ChunkID]struct{}{}
 	for _, pl := range platforms {
 		c := arts[pl]
-		for i := range c.chunks {
-			loc := c.locs[i]
-			if loc.pack == (content.Digest{}) {
-				loc.pack = newPack.Pack
+		for i := range c.files {
+			for j := range c.files[i].Chunks {
+				ref := &c.files[i].Chunks[j]
+				if ref.Pack == (content.Digest{}) {
+					ref.Pack = newPack.Pack
+				}
+				distinct[ref.ID] = struct{}{}
 			}
-			pi, ok := packIdx[loc.pack]
-			if !ok {
-				pi = len(m.Packs)
-				packIdx[loc.pack] = pi
-				m.Packs = append(m.Packs, loc.pack)
-			}
-			c.chunks[i].Pack, c.chunks[i].Offset = pi, loc.offset
-			distinct[c.chunks[i].ID] = struct{}{}
 		}
-		m.Platforms[pl] = &content.Artifact{Kind: c.kind, Files: c.files, Chunks: c.chunks}
+		m.Platforms[pl] = &content.Artifact{Kind: c.kind, Files: c.files}
 	}
 	res.Chunks = len(distinct)
 	if newPack != nil {

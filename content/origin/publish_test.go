@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,8 +34,11 @@ func checkPublished(t *testing.T, o *testOrigin, res *origin.PublishResult) *con
 	}
 	distinct := map[content.ChunkID]content.ChunkRef{}
 	var input int64
-	for _, a := range m.Platforms {
-		for _, c := range a.Chunks {
+	for p, a := range m.Platforms {
+		for _, c := range a.Chunks() {
+			if prev, ok := distinct[c.ID]; ok && prev != c {
+				t.Errorf("%s describes chunk %s as %+v, another platform as %+v", p, c.ID.Short(), c, prev)
+			}
 			distinct[c.ID] = c
 		}
 		for _, f := range a.Files {
@@ -63,18 +68,14 @@ func checkPublished(t *testing.T, o *testOrigin, res *origin.PublishResult) *con
 	if res.NewChunks != len(idx.Entries) || res.NewBytes != int64(len(pack)) {
 		t.Errorf("result: %d new chunks, %d new bytes; pack: %d chunks, %d bytes", res.NewChunks, res.NewBytes, len(idx.Entries), len(pack))
 	}
-	pi := -1
-	for i, d := range m.Packs {
-		if d == idx.Pack {
-			pi = i
-		}
+	if !slices.Contains(packsOf(m), idx.Pack) {
+		t.Fatalf("manifest does not refer to its new pack %s", res.Pack)
 	}
-	if pi < 0 {
-		t.Fatalf("manifest does not list its new pack %s", res.Pack)
-	}
+	indexed := map[content.ChunkID]bool{}
 	for _, e := range idx.Entries {
+		indexed[e.ID] = true
 		ref, ok := distinct[e.ID]
-		want := content.ChunkRef{ID: e.ID, Size: e.Size, Stored: e.Stored, Enc: e.Enc, Pack: pi, Offset: e.Offset}
+		want := content.ChunkRef{ID: e.ID, Size: e.Size, Stored: e.Stored, Enc: e.Enc, Pack: idx.Pack, Offset: e.Offset}
 		if !ok || ref != want {
 			t.Errorf("index entry %+v, manifest has %+v", want, ref)
 		}
@@ -82,7 +83,26 @@ func checkPublished(t *testing.T, o *testOrigin, res *origin.PublishResult) *con
 			t.Errorf("pack body: %v", err)
 		}
 	}
+	for _, ref := range distinct {
+		if ref.Pack == idx.Pack && !indexed[ref.ID] {
+			t.Errorf("manifest places chunk %s in the new pack, whose index lacks it", ref.ID.Short())
+		}
+	}
 	return m
+}
+
+// packsOf returns the distinct packs m's chunks live in, by platform in
+// sorted order, then file order.
+func packsOf(m *content.Manifest) []content.Digest {
+	var packs []content.Digest
+	for _, p := range slices.Sorted(maps.Keys(m.Platforms)) {
+		for _, c := range m.Platforms[p].Chunks() {
+			if !slices.Contains(packs, c.Pack) {
+				packs = append(packs, c.Pack)
+			}
+		}
+	}
+	return packs
 }
 
 func TestPublish(t *testing.T) {
@@ -95,8 +115,8 @@ func TestPublish(t *testing.T) {
 	if res.Unchanged || res.NewChunks != res.Chunks || res.NewChunks == 0 {
 		t.Errorf("first publish: unchanged %v, %d of %d chunks new; want all new", res.Unchanged, res.NewChunks, res.Chunks)
 	}
-	if len(m.Packs) != 1 || m.Packs[0].String() != res.Pack {
-		t.Errorf("manifest packs %v, want [%s]", m.Packs, res.Pack)
+	if packs := packsOf(m); len(packs) != 1 || packs[0].String() != res.Pack {
+		t.Errorf("manifest packs %v, want [%s]", packs, res.Pack)
 	}
 	a := m.Platforms["linux/amd64"]
 	files := map[string]content.File{}
@@ -139,7 +159,7 @@ func TestPublish(t *testing.T) {
 	}
 	// Both encodings occur: the code compresses, the random blob does not.
 	encs := map[content.Encoding]int{}
-	for _, c := range a.Chunks {
+	for _, c := range a.Chunks() {
 		encs[c.Enc]++
 	}
 	if encs[content.EncodingRaw] == 0 || encs[content.EncodingZstd] == 0 {
@@ -184,8 +204,8 @@ func TestPublishInputKinds(t *testing.T) {
 		t.Errorf("single file: %+v", f)
 	}
 	// The same bytes are the same chunks: nothing beyond the tree's.
-	if res.NewChunks != len(dir.Chunks) {
-		t.Errorf("%d new chunks, want the tree's %d", res.NewChunks, len(dir.Chunks))
+	if res.NewChunks != len(dir.Chunks()) {
+		t.Errorf("%d new chunks, want the tree's %d", res.NewChunks, len(dir.Chunks()))
 	}
 }
 
@@ -315,21 +335,22 @@ func TestPublishSecondVersionSharesChunks(t *testing.T) {
 	if res2.NewChunks != 1 || res2.NewBytes == 0 || res2.NewBytes > 64 || res2.Pack == res1.Pack {
 		t.Errorf("second version: %d new chunks, %d new bytes in pack %s; want the one changed page, small, in a new pack", res2.NewChunks, res2.NewBytes, res2.Pack)
 	}
-	if len(m2.Packs) != 2 || m2.Packs[0].String() != res1.Pack && m2.Packs[1].String() != res1.Pack {
-		t.Fatalf("1.1.0 lists packs %v, want %s and its own", m2.Packs, res1.Pack)
+	if packs := packsOf(m2); len(packs) != 2 || !slices.ContainsFunc(packs, func(d content.Digest) bool { return d.String() == res1.Pack }) ||
+		!slices.ContainsFunc(packs, func(d content.Digest) bool { return d.String() == res2.Pack }) {
+		t.Fatalf("1.1.0 refers to packs %v, want %s and its own %s", packs, res1.Pack, res2.Pack)
 	}
 	// Every reused chunk points at the same place in the first pack.
 	_, m1 := o.manifest(t, res1)
 	where := map[content.ChunkID]content.ChunkRef{}
-	for _, c := range m1.Platforms["linux/amd64"].Chunks {
+	for _, c := range m1.Platforms["linux/amd64"].Chunks() {
 		where[c.ID] = c
 	}
 	reused := 0
-	for _, c := range m2.Platforms["linux/amd64"].Chunks {
+	for _, c := range m2.Platforms["linux/amd64"].Chunks() {
 		if old, ok := where[c.ID]; ok {
 			reused++
-			if m2.Packs[c.Pack].String() != res1.Pack || c.Offset != old.Offset || c.Stored != old.Stored {
-				t.Errorf("chunk %s: pack %s offset %d, want %s offset %d", c.ID.Short(), m2.Packs[c.Pack].Short(), c.Offset, res1.Pack[:12], old.Offset)
+			if c.Pack.String() != res1.Pack || c.Offset != old.Offset || c.Stored != old.Stored {
+				t.Errorf("chunk %s: pack %s offset %d, want %s offset %d", c.ID.Short(), c.Pack.Short(), c.Offset, res1.Pack[:12], old.Offset)
 			}
 		}
 	}

@@ -82,16 +82,17 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 		return nil, fmt.Errorf("release %s has no artifact for %s (it has %s)", rel, opt.Platform, strings.Join(have, ", "))
 	}
 	var missing []content.ChunkRef
-	for _, ref := range art.Chunks {
+	chunks := art.Chunks()
+	for _, ref := range chunks {
 		if store.Has(ref.ID) {
 			res.ChunksReused++
 		} else {
 			missing = append(missing, ref)
 		}
 	}
-	log.Info("fetching", "release", rel, "platform", opt.Platform, "chunks", len(art.Chunks), "missing", len(missing))
+	log.Info("fetching", "release", rel, "platform", opt.Platform, "chunks", len(chunks), "missing", len(missing))
 	var fetched, fetchedBytes atomic.Int64
-	err = c.FetchChunks(ctx, m.Packs, missing, func(ch content.Chunk) error {
+	err = c.FetchChunks(ctx, missing, func(ch content.Chunk) error {
 		if err := store.Put(ch); err != nil {
 			return err
 		}

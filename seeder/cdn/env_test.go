@@ -85,14 +85,21 @@ func (f *fixture) manifest(t *testing.T) (*content.Manifest, *content.Artifact) 
 	return m, m.Platforms[platform]
 }
 
+// pack is the pack app@1.0.0 wrote, the only one its chunks live in.
+func (f *fixture) pack(t *testing.T) content.Digest {
+	t.Helper()
+	m, _ := f.manifest(t)
+	packs := cdntest.Packs(m)
+	if len(packs) != 1 || packs[0].String() != f.rel.Pack {
+		t.Fatalf("app@1.0.0 has chunks in packs %v, want only the one it wrote, %s", packs, f.rel.Pack)
+	}
+	return packs[0]
+}
+
 // packPath is the URL path of the pack app@1.0.0 wrote.
 func (f *fixture) packPath(t *testing.T) string {
 	t.Helper()
-	m, _ := f.manifest(t)
-	if len(m.Packs) != 1 {
-		t.Fatalf("app@1.0.0 has %d packs, want 1", len(m.Packs))
-	}
-	return "/" + cdn.PackPath(m.Packs[0])
+	return "/" + cdn.PackPath(f.pack(t))
 }
 
 // fetchOpts are the options of a fetch of app into a fresh state and out.
@@ -159,10 +166,11 @@ func requireOnly(t *testing.T, dir string, names ...string) {
 	}
 }
 
-// chunkIDs returns the ids of an artifact's chunks.
+// chunkIDs returns the ids of an artifact's distinct chunks.
 func chunkIDs(a *content.Artifact) []content.ChunkID {
-	ids := make([]content.ChunkID, len(a.Chunks))
-	for i, c := range a.Chunks {
+	chunks := a.Chunks()
+	ids := make([]content.ChunkID, len(chunks))
+	for i, c := range chunks {
 		ids[i] = c.ID
 	}
 	return ids

@@ -22,35 +22,35 @@ type span struct {
 // PackPath returns the origin path of a pack.
 func PackPath(d content.Digest) string { return "packs/" + d.String() + ".pack" }
 
-// plan groups refs into Range requests: by pack, in offset order, joining
-// bodies whose gap is at most MaxGap while a request stays within
-// MaxRange. Duplicate ids are fetched once.
-func (c *Client) plan(packs []content.Digest, refs []content.ChunkRef) ([]span, error) {
-	byPack := map[int][]content.ChunkRef{}
+// plan groups refs into Range requests: by pack (in the order packs first
+// appear in refs), in offset order, joining bodies whose gap is at most
+// MaxGap while a request stays within MaxRange. Duplicate ids are fetched
+// once.
+func (c *Client) plan(refs []content.ChunkRef) ([]span, error) {
+	byPack := map[content.Digest][]content.ChunkRef{}
+	var order []content.Digest
 	seen := map[content.ChunkID]struct{}{}
 	for _, r := range refs {
 		if _, dup := seen[r.ID]; dup {
 			continue
 		}
 		seen[r.ID] = struct{}{}
-		if r.Pack < 0 || r.Pack >= len(packs) {
-			return nil, fmt.Errorf("chunk %s: pack %d out of range", r.ID, r.Pack)
+		if r.Pack == (content.Digest{}) {
+			return nil, fmt.Errorf("chunk %s: no pack", r.ID)
 		}
 		// A validated manifest never has these; refs from elsewhere must
 		// not make streamSpan slice past its buffer.
 		if r.Stored <= 0 || r.Stored > content.MaxChunkSize || r.Offset < 0 {
 			return nil, fmt.Errorf("chunk %s: body of %d bytes at offset %d out of range", r.ID, r.Stored, r.Offset)
 		}
+		if _, ok := byPack[r.Pack]; !ok {
+			order = append(order, r.Pack)
+		}
 		byPack[r.Pack] = append(byPack[r.Pack], r)
 	}
-	keys := make([]int, 0, len(byPack))
-	for k := range byPack {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
 	var spans []span
-	for _, k := range keys {
-		rs := byPack[k]
+	for _, pack := range order {
+		rs := byPack[pack]
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Offset < rs[j].Offset })
 		var cur *span
 		for _, r := range rs {
@@ -60,7 +60,7 @@ func (c *Client) plan(packs []content.Digest, refs []content.ChunkRef) ([]span, 
 				cur.refs = append(cur.refs, r)
 				continue
 			}
-			spans = append(spans, span{pack: packs[k], start: r.Offset, end: end, refs: []content.ChunkRef{r}})
+			spans = append(spans, span{pack: pack, start: r.Offset, end: end, refs: []content.ChunkRef{r}})
 			cur = &spans[len(spans)-1]
 		}
 	}
@@ -79,15 +79,15 @@ func (e *SinkError) Unwrap() error { return e.Err }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, content.MaxChunkSize); return &b }}
 
-// FetchChunks fetches the bodies of refs from the packs named by packs
-// (a manifest's Packs) with coalesced Range requests, verifies each body
+// FetchChunks fetches the bodies of refs from their packs with coalesced
+// Range requests, verifies each body
 // against its id, and passes it to sink as soon as it verifies; the body
 // is only valid during the call. sink runs on up to Parallel goroutines at
 // once. A failed request is retried with backoff and resumes after the
 // last chunk delivered; the first error that retries do not cure, or any
 // sink error, stops the fetch.
-func (c *Client) FetchChunks(ctx context.Context, packs []content.Digest, refs []content.ChunkRef, sink func(content.Chunk) error) error {
-	spans, err := c.plan(packs, refs)
+func (c *Client) FetchChunks(ctx context.Context, refs []content.ChunkRef, sink func(content.Chunk) error) error {
+	spans, err := c.plan(refs)
 	if err != nil {
 		return err
 	}

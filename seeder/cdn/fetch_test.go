@@ -50,14 +50,14 @@ func TestDirectFetch(t *testing.T) {
 // into another directory asks the CDN for nothing but fresh metadata.
 func testRoundTrip(t *testing.T, base *fixture) {
 	f := base.clone(t, cdn.ServerConfig{})
-	m, art := f.manifest(t)
+	_, art := f.manifest(t)
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 	opt := fetchOpts(t, f, "1.0.0")
 
 	res := mustFetch(t, c, opt)
 	cdntest.RequireSameTree(t, f.tree, opt.Out)
 
-	packFile := f.o.PackFile(m.Packs[0])
+	packFile := f.o.PackFile(f.pack(t))
 	fi, err := os.Stat(packFile)
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +71,8 @@ func testRoundTrip(t *testing.T, base *fixture) {
 	if res.Release != "app@1.0.0" || res.ReleaseID != f.rel.ReleaseID || res.Platform != platform || res.Out != opt.Out {
 		t.Errorf("result names %s %s %s %s, want app@1.0.0 %s %s %s", res.Release, res.ReleaseID, res.Platform, res.Out, f.rel.ReleaseID, platform, opt.Out)
 	}
-	if res.ChunksFetched != len(art.Chunks) || res.ChunksReused != 0 {
-		t.Errorf("fetched %d chunks and reused %d, want %d and 0", res.ChunksFetched, res.ChunksReused, len(art.Chunks))
+	if res.ChunksFetched != len(art.Chunks()) || res.ChunksReused != 0 {
+		t.Errorf("fetched %d chunks and reused %d, want %d and 0", res.ChunksFetched, res.ChunksReused, len(art.Chunks()))
 	}
 	if res.ChunkBytes != fi.Size() || res.ChunkBytes != f.rel.NewBytes {
 		t.Errorf("chunk bytes %d, want the pack's %d (publish said %d)", res.ChunkBytes, fi.Size(), f.rel.NewBytes)
@@ -103,8 +103,8 @@ func testRoundTrip(t *testing.T, base *fixture) {
 	opt2.Out = filepath.Join(t.TempDir(), "again")
 	res2 := mustFetch(t, c, opt2)
 	cdntest.RequireSameTree(t, f.tree, opt2.Out)
-	if res2.ChunksFetched != 0 || res2.ChunksReused != len(art.Chunks) || res2.ChunkBytes != 0 {
-		t.Errorf("refetch: fetched %d (%d bytes), reused %d; want 0, 0, %d", res2.ChunksFetched, res2.ChunkBytes, res2.ChunksReused, len(art.Chunks))
+	if res2.ChunksFetched != 0 || res2.ChunksReused != len(art.Chunks()) || res2.ChunkBytes != 0 {
+		t.Errorf("refetch: fetched %d (%d bytes), reused %d; want 0, 0, %d", res2.ChunksFetched, res2.ChunkBytes, res2.ChunksReused, len(art.Chunks()))
 	}
 	if res2.Requests != 2 {
 		t.Errorf("refetch made %d requests, want 2 (root probe, timestamp)", res2.Requests)
@@ -127,7 +127,12 @@ func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
 	if rel2.NewChunks == 0 || rel2.NewChunks >= rel2.Chunks {
 		t.Fatalf("2.0.0 adds %d of %d chunks; the test needs some shared and some new", rel2.NewChunks, rel2.Chunks)
 	}
-	fi, err := os.Stat(f.o.PackFile(m2.Packs[len(m2.Packs)-1]))
+	packs := cdntest.Packs(m2)
+	i := slices.IndexFunc(packs, func(d content.Digest) bool { return d.String() == rel2.Pack })
+	if len(packs) != 2 || !slices.Contains(packs, f.pack(t)) || i < 0 {
+		t.Fatalf("2.0.0 has chunks in packs %v, want 1.0.0's %s and its own %s", packs, f.pack(t).Short(), rel2.Pack)
+	}
+	fi, err := os.Stat(f.o.PackFile(packs[i]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +145,8 @@ func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
 		t.Errorf("fetched %s, want app@2.0.0", res.Release)
 	}
 	art := m2.Platforms[platform]
-	if res.ChunksFetched != rel2.NewChunks || res.ChunksReused != len(art.Chunks)-rel2.NewChunks || res.ChunksReused == 0 {
-		t.Errorf("fetched %d and reused %d chunks, want %d new and %d reused", res.ChunksFetched, res.ChunksReused, rel2.NewChunks, len(art.Chunks)-rel2.NewChunks)
+	if res.ChunksFetched != rel2.NewChunks || res.ChunksReused != len(art.Chunks())-rel2.NewChunks || res.ChunksReused == 0 {
+		t.Errorf("fetched %d and reused %d chunks, want %d new and %d reused", res.ChunksFetched, res.ChunksReused, rel2.NewChunks, len(art.Chunks())-rel2.NewChunks)
 	}
 	if res.ChunkBytes != fi.Size() || res.ChunkBytes != rel2.NewBytes {
 		t.Errorf("chunk bytes %d, want the new pack's %d (publish said %d)", res.ChunkBytes, fi.Size(), rel2.NewBytes)
@@ -156,7 +161,8 @@ func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
 // the retry asks for the rest from that chunk's first byte, not from 0.
 func testResumesTruncatedPack(t *testing.T, base *fixture) {
 	f := base.clone(t, cdn.ServerConfig{})
-	m, art := f.manifest(t)
+	_, art := f.manifest(t)
+	pack := f.pack(t)
 	packSize := f.rel.NewBytes
 	cut := packSize / 2
 	f.srv.SetFault(cdn.Fault{Path: f.packPath(t), TruncateAt: cut, Times: 1})
@@ -165,8 +171,8 @@ func testResumesTruncatedPack(t *testing.T, base *fixture) {
 
 	res := mustFetch(t, c, opt)
 	cdntest.RequireSameTree(t, f.tree, opt.Out)
-	if res.ChunksFetched != len(art.Chunks) || res.ChunkBytes != packSize {
-		t.Errorf("fetched %d chunks, %d bytes; want %d, %d", res.ChunksFetched, res.ChunkBytes, len(art.Chunks), packSize)
+	if res.ChunksFetched != len(art.Chunks()) || res.ChunkBytes != packSize {
+		t.Errorf("fetched %d chunks, %d bytes; want %d, %d", res.ChunksFetched, res.ChunkBytes, len(art.Chunks()), packSize)
 	}
 	if want := int64(metadataRequests + 3); res.Requests != want {
 		t.Errorf("%d requests, want %d (one retry of the range)", res.Requests, want)
@@ -176,13 +182,13 @@ func testResumesTruncatedPack(t *testing.T, base *fixture) {
 	}
 	// The retry resumes at the chunk the cut tore, not at byte 0.
 	var resume int64 = -1
-	for _, r := range art.Chunks {
-		if r.Pack == 0 && r.Offset < cut && cut < r.Offset+int64(r.Stored) {
+	for _, r := range art.Chunks() {
+		if r.Pack == pack && r.Offset < cut && cut < r.Offset+int64(r.Stored) {
 			resume = r.Offset
 		}
 	}
 	if resume <= 0 {
-		t.Fatalf("no chunk straddles byte %d of pack %s", cut, m.Packs[0].Short())
+		t.Fatalf("no chunk straddles byte %d of pack %s", cut, pack.Short())
 	}
 	packReqs := requestsTo(f.reqs.Wait(t, int(res.Requests)), f.packPath(t))
 	if len(packReqs) != 2 || packReqs[0].Bytes != cut || packReqs[1].RangeStart() != resume {
@@ -234,15 +240,15 @@ func testResumesAfterCancel(t *testing.T, base *fixture) {
 	}
 	requireNotExist(t, opt.Out)
 	kept := cdntest.CheckStore(t, chunks)
-	if len(kept) == 0 || len(kept) >= len(art.Chunks) {
-		t.Fatalf("the interrupted fetch stored %d of %d chunks; the test needs a part", len(kept), len(art.Chunks))
+	if len(kept) == 0 || len(kept) >= len(art.Chunks()) {
+		t.Fatalf("the interrupted fetch stored %d of %d chunks; the test needs a part", len(kept), len(art.Chunks()))
 	}
 
 	fast := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 	res := mustFetch(t, fast, opt)
 	cdntest.RequireSameTree(t, f.tree, opt.Out)
-	if res.ChunksReused != len(kept) || res.ChunksFetched != len(art.Chunks)-len(kept) {
-		t.Errorf("resumed fetch reused %d and fetched %d, want %d and %d", res.ChunksReused, res.ChunksFetched, len(kept), len(art.Chunks)-len(kept))
+	if res.ChunksReused != len(kept) || res.ChunksFetched != len(art.Chunks())-len(kept) {
+		t.Errorf("resumed fetch reused %d and fetched %d, want %d and %d", res.ChunksReused, res.ChunksFetched, len(kept), len(art.Chunks())-len(kept))
 	}
 }
 
@@ -251,12 +257,12 @@ func testResumesAfterCancel(t *testing.T, base *fixture) {
 // the output, and everything it did store verifies.
 func testCorruptChunk(t *testing.T, base *fixture) {
 	f := base.clone(t, cdn.ServerConfig{})
-	m, art := f.manifest(t)
+	_, art := f.manifest(t)
 	// Flip a byte of a raw chunk (one of the random file's): raw bodies
 	// are hashed as they are, so the damage is certain to show as a
 	// digest mismatch.
 	var bad content.ChunkRef
-	for _, r := range art.Chunks {
+	for _, r := range art.Chunks() {
 		if r.Enc == content.EncodingRaw {
 			bad = r
 			break
@@ -265,7 +271,7 @@ func testCorruptChunk(t *testing.T, base *fixture) {
 	if bad.Size == 0 {
 		t.Fatal("the tree has no raw chunk")
 	}
-	packFile := f.o.PackFile(m.Packs[bad.Pack])
+	packFile := f.o.PackFile(bad.Pack)
 	b, err := os.ReadFile(packFile)
 	if err != nil {
 		t.Fatal(err)
@@ -302,8 +308,8 @@ func testCorruptChunk(t *testing.T, base *fixture) {
 // testPackNotOnOrigin deletes the pack: a 404 is final, not retried.
 func testPackNotOnOrigin(t *testing.T, base *fixture) {
 	f := base.clone(t, cdn.ServerConfig{})
-	m, _ := f.manifest(t)
-	if err := os.Remove(f.o.PackFile(m.Packs[0])); err != nil {
+	pack := f.pack(t)
+	if err := os.Remove(f.o.PackFile(pack)); err != nil {
 		t.Fatal(err)
 	}
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
@@ -314,7 +320,7 @@ func testPackNotOnOrigin(t *testing.T, base *fixture) {
 	if !errors.Is(err, cdn.ErrNotOnOrigin) || !errors.As(err, &he) || he.Status != http.StatusNotFound {
 		t.Fatalf("fetch of a deleted pack: %v, want a 404 matching ErrNotOnOrigin", err)
 	}
-	if !strings.Contains(err.Error(), m.Packs[0].String()) {
+	if !strings.Contains(err.Error(), pack.String()) {
 		t.Errorf("error %q does not name the pack", err)
 	}
 	if want := int64(metadataRequests + 2); res == nil || res.Requests != want {
@@ -438,9 +444,9 @@ func testDiskFull(t *testing.T, base *fixture) {
 		t.Fatalf("fetch onto a full disk: %v, want ENOSPC", err)
 	}
 	var named *content.ChunkRef
-	for i, r := range art.Chunks {
+	for _, r := range art.Chunks() {
 		if strings.Contains(err.Error(), "chunk "+r.ID.String()) {
-			named = &art.Chunks[i]
+			named = &r
 		}
 	}
 	if named == nil {
@@ -452,8 +458,8 @@ func testDiskFull(t *testing.T, base *fixture) {
 	}
 	requireNotExist(t, opt.Out)
 	kept := cdntest.CheckStore(t, chunks)
-	if len(kept) == 0 || len(kept) >= len(art.Chunks) || res.ChunksFetched != len(kept) {
-		t.Fatalf("stored %d of %d chunks (result says %d); want a part", len(kept), len(art.Chunks), res.ChunksFetched)
+	if len(kept) == 0 || len(kept) >= len(art.Chunks()) || res.ChunksFetched != len(kept) {
+		t.Fatalf("stored %d of %d chunks (result says %d); want a part", len(kept), len(art.Chunks()), res.ChunksFetched)
 	}
 	if named != nil && slices.Contains(kept, named.ID) {
 		t.Errorf("the chunk the error names, %s, is in the store", named.ID)
@@ -462,7 +468,7 @@ func testDiskFull(t *testing.T, base *fixture) {
 	disk.Resize(64 << 20)
 	res = mustFetch(t, c, opt)
 	cdntest.RequireSameTree(t, f.tree, opt.Out)
-	if res.ChunksReused != len(kept) || res.ChunksFetched != len(art.Chunks)-len(kept) {
-		t.Errorf("after the disk grew: reused %d, fetched %d; want %d, %d", res.ChunksReused, res.ChunksFetched, len(kept), len(art.Chunks)-len(kept))
+	if res.ChunksReused != len(kept) || res.ChunksFetched != len(art.Chunks())-len(kept) {
+		t.Errorf("after the disk grew: reused %d, fetched %d; want %d, %d", res.ChunksReused, res.ChunksFetched, len(kept), len(art.Chunks())-len(kept))
 	}
 }

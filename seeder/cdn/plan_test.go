@@ -3,6 +3,7 @@ package cdn
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,11 +22,13 @@ func planClient(t *testing.T, maxGap, maxRange int64) *Client {
 	return c
 }
 
-// planRef is a chunk ref with an id derived from name.
+// planRef is a chunk ref with an id derived from name, in planPacks[pack].
 func planRef(name string, pack int, off int64, stored int) content.ChunkRef {
-	return content.ChunkRef{ID: content.SumChunk([]byte(name)), Size: stored, Stored: stored, Enc: content.EncodingRaw, Pack: pack, Offset: off}
+	return content.ChunkRef{ID: content.SumChunk([]byte(name)), Size: stored, Stored: stored, Enc: content.EncodingRaw, Pack: planPacks[pack], Offset: off}
 }
 
+// planPacks are the packs of planRef; describe names each by its first
+// byte.
 var planPacks = []content.Digest{{1}, {2}, {3}}
 
 // describe renders spans as "pack:start-end[a b c]" for comparison.
@@ -89,9 +92,9 @@ func TestPlan(t *testing.T) {
 			want: "1:0-4194304[a b c d]",
 		},
 		{
-			name: "packs never mix", maxGap: 1 << 20, maxRange: 4 * MiB,
+			name: "packs never mix, and go in the order they first appear", maxGap: 1 << 20, maxRange: 4 * MiB,
 			refs: []content.ChunkRef{planRef("x", 2, 0, 10), planRef("b", 1, 10, 10), planRef("a", 0, 0, 10), planRef("c", 1, 0, 10), planRef("y", 2, 10, 10)},
-			want: "1:0-10[a] 2:0-20[c b] 3:0-20[x y]",
+			want: "3:0-20[x y] 2:0-20[c b] 1:0-10[a]",
 		},
 		{
 			name: "overlapping bodies are separate requests", maxGap: 100, maxRange: 4 * MiB,
@@ -106,7 +109,7 @@ func TestPlan(t *testing.T) {
 			for _, n := range "abcdexy" {
 				names[content.SumChunk([]byte(string(n)))] = string(n)
 			}
-			spans, err := planClient(t, tt.maxGap, tt.maxRange).plan(planPacks, tt.refs)
+			spans, err := planClient(t, tt.maxGap, tt.maxRange).plan(tt.refs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,23 +122,30 @@ func TestPlan(t *testing.T) {
 
 func TestPlanRefusesBadRefs(t *testing.T) {
 	c := planClient(t, 0, 4<<20)
-	for _, r := range []content.ChunkRef{
-		planRef("a", 3, 0, 10),
-		planRef("a", -1, 0, 10),
-		planRef("a", 0, -5, 10),
-		planRef("a", 0, 0, 0),
-		planRef("a", 0, 0, content.MaxChunkSize+1),
+	noPack := planRef("a", 0, 0, 10)
+	noPack.Pack = content.Digest{}
+	for _, tt := range []struct {
+		ref  content.ChunkRef
+		want string
+	}{
+		{noPack, "no pack"},
+		{planRef("a", 0, -5, 10), "out of range"},
+		{planRef("a", 0, 0, 0), "out of range"},
+		{planRef("a", 0, 0, content.MaxChunkSize+1), "out of range"},
 	} {
-		_, err := c.plan(planPacks, []content.ChunkRef{planRef("ok", 0, 0, 10), r})
-		if err == nil || !strings.Contains(err.Error(), r.ID.String()) {
-			t.Errorf("plan of pack %d offset %d stored %d: %v, want an error naming the chunk", r.Pack, r.Offset, r.Stored, err)
+		r := tt.ref
+		_, err := c.plan([]content.ChunkRef{planRef("ok", 0, 0, 10), r})
+		if err == nil || !strings.Contains(err.Error(), r.ID.String()) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("plan of pack %s offset %d stored %d: %v, want an error naming the chunk and saying %q", r.Pack.Short(), r.Offset, r.Stored, err, tt.want)
 		}
 	}
 }
 
 // TestPlanInvariants checks random layouts: every distinct chunk lands in
-// exactly one span of its own pack, spans are ordered and within
-// MaxRange, and bodies in a span are at most MaxGap apart.
+// exactly one span of its own pack, a pack's spans are together, packs go
+// in the order they first appear in the refs, spans of a pack are in
+// offset order and within MaxRange, and bodies in a span are at most
+// MaxGap apart.
 func TestPlanInvariants(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	for iter := range 200 {
@@ -157,15 +167,30 @@ func TestPlanInvariants(t *testing.T) {
 		}
 		r.Shuffle(len(refs), func(i, j int) { refs[i], refs[j] = refs[j], refs[i] })
 		withDups := append(refs, refs[:len(refs)/3]...)
-		spans, err := c.plan(planPacks, withDups)
+		var order []content.Digest
+		for _, r := range withDups {
+			if !slices.Contains(order, r.Pack) {
+				order = append(order, r.Pack)
+			}
+		}
+		spans, err := c.plan(withDups)
 		if err != nil {
 			t.Fatal(err)
+		}
+		var spanOrder []content.Digest
+		for i, s := range spans {
+			if i == 0 || spans[i-1].pack != s.pack {
+				spanOrder = append(spanOrder, s.pack)
+			}
+		}
+		if !slices.Equal(spanOrder, order) {
+			t.Fatalf("iteration %d: spans go through packs %v, want them together in first-appearance order %v", iter, spanOrder, order)
 		}
 		seen := map[content.ChunkID]int{}
 		for i, s := range spans {
 			if i > 0 {
 				prev := spans[i-1]
-				if prev.pack[0] > s.pack[0] || (prev.pack == s.pack && prev.end > s.start) {
+				if prev.pack == s.pack && prev.end > s.start {
 					t.Fatalf("iteration %d: span %d (%d:%d-%d) after (%d:%d-%d)", iter, i, s.pack[0], s.start, s.end, prev.pack[0], prev.start, prev.end)
 				}
 				// Coalescing is greedy: a span ends only where the next
@@ -182,8 +207,8 @@ func TestPlanInvariants(t *testing.T) {
 			}
 			for j, ref := range s.refs {
 				seen[ref.ID]++
-				if planPacks[ref.Pack] != s.pack {
-					t.Fatalf("iteration %d: chunk of pack %d in a span of pack %d", iter, ref.Pack, s.pack[0])
+				if ref.Pack != s.pack {
+					t.Fatalf("iteration %d: chunk of pack %d in a span of pack %d", iter, ref.Pack[0], s.pack[0])
 				}
 				if j > 0 {
 					gap := ref.Offset - (s.refs[j-1].Offset + int64(s.refs[j-1].Stored))

@@ -2,8 +2,10 @@ package cdn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,13 +30,34 @@ type Release struct {
 
 func (r Release) String() string { return r.Name + "@" + r.Version }
 
+// patches returns the manifest patches the signed target lists, by base
+// id, with their lengths.
+func (r Release) patches() map[content.ReleaseID]int64 {
+	if r.tf == nil || r.tf.Custom == nil {
+		return nil
+	}
+	var c content.TargetCustom
+	if json.Unmarshal(*r.tf.Custom, &c) != nil {
+		return nil
+	}
+	out := map[content.ReleaseID]int64{}
+	for k, n := range c.Meshcast.Patches {
+		var id content.ReleaseID
+		if id.UnmarshalText([]byte(k)) == nil && n > 0 {
+			out[id] = n
+		}
+	}
+	return out
+}
+
 // Trusted is a node's verified view of the origin's TUF metadata after a
 // refresh. Its methods are not safe for concurrent use.
 type Trusted struct {
-	c        *Client
-	up       *updater.Updater
-	fetcher  *tufFetcher
-	releases []Release
+	c          *Client
+	up         *updater.Updater
+	fetcher    *tufFetcher
+	targetsDir string
+	releases   []Release
 }
 
 // ErrNoRelease means the signed metadata does not list the release asked
@@ -74,7 +97,7 @@ func (c *Client) Refresh(ctx context.Context, dir string, trustedRoot []byte) (*
 	if err := up.Refresh(); err != nil {
 		return nil, fmt.Errorf("tuf refresh from %s: %w", c.cfg.URL, err)
 	}
-	t := &Trusted{c: c, up: up, fetcher: f}
+	t := &Trusted{c: c, up: up, fetcher: f, targetsDir: cfg.LocalTargetsDir}
 	for path, tf := range up.GetTopLevelTargets() {
 		if r, ok := parseReleaseTarget(path, tf); ok {
 			t.releases = append(t.releases, r)
@@ -152,6 +175,53 @@ func (t *Trusted) Find(name, version string) (Release, error) {
 	return *found, nil
 }
 
+// patched builds r's manifest from the newest earlier manifest of the same
+// release that the local cache holds and a patch the origin lists for it,
+// and caches the result. It returns nil when there is no such pair or the
+// patch does not produce the signed bytes; the caller then downloads the
+// whole manifest.
+func (t *Trusted) patched(r Release) []byte {
+	patches := r.patches()
+	if len(patches) == 0 {
+		return nil
+	}
+	for i := len(t.releases) - 1; i >= 0; i-- {
+		base := t.releases[i]
+		n, ok := patches[base.ID]
+		if base.Name != r.Name || !ok {
+			continue
+		}
+		_, old, err := t.up.FindCachedTarget(base.tf, "")
+		if err != nil || old == nil {
+			continue
+		}
+		u := t.c.resolve("targets/" + content.ManifestPatchPath(r.Target, r.ID, base.ID))
+		patch, err := t.fetcher.DownloadFile(u, n, 0)
+		if err == nil {
+			var b []byte
+			if b, err = content.ApplyManifestPatch(old, patch, r.Length); err == nil {
+				if content.ManifestID(b) == r.ID {
+					t.cache(r, b)
+					return b
+				}
+				err = errors.New("the patched manifest does not match the signed hash")
+			}
+		}
+		t.c.log.Warn("manifest patch unusable; fetching the whole manifest", "release", r, "base", base, "err", err)
+		return nil
+	}
+	return nil
+}
+
+// cache stores a verified manifest where go-tuf's FindCachedTarget looks.
+func (t *Trusted) cache(r Release, b []byte) {
+	p := filepath.Join(t.targetsDir, url.PathEscape(r.Target))
+	tmp := p + ".tmp"
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		os.Rename(tmp, p)
+	}
+}
+
 // Manifest downloads (or takes from the local cache) a release's manifest,
 // checks its length and hash against the signed target, decodes and
 // validates it, and checks that it names the release it is signed as.
@@ -162,6 +232,9 @@ func (t *Trusted) Manifest(ctx context.Context, r Release, l content.Limits) (*c
 	t.fetcher.ctx = ctx
 	_, b, err := t.up.FindCachedTarget(r.tf, "")
 	if err != nil || b == nil {
+		b = t.patched(r)
+	}
+	if b == nil {
 		if _, b, err = t.up.DownloadTarget(r.tf, "", ""); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", r, err)
 		}

@@ -275,6 +275,19 @@ func testRefusesWrongKey(t *testing.T, base *fixture) {
 	})
 }
 
+// firstChunk returns the first chunk reference of a's first file that has
+// any.
+func firstChunk(t *testing.T, a *content.Artifact) *content.ChunkRef {
+	t.Helper()
+	for i := range a.Files {
+		if len(a.Files[i].Chunks) > 0 {
+			return &a.Files[i].Chunks[0]
+		}
+	}
+	t.Fatal("no file has chunks")
+	return nil
+}
+
 // testRefusesHostileManifest signs, with the right key, manifests
 // that a stolen key or a buggy publisher could produce. Each must fail as
 // a bad manifest before anything is written outside the state dir.
@@ -317,8 +330,11 @@ func testRefusesHostileManifest(t *testing.T, base *fixture) {
 		}), content.Limits{}, "leaves the tree"},
 		{"too many files", evil(func(*content.Manifest) {}), limited(func(l *content.Limits) { l.Files = 3 }), "exceed the limit of 3"},
 		{"chunk too big", evil(func(m *content.Manifest) {
-			m.Platforms[platform].Chunks[0].Size = content.MaxChunkSize + 1
+			firstChunk(t, m.Platforms[platform]).Size = content.MaxChunkSize + 1
 		}), content.Limits{}, "out of range"},
+		{"chunk with no pack", evil(func(m *content.Manifest) {
+			firstChunk(t, m.Platforms[platform]).Pack = content.Digest{}
+		}), content.Limits{}, "no pack"},
 		{"names another release", good, content.Limits{}, "describes app@1.0.0"},
 		{"too big", evil(func(*content.Manifest) {}), limited(func(l *content.Limits) { l.ManifestBytes = 1 << 10 }), "exceeds the limit of 1024"},
 	}

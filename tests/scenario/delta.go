@@ -95,37 +95,36 @@ func Delta(ctx context.Context, opt DeltaOptions, log *slog.Logger) (*DeltaResul
 		return nil, err
 	}
 	defer o.repo.Close()
-	for i, in := range []string{v1, v2} {
-		pr, err := o.repo.Publish(ctx, o.keys, origin.PublishOptions{
-			Name: "rootfs", Version: fmt.Sprintf("1.%d.0", i), Level: opt.Level,
-			Artifacts: map[string]string{"linux/amd64": in},
-		}, log)
-		if err != nil {
-			return nil, err
-		}
-		if i == 0 {
-			res.V1NewBytes = pr.NewBytes
-		} else {
-			res.V2NewBytes, res.V2NewChunks = pr.NewBytes, pr.NewChunks
-			fi, err := targetFile(o.dir, pr)
-			if err != nil {
-				return nil, err
-			}
-			res.ManifestBytes = fi.Size()
-		}
-	}
-	res.PublishRatio = float64(res.V2NewBytes) / float64(res.BaselineBytes)
-
+	// As in the field: v1 is published and fetched, then v2 is published
+	// and the node holding v1 fetches it.
 	var fr [2]*cdn.FetchResult
 	err = serve(ctx, cdn.ServerConfig{Dir: o.dir, Gzip: true}, log, func(url string) error {
 		state := filepath.Join(opt.Dir, "node")
-		for i := range fr {
+		for i, in := range []string{v1, v2} {
+			version := fmt.Sprintf("1.%d.0", i)
+			pr, err := o.repo.Publish(ctx, o.keys, origin.PublishOptions{
+				Name: "rootfs", Version: version, Level: opt.Level,
+				Artifacts: map[string]string{"linux/amd64": in},
+			}, log)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				res.V1NewBytes = pr.NewBytes
+			} else {
+				res.V2NewBytes, res.V2NewChunks = pr.NewBytes, pr.NewChunks
+				fi, err := targetFile(o.dir, pr)
+				if err != nil {
+					return err
+				}
+				res.ManifestBytes = fi.Size()
+			}
 			c, err := cdn.NewClient(cdn.ClientConfig{URL: url}, log)
 			if err != nil {
 				return err
 			}
 			fr[i], err = cdn.DirectFetch(ctx, c, cdn.DirectFetchOptions{
-				StateDir: state, TrustedRoot: o.root, Name: "rootfs", Version: fmt.Sprintf("1.%d.0", i),
+				StateDir: state, TrustedRoot: o.root, Name: "rootfs", Version: version,
 				Platform: "linux/amd64", Out: filepath.Join(state, "releases", strconv.Itoa(i)),
 			}, log)
 			c.Close()
@@ -138,6 +137,7 @@ func Delta(ctx context.Context, opt DeltaOptions, log *slog.Logger) (*DeltaResul
 	if err != nil {
 		return nil, err
 	}
+	res.PublishRatio = float64(res.V2NewBytes) / float64(res.BaselineBytes)
 	res.FetchBytesFromCDN, res.FetchRequests = fr[1].BytesFromCDN, fr[1].Requests
 	res.FetchChunks, res.ReusedChunks = fr[1].ChunksFetched, fr[1].ChunksReused
 	res.FetchRatio = float64(res.FetchBytesFromCDN) / float64(res.BaselineBytes)

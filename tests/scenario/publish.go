@@ -21,10 +21,10 @@ type PublishSpeedOptions struct {
 	Dir     string // work directory; must exist
 	Size    int64  // image size (default 1 GiB)
 	Seed    uint64
-	Runs    int    // alternating runs of each side; medians are reported (default 3)
-	Level   int    // publish's zstd level (default: publish's default)
-	Threads int    // zstd -T (default 2)
-	ZstdLvl int    // zstd level of the baseline (default 3)
+	Runs    int // alternating runs of each side; medians are reported (default 3)
+	Level   int // publish's zstd level (default: publish's default)
+	Threads int // zstd -T (default 2)
+	ZstdLvl int // zstd level of the baseline (default 3)
 }
 
 // PublishSpeedResult compares a first publish of one image with the zstd

@@ -2,8 +2,10 @@ package cdntest
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -169,6 +171,21 @@ func (o *Origin) Manifest(res *origin.PublishResult) *content.Manifest {
 		o.t.Fatal(err)
 	}
 	return m
+}
+
+// Packs returns the distinct packs that m's chunks live in: platforms in
+// sorted order, files in order. A manifest names its packs only in its
+// chunk references.
+func Packs(m *content.Manifest) []content.Digest {
+	var packs []content.Digest
+	for _, p := range slices.Sorted(maps.Keys(m.Platforms)) {
+		for _, c := range m.Platforms[p].Chunks() {
+			if !slices.Contains(packs, c.Pack) {
+				packs = append(packs, c.Pack)
+			}
+		}
+	}
+	return packs
 }
 
 // Serve serves the origin; see the package-level Serve.
