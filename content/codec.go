@@ -57,7 +57,7 @@ func (e *Encoding) UnmarshalText(b []byte) error {
 }
 
 // DefaultLevel is the zstd level publish uses unless told otherwise.
-const DefaultLevel = 3
+const DefaultLevel = 1
 
 // Compressor encodes chunk bodies. It is safe for concurrent use.
 type Compressor struct {
