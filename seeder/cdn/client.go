@@ -319,23 +319,20 @@ func rangeBody(r *response, start, end int64) error {
 	return nil
 }
 
-// tufFetcher adapts the client to go-tuf's Fetcher: retries, an idle
-// timeout, byte counting and the length bound go-tuf asks for.
-type tufFetcher struct {
-	c   *Client
-	ctx context.Context
-}
-
-// DownloadFile implements fetcher.Fetcher.
-func (f *tufFetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]byte, error) {
+// Fetch returns the file at path below the origin (such as
+// "metadata/timestamp.json"), at most maxLength bytes, retrying transient
+// failures with backoff. A missing file is an error matching
+// ErrNotOnOrigin. Client is the Source of a seeder and of meshcast fetch.
+func (c *Client) Fetch(ctx context.Context, path string, maxLength int64) ([]byte, error) {
+	u := c.resolve(path)
 	var last error
-	for attempt := 1; attempt <= f.c.cfg.Attempts; attempt++ {
+	for attempt := 1; attempt <= c.cfg.Attempts; attempt++ {
 		if attempt > 1 {
-			if err := f.c.backoff(f.ctx, attempt-1); err != nil {
+			if err := c.backoff(ctx, attempt-1); err != nil {
 				return nil, err
 			}
 		}
-		b, err := f.once(u, maxLength)
+		b, err := c.fetchOnce(ctx, u, maxLength)
 		if err == nil {
 			return b, nil
 		}
@@ -344,11 +341,11 @@ func (f *tufFetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([
 			return nil, &tufHTTPError{he}
 		}
 		var lm *metadata.ErrDownloadLengthMismatch
-		if errors.As(err, &lm) || f.ctx.Err() != nil || !retryable(err) {
+		if errors.As(err, &lm) || ctx.Err() != nil || !retryable(err) {
 			return nil, err
 		}
 		last = err
-		f.c.log.Warn("cdn metadata request failed; retrying", "url", u, "attempt", attempt, "err", err)
+		c.log.Warn("cdn metadata request failed; retrying", "url", u, "attempt", attempt, "err", err)
 	}
 	return nil, fmt.Errorf("%w: %w", ErrGaveUp, last)
 }
@@ -364,8 +361,8 @@ func (e *tufHTTPError) Unwrap() []error {
 	return []error{e.he, &metadata.ErrDownloadHTTP{StatusCode: e.he.Status, URL: e.he.URL}}
 }
 
-func (f *tufFetcher) once(u string, maxLength int64) ([]byte, error) {
-	r, err := f.c.open(f.ctx, u, 0, 0)
+func (c *Client) fetchOnce(ctx context.Context, u string, maxLength int64) ([]byte, error) {
+	r, err := c.open(ctx, u, 0, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/meshcast/meshcast/content"
@@ -50,12 +53,24 @@ func (r Release) patches() map[content.ReleaseID]int64 {
 	return out
 }
 
+// Source delivers the files of an origin by path below it, such as
+// "metadata/timestamp.json" or "targets/releases/x/<sha256>.1.0.0.json",
+// at most maxLength bytes. A file the source does not have is an error
+// matching ErrNotOnOrigin. The CDN Client is one Source; a node's site
+// peers, which keep what they verified, are another. Sources are trusted
+// for availability only: everything they deliver is verified.
+type Source interface {
+	Fetch(ctx context.Context, path string, maxLength int64) ([]byte, error)
+}
+
 // Trusted is a node's verified view of the origin's TUF metadata after a
 // refresh. Its methods are not safe for concurrent use.
 type Trusted struct {
-	c          *Client
+	src        Source
+	name       string // of the source, for errors
+	log        *slog.Logger
 	up         *updater.Updater
-	fetcher    *tufFetcher
+	fetcher    *sourceFetcher
 	targetsDir string
 	releases   []Release
 }
@@ -64,15 +79,49 @@ type Trusted struct {
 // for.
 var ErrNoRelease = errors.New("no such release in the signed metadata")
 
-// Refresh runs a TUF client update against the origin, starting from the
-// trusted metadata kept in dir (or from trustedRoot on first use), and
-// persists what it verified in dir. Expired, rolled-back, mix-and-matched
-// or wrongly signed metadata fails the refresh, and what dir trusts never
-// moves backwards: as the TUF client workflow requires, a newer timestamp
-// or snapshot that verified before the failure is kept (it guards the next
-// refresh against rollback), while the trusted targets, and so the list
-// of releases, change only when the whole refresh verified.
+// Refresh runs a TUF client update against the origin; see RefreshFrom.
 func (c *Client) Refresh(ctx context.Context, dir string, trustedRoot []byte) (*Trusted, error) {
+	return RefreshFrom(ctx, c, c.cfg.URL, dir, trustedRoot, c.log)
+}
+
+// sourceBase is the URL go-tuf is given for the origin; the fetcher turns
+// its URLs back into origin paths for the Source.
+const sourceBase = "https://origin.meshcast.invalid/"
+
+// sourceFetcher adapts a Source to go-tuf's Fetcher.
+type sourceFetcher struct {
+	src Source
+	ctx context.Context
+}
+
+// DownloadFile implements fetcher.Fetcher.
+func (f *sourceFetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]byte, error) {
+	path, ok := strings.CutPrefix(u, sourceBase)
+	if !ok {
+		return nil, fmt.Errorf("tuf asked for %s, outside the origin", u)
+	}
+	b, err := f.src.Fetch(f.ctx, path, maxLength)
+	var dh *metadata.ErrDownloadHTTP
+	if errors.Is(err, ErrNotOnOrigin) && !errors.As(err, &dh) {
+		// go-tuf reads a 404 on N+1.root.json as "no newer root".
+		return nil, errors.Join(err, &metadata.ErrDownloadHTTP{StatusCode: http.StatusNotFound, URL: u})
+	}
+	return b, err
+}
+
+// RefreshFrom runs a TUF client update against src (named name in
+// errors), starting from the trusted metadata kept in dir (or from
+// trustedRoot on first use), and persists what it verified in dir.
+// Expired, rolled-back, mix-and-matched or wrongly signed metadata fails
+// the refresh, and what dir trusts never moves backwards: as the TUF
+// client workflow requires, a newer timestamp or snapshot that verified
+// before the failure is kept (it guards the next refresh against
+// rollback), while the trusted targets, and so the list of releases,
+// change only when the whole refresh verified.
+func RefreshFrom(ctx context.Context, src Source, name, dir string, trustedRoot []byte, log *slog.Logger) (*Trusted, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "targets"), 0o700); err != nil {
 		return nil, fmt.Errorf("tuf refresh: %w", err)
 	}
@@ -80,24 +129,24 @@ func (c *Client) Refresh(ctx context.Context, dir string, trustedRoot []byte) (*
 	if err != nil {
 		return nil, fmt.Errorf("tuf refresh: %w", err)
 	}
-	cfg, err := config.New(c.resolve("metadata"), root)
+	cfg, err := config.New(sourceBase+"metadata", root)
 	if err != nil {
 		return nil, fmt.Errorf("tuf refresh: %w", err)
 	}
-	f := &tufFetcher{c: c, ctx: ctx}
+	f := &sourceFetcher{src: src, ctx: ctx}
 	cfg.Fetcher = f
 	cfg.LocalMetadataDir = dir
 	cfg.LocalTargetsDir = filepath.Join(dir, "targets")
-	cfg.RemoteTargetsURL = c.resolve("targets")
+	cfg.RemoteTargetsURL = sourceBase + "targets"
 	cfg.PrefixTargetsWithHash = true
 	up, err := updater.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("tuf refresh: trusted root: %w", err)
 	}
 	if err := up.Refresh(); err != nil {
-		return nil, fmt.Errorf("tuf refresh from %s: %w", c.cfg.URL, err)
+		return nil, fmt.Errorf("tuf refresh from %s: %w", name, err)
 	}
-	t := &Trusted{c: c, up: up, fetcher: f, targetsDir: cfg.LocalTargetsDir}
+	t := &Trusted{src: src, name: name, log: log, up: up, fetcher: f, targetsDir: cfg.LocalTargetsDir}
 	for path, tf := range up.GetTopLevelTargets() {
 		if r, ok := parseReleaseTarget(path, tf); ok {
 			t.releases = append(t.releases, r)
@@ -195,8 +244,7 @@ func (t *Trusted) patched(r Release) []byte {
 		if err != nil || old == nil {
 			continue
 		}
-		u := t.c.resolve("targets/" + content.ManifestPatchPath(r.Target, r.ID, base.ID))
-		patch, err := t.fetcher.DownloadFile(u, n, 0)
+		patch, err := t.src.Fetch(t.fetcher.ctx, "targets/"+content.ManifestPatchPath(r.Target, r.ID, base.ID), n)
 		if err == nil {
 			var b []byte
 			if b, err = content.ApplyManifestPatch(old, patch, r.Length); err == nil {
@@ -207,7 +255,7 @@ func (t *Trusted) patched(r Release) []byte {
 				err = errors.New("the patched manifest does not match the signed hash")
 			}
 		}
-		t.c.log.Warn("manifest patch unusable; fetching the whole manifest", "release", r, "base", base, "err", err)
+		t.log.Warn("manifest patch unusable; fetching the whole manifest", "release", r, "base", base, "err", err)
 		return nil
 	}
 	return nil

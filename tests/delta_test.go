@@ -1,0 +1,88 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os/exec"
+	"testing"
+
+	"github.com/meshcast/meshcast/tests/scenario"
+)
+
+// fetchOverhead bounds what a node holding v1 reads from the CDN for v2
+// besides the new chunks: HTTP headers, the TUF metadata and the
+// manifest patch (about 3 KiB), where the whole manifest of these trees
+// is about 200 KiB.
+const fetchOverhead = 8 << 10
+
+// TestDelta runs the delta scenario on small trees: a node holding v1
+// fetches a v2 that changes a few files. Publishing v2 writes, and the
+// node fetches, about what compressing the changed files alone with
+// zstd -19 would give: no more than 1.3 times that, in a handful of
+// requests (metadata, the manifest patch, one range per pack), reusing
+// every chunk it holds and assembling v2 exactly.
+func TestDelta(t *testing.T) {
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Fatalf("the delta scenario's baseline needs the zstd command (%v): apt-get install zstd", err)
+	}
+	for _, tc := range []struct {
+		name     string
+		maxFiles int
+		// fetchRatio checks FetchRatio ≤ 1.3. Three files change about
+		// 12 KiB of baseline, against which the fixed overhead alone is
+		// a quarter; fetchOverhead bounds it instead.
+		fetchRatio bool
+	}{
+		{"MaxFiles10", 10, true},
+		{"MaxFiles3", 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opt := scenario.DeltaOptions{Dir: t.TempDir(), Seed: 1, Files: 400, Bytes: 24 << 20, MaxFiles: tc.maxFiles}
+			res, err := scenario.Delta(context.Background(), opt, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			if res != nil {
+				b, _ := json.MarshalIndent(res, "", "  ")
+				t.Logf("delta, %d files of %d bytes, at most %d changed:\n%s", opt.Files, opt.Bytes, opt.MaxFiles, b)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.IdenticalTree {
+				t.Error("the assembled v2 differs from the input")
+			}
+			if res.ChangedFiles <= 0 || res.ChangedFiles > opt.MaxFiles {
+				t.Errorf("the upgrade changed %d files, want 1..%d", res.ChangedFiles, opt.MaxFiles)
+			}
+			if res.BaselineBytes <= 0 {
+				t.Fatalf("baseline of %d bytes: the upgrade changed no regular file's bytes", res.BaselineBytes)
+			}
+			if res.PublishRatio > 1.3 {
+				t.Errorf("publishing v2 wrote %d bytes, %.3f times the %d-byte baseline; want at most 1.3", res.V2NewBytes, res.PublishRatio, res.BaselineBytes)
+			}
+			if tc.fetchRatio && res.FetchRatio > 1.3 {
+				t.Errorf("fetching v2 read %d bytes from the CDN, %.3f times the %d-byte baseline; want at most 1.3", res.FetchBytesFromCDN, res.FetchRatio, res.BaselineBytes)
+			}
+			if extra := res.FetchBytesFromCDN - res.V2NewBytes; extra > fetchOverhead {
+				t.Errorf("fetching v2 read %d bytes from the CDN besides the %d bytes of new chunks, want at most %d (the whole manifest is %d)", extra, res.V2NewBytes, fetchOverhead, res.ManifestBytes)
+			}
+			if res.FetchRequests > 16 {
+				t.Errorf("fetching v2 made %d requests, want at most 16", res.FetchRequests)
+			}
+			if res.FetchChunks != res.V2NewChunks {
+				t.Errorf("fetching v2 fetched %d chunks, want the %d that publishing v2 added", res.FetchChunks, res.V2NewChunks)
+			}
+			if res.ReusedChunks <= 0 {
+				t.Errorf("fetching v2 reused %d chunks of v1, want some", res.ReusedChunks)
+			}
+		})
+	}
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
