@@ -4,6 +4,10 @@ package content
 // Decoders refuse anything larger before allocating for it.
 const MaxChunkSize = 4 << 20
 
+// DefaultChunksLimit is the default bound on a platform's chunk
+// references; the exchange protocol sizes its bitfields by it.
+const DefaultChunksLimit = 1 << 22
+
 // Limits bound what a manifest may ask of a node. A manifest is signed, but a
 // stolen key or a buggy publisher must still not make a gateway allocate or
 // write without bound.
@@ -23,7 +27,7 @@ func DefaultLimits() Limits {
 		ManifestBytes: 64 << 20,
 		Platforms:     64,
 		Files:         1 << 20,
-		Chunks:        1 << 22,
+		Chunks:        DefaultChunksLimit,
 		FileSize:      1 << 40,
 		TotalSize:     1 << 42,
 		PathBytes:     4096,

@@ -17,6 +17,13 @@ import (
 
 // Run runs the conformance suite. open returns a new, empty store; it is
 // called once per subtest and should register its own cleanup on t.
+//
+// A store that writes behind (content.DiskStore) holds a chunk in memory
+// between Put and its commit. If it has a Flush() error method, the suite
+// calls it at points where it wants some chunks committed and others
+// perhaps still pending, so that both states are tested, together, for
+// every part of the contract; run it also over a store whose commits are
+// held (and without Flush) to test the pending state alone.
 func Run(t *testing.T, open func(t testing.TB) content.Store) {
 	tests := []struct {
 		name string
@@ -107,6 +114,18 @@ func Chunks(tb testing.TB, seed uint64, n, size int) []content.Chunk {
 		}
 	}
 	return cs
+}
+
+// flush commits what s holds in memory, if s writes behind.
+func flush(tb testing.TB, s content.Store) {
+	tb.Helper()
+	f, ok := s.(interface{ Flush() error })
+	if !ok {
+		return
+	}
+	if err := f.Flush(); err != nil {
+		tb.Fatalf("Flush: %v", err)
+	}
 }
 
 func put(tb testing.TB, s content.Store, cs ...content.Chunk) {
@@ -211,8 +230,11 @@ func testIdempotentPut(t *testing.T, s content.Store) {
 	raw := RawChunk(data)
 	put(t, s, raw, raw, raw)
 	// The same id in another encoding: storing a chunk already held is a
-	// no-op, so the first body stays.
+	// no-op, so the first body stays, whether it is committed or not.
 	put(t, s, ZstdChunk(t, data))
+	checkGet(t, s, raw)
+	flush(t, s)
+	put(t, s, ZstdChunk(t, data), raw)
 	checkGet(t, s, raw)
 	checkHolds(t, s, []content.Chunk{raw})
 }
@@ -316,7 +338,9 @@ func testGetMissing(t *testing.T, s content.Store) {
 func testWalk(t *testing.T, s content.Store) {
 	checkHolds(t, s, nil)
 	cs := Chunks(t, 100, 50, 700)
-	put(t, s, cs...)
+	put(t, s, cs[:25]...)
+	flush(t, s)
+	put(t, s, cs[25:]...)
 	checkHolds(t, s, cs)
 }
 
@@ -341,7 +365,9 @@ func testWalkStops(t *testing.T, s content.Store) {
 
 func testGC(t *testing.T, s content.Store) {
 	cs := Chunks(t, 300, 40, 1000)
-	put(t, s, cs...)
+	put(t, s, cs[:20]...)
+	flush(t, s)
+	put(t, s, cs[20:]...)
 	var kept, removed []content.Chunk
 	keepSet := make(map[content.ChunkID]bool)
 	var removedBytes int64
@@ -384,6 +410,9 @@ func testGC(t *testing.T, s content.Store) {
 			t.Fatalf("Get of a collected chunk: %v", err)
 		}
 	}
+	// A chunk collected while pending is not committed afterwards.
+	flush(t, s)
+	checkHolds(t, s, kept)
 
 	st, err = s.GC(func(content.ChunkID) bool { return true })
 	if err != nil || st != (content.GCStats{Kept: len(kept)}) {
@@ -397,29 +426,42 @@ func testGC(t *testing.T, s content.Store) {
 	// A collected chunk can be put again.
 	put(t, s, removed[0])
 	checkGet(t, s, removed[0])
+	flush(t, s)
+	checkHolds(t, s, removed[:1])
 }
 
 func testRemove(t *testing.T, s content.Store) {
 	cs := Chunks(t, 400, 4, 500)
-	put(t, s, cs...)
-	if err := s.Remove(cs[1].ID); err != nil {
-		t.Fatal(err)
-	}
-	if s.Has(cs[1].ID) {
-		t.Fatal("Has is true after Remove")
-	}
-	if _, err := s.Get(cs[1].ID); !errors.Is(err, content.ErrNotFound) {
-		t.Fatalf("Get after Remove: %v", err)
-	}
-	if err := s.Remove(cs[1].ID); err != nil {
-		t.Fatalf("Remove of a chunk not held: %v", err)
+	put(t, s, cs[:2]...)
+	flush(t, s)
+	put(t, s, cs[2:]...)
+	// cs[1] is committed; cs[3] perhaps not yet.
+	for _, c := range []content.Chunk{cs[1], cs[3]} {
+		if err := s.Remove(c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if s.Has(c.ID) {
+			t.Fatal("Has is true after Remove")
+		}
+		if _, err := s.Get(c.ID); !errors.Is(err, content.ErrNotFound) {
+			t.Fatalf("Get after Remove: %v", err)
+		}
+		if err := s.Remove(c.ID); err != nil {
+			t.Fatalf("Remove of a chunk not held: %v", err)
+		}
 	}
 	if err := s.Remove(content.SumChunk([]byte("never"))); err != nil {
 		t.Fatalf("Remove of a chunk never held: %v", err)
 	}
-	checkHolds(t, s, []content.Chunk{cs[0], cs[2], cs[3]})
-	put(t, s, cs[1])
+	checkHolds(t, s, []content.Chunk{cs[0], cs[2]})
+	// A removed chunk stays removed once the store has committed.
+	flush(t, s)
+	checkHolds(t, s, []content.Chunk{cs[0], cs[2]})
+	put(t, s, cs[1], cs[3])
 	checkGet(t, s, cs[1])
+	checkGet(t, s, cs[3])
+	flush(t, s)
+	checkHolds(t, s, cs)
 }
 
 // testConcurrent runs Put, Get, Has and Walk on shared and private chunks
@@ -492,9 +534,14 @@ func testGCConcurrentWithPut(t *testing.T, s content.Store) {
 	drop := Chunks(t, 3000, 150, 300)
 	reput := Chunks(t, 4000, 60, 300) // held and not kept, then put again during GC
 	fresh := Chunks(t, 5000, 60, 300) // new, put during GC
-	put(t, s, keep...)
-	put(t, s, drop...)
-	put(t, s, reput...)
+	put(t, s, keep[:15]...)
+	put(t, s, drop[:75]...)
+	put(t, s, reput[:30]...)
+	flush(t, s)
+	// The rest perhaps still pending when GC starts.
+	put(t, s, keep[15:]...)
+	put(t, s, drop[75:]...)
+	put(t, s, reput[30:]...)
 	keepSet := make(map[content.ChunkID]bool)
 	for _, c := range keep {
 		keepSet[c.ID] = true
@@ -547,4 +594,6 @@ func testGCConcurrentWithPut(t *testing.T, s content.Store) {
 	for _, c := range want {
 		checkGet(t, s, c)
 	}
+	flush(t, s)
+	checkHolds(t, s, want)
 }
