@@ -1,8 +1,13 @@
-// Package mesh will own mesh.Node, the composition root: it wires one node
-// (or seeder) together from the subsystems and owns its lifecycle, deciding
-// nothing itself. Only cmd and tests import it. Its subpackages will hold the
-// libp2p host (QUIC only), the chunk exchange protocol and the peer RPCs; they
-// know nothing of Raft.
+// Package mesh wires one meshcast node (or seeder) together and owns its
+// lifecycle: the libp2p host (mesh/p2p), the chunk store, the chunk
+// exchange (mesh/exchange), the peer file service (mesh/meta) and, on a
+// seeder, the CDN client (seeder/cdn). cmd and tests start nodes only
+// through New and Run. A Node decides nothing itself: the release to stage
+// is the highest signed version of the configured release (issue [3/6]
+// moves that decision to the site's Raft), the chunks to fetch come from
+// the exchange and the store.
 //
-// Not built yet: see issues [2/6]–[6/6] and docs/DESIGN.md.
+// Guarantees: Run stops every part it started, in reverse order, before it
+// returns; a node stores and serves only chunks that verified against
+// their ids, and trusts only metadata that verified against its root.
 package mesh

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/meshcast/meshcast/content"
@@ -59,6 +58,7 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 	if err != nil {
 		return nil, err
 	}
+	defer store.Close()
 	trusted, err := c.Refresh(ctx, filepath.Join(opt.StateDir, "tuf"), opt.TrustedRoot)
 	if err != nil {
 		return nil, err
@@ -91,16 +91,18 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 		}
 	}
 	log.Info("fetching", "release", rel, "platform", opt.Platform, "chunks", len(chunks), "missing", len(missing))
-	var fetched, fetchedBytes atomic.Int64
-	err = c.FetchChunks(ctx, missing, func(ch content.Chunk) error {
-		if err := store.Put(ch); err != nil {
-			return err
+	err = c.FetchChunks(ctx, missing, store.Put)
+	// The store writes behind: count what is on disk, which is what a
+	// later run will not fetch again.
+	if ferr := store.Flush(); err == nil && ferr != nil {
+		err = ferr
+	}
+	for _, ref := range missing {
+		if store.Has(ref.ID) {
+			res.ChunksFetched++
+			res.ChunkBytes += int64(ref.Stored)
 		}
-		fetched.Add(1)
-		fetchedBytes.Add(int64(len(ch.Body)))
-		return nil
-	})
-	res.ChunksFetched, res.ChunkBytes = int(fetched.Load()), fetchedBytes.Load()
+	}
 	res.BytesFromCDN, res.Requests = c.BytesFromCDN()-bytes0, c.Requests()-req0
 	if err != nil {
 		return res, fmt.Errorf("fetch %s: %w", rel, err)

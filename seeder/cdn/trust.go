@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,8 +91,14 @@ const sourceBase = "https://origin.meshcast.invalid/"
 
 // sourceFetcher adapts a Source to go-tuf's Fetcher.
 type sourceFetcher struct {
-	src Source
-	ctx context.Context
+	src   Source
+	ctx   context.Context
+	roots []fetchedRoot // root versions downloaded by this refresh
+}
+
+type fetchedRoot struct {
+	path string
+	b    []byte
 }
 
 // DownloadFile implements fetcher.Fetcher.
@@ -101,6 +108,9 @@ func (f *sourceFetcher) DownloadFile(u string, maxLength int64, _ time.Duration)
 		return nil, fmt.Errorf("tuf asked for %s, outside the origin", u)
 	}
 	b, err := f.src.Fetch(f.ctx, path, maxLength)
+	if err == nil && strings.HasSuffix(path, ".root.json") {
+		f.roots = append(f.roots, fetchedRoot{path, b})
+	}
 	var dh *metadata.ErrDownloadHTTP
 	if errors.Is(err, ErrNotOnOrigin) && !errors.As(err, &dh) {
 		// go-tuf reads a 404 on N+1.root.json as "no newer root".
@@ -145,6 +155,19 @@ func RefreshFrom(ctx context.Context, src Source, name, dir string, trustedRoot 
 	}
 	if err := up.Refresh(); err != nil {
 		return nil, fmt.Errorf("tuf refresh from %s: %w", name, err)
+	}
+	// Keep every root version the refresh verified, so that this node can
+	// hand a peer the chain from its root to the newest (CachedFile).
+	trusted := up.GetTrustedMetadataSet().Root.Signed.Version
+	if err := os.MkdirAll(filepath.Join(dir, "roots"), 0o700); err == nil {
+		for _, r := range f.roots {
+			if v := metaVersion(r.b); v >= 1 && v <= trusted {
+				os.WriteFile(filepath.Join(dir, "roots", strconv.FormatInt(v, 10)+".root.json"), r.b, 0o600)
+			}
+		}
+		if given := metaVersion(root); given >= 1 {
+			os.WriteFile(filepath.Join(dir, "roots", strconv.FormatInt(given, 10)+".root.json"), root, 0o600)
+		}
 	}
 	t := &Trusted{src: src, name: name, log: log, up: up, fetcher: f, targetsDir: cfg.LocalTargetsDir}
 	for path, tf := range up.GetTopLevelTargets() {

@@ -1,0 +1,344 @@
+package exchange
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/meshcast/meshcast/content"
+)
+
+// testChunks makes n random raw chunks and their refs.
+func testChunks(t testing.TB, n, size int) ([]content.ChunkRef, []content.Chunk) {
+	t.Helper()
+	refs := make([]content.ChunkRef, n)
+	chunks := make([]content.Chunk, n)
+	for i := range refs {
+		b := make([]byte, size-i%1000)
+		rand.Read(b)
+		id := content.SumChunk(b)
+		refs[i] = content.ChunkRef{ID: id, Size: len(b), Stored: len(b), Enc: content.EncodingRaw, Pack: content.Digest{1}, Offset: int64(i) * int64(size)}
+		chunks[i] = content.Chunk{ID: id, Size: len(b), Enc: content.EncodingRaw, Body: b}
+	}
+	return refs, chunks
+}
+
+type testNode struct {
+	id    peer.ID
+	e     *Engine
+	store *content.MemStore
+}
+
+type testSite struct {
+	t      testing.TB
+	ctx    context.Context
+	nodes  []*testNode
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+func newTestSite(t testing.TB, n int, cfg Config) *testSite {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testSite{t: t, ctx: ctx, cancel: cancel}
+	for i := 0; i < n; i++ {
+		st := content.NewMemStore()
+		nd := &testNode{id: peer.ID(fmt.Sprintf("node-%02d", i)), store: st}
+		nd.e = New(st, nil, cfg, nil)
+		s.nodes = append(s.nodes, nd)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); nd.e.Run(ctx) }()
+	}
+	t.Cleanup(func() { s.cancel(); s.wg.Wait() })
+	return s
+}
+
+// link connects a and b with one pipe each way.
+func (s *testSite) link(a, b *testNode) {
+	for _, dir := range [][2]*testNode{{a, b}, {b, a}} {
+		from, to := dir[0], dir[1]
+		r, w := net.Pipe()
+		if err := from.e.AddPeer(to.id, w); err != nil {
+			s.t.Fatal(err)
+		}
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); to.e.HandleInbound(from.id, r) }()
+	}
+}
+
+func (s *testSite) mesh() {
+	for i := range s.nodes {
+		for j := i + 1; j < len(s.nodes); j++ {
+			s.link(s.nodes[i], s.nodes[j])
+		}
+	}
+}
+
+func waitDone(t testing.TB, sw *Swarm, d time.Duration) {
+	t.Helper()
+	select {
+	case <-sw.Done():
+	case <-time.After(d):
+		have, total := sw.Progress()
+		t.Fatalf("swarm not done after %s: %d of %d chunks", d, have, total)
+	}
+}
+
+// dump describes, from the engine goroutine, why a swarm is not done.
+func dump(e *Engine, id SwarmID) string {
+	out := make(chan string, 1)
+	e.send(evFunc{fn: func() {
+		s := e.swarms[id]
+		var b strings.Builder
+		for i := range s.chunks {
+			if s.have.has(i) {
+				continue
+			}
+			fmt.Fprintf(&b, "chunk %d avail %d pending %+v holders:", i, s.avail[i], s.pending[i])
+			for pid, m := range s.members {
+				if m.bits.has(i) {
+					p := e.peers[pid]
+					fmt.Fprintf(&b, " %s(inflight %d stalled %v backoff %v)", pid, p.inflight, p.stalled, time.Until(p.backoff) > 0)
+				}
+			}
+			b.WriteString("\n")
+			if b.Len() > 4000 {
+				break
+			}
+		}
+		fmt.Fprintf(&b, "spread %v backlog %d pushed %d\n", s.spread, len(s.backlog), len(s.pushed))
+		out <- b.String()
+	}})
+	return <-out
+}
+
+func TestSpreadSeederFillsSite(t *testing.T) {
+	const n = 8
+	refs, chunks := testChunks(t, 200, 32<<10)
+	site := newTestSite(t, n, Config{})
+	seeder := site.nodes[0]
+	id := SwarmID{7}
+	site.mesh()
+	swarms := make([]*Swarm, n)
+	for i, nd := range site.nodes {
+		var err error
+		swarms[i], err = nd.e.Join(site.ctx, id, refs, JoinOptions{Spread: i == 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The CDN delivers chunks to the seeder one by one.
+	for i, c := range chunks {
+		if err := seeder.store.Put(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := seeder.e.Offer(id, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, sw := range swarms {
+		select {
+		case <-sw.Done():
+		case <-time.After(20 * time.Second):
+			t.Logf("node %d stuck:\n%s", i, dump(site.nodes[i].e, id))
+			t.Logf("seeder:\n%s", dump(seeder.e, id))
+			for j, nd := range site.nodes {
+				out := make(chan string, 1)
+				nd.e.send(evFunc{fn: func() {
+					s := nd.e.swarms[id]
+					var b strings.Builder
+					fmt.Fprintf(&b, "node %d: have0=%v nhave=%d members:", j, s.have.has(0), s.nhave)
+					for pid, m := range s.members {
+						fmt.Fprintf(&b, " %s(has0=%v)", pid, m.bits.has(0))
+					}
+					fmt.Fprintf(&b, " peers %d", len(nd.e.peers))
+					out <- b.String()
+				}})
+				t.Log(<-out)
+			}
+			t.FailNow()
+		}
+	}
+	var total int64
+	for _, c := range chunks {
+		total += int64(len(c.Body))
+	}
+	for i, nd := range site.nodes {
+		for _, c := range chunks {
+			got, err := nd.store.Get(c.ID)
+			if err != nil || got.Verify() != nil {
+				t.Fatalf("node %d: chunk %s: %v", i, c.ID.Short(), err)
+			}
+		}
+	}
+	st := seeder.e.Stats()
+	var dup, recv int64
+	for _, nd := range site.nodes[1:] {
+		s := nd.e.Stats()
+		dup += s.Duplicate
+		recv += s.Received
+	}
+	t.Logf("seeder served %d bytes (%.2f × the release), pushed %d; nodes received %d, duplicates %d (%.2f%%)",
+		st.Served, float64(st.Served)/float64(total), st.Pushed, recv, dup, 100*float64(dup)/float64(recv))
+	if recv != int64(n-1)*total {
+		t.Errorf("nodes received %d bytes, want %d", recv, int64(n-1)*total)
+	}
+	if st.Served > 2*total {
+		t.Errorf("seeder uploaded %.2f × the release, want ≤ 2", float64(st.Served)/float64(total))
+	}
+}
+
+// corruptStore claims every chunk of a list and returns each with a
+// flipped byte.
+type corruptStore struct{ chunks []content.Chunk }
+
+func (c corruptStore) Has(content.ChunkID) bool { return true }
+func (c corruptStore) Put(content.Chunk) error  { return nil }
+func (c corruptStore) Get(id content.ChunkID) (content.Chunk, error) {
+	for _, ch := range c.chunks {
+		if ch.ID == id {
+			b := append([]byte(nil), ch.Body...)
+			b[0] ^= 1
+			return content.Chunk{ID: id, Size: ch.Size, Enc: ch.Enc, Body: b}, nil
+		}
+	}
+	return content.Chunk{}, content.ErrNotFound
+}
+
+type recordingBanner struct {
+	mu   sync.Mutex
+	bans []peer.ID
+}
+
+func (b *recordingBanner) Ban(id peer.ID, _ error) {
+	b.mu.Lock()
+	b.bans = append(b.bans, id)
+	b.mu.Unlock()
+}
+
+func TestBadPeerIsBanned(t *testing.T) {
+	refs, chunks := testChunks(t, 60, 16<<10)
+	site := newTestSite(t, 2, Config{})
+	honest, victim := site.nodes[0], site.nodes[1]
+	for _, c := range chunks {
+		honest.store.Put(c)
+	}
+	rogue := &testNode{id: "rogue", store: nil}
+	rogue.e = New(corruptStore{chunks}, nil, Config{}, nil)
+	site.wg.Add(1)
+	go func() { defer site.wg.Done(); rogue.e.Run(site.ctx) }()
+	banner := &recordingBanner{}
+	victim.e.banner = banner
+	id := SwarmID{9}
+	site.link(rogue, victim)
+	for _, nd := range []*testNode{rogue, honest} {
+		if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The honest node connects once the victim had time to ask the rogue.
+	site.link(honest, victim)
+	waitDone(t, sw, 30*time.Second)
+	for _, c := range chunks {
+		got, err := victim.store.Get(c.ID)
+		if err != nil || got.Verify() != nil {
+			t.Fatalf("chunk %s: %v", c.ID.Short(), err)
+		}
+	}
+	st := victim.e.Stats()
+	banner.mu.Lock()
+	defer banner.mu.Unlock()
+	if st.Bad == 0 {
+		t.Fatal("the victim never received a bad chunk: the test did not exercise anything")
+	}
+	if len(banner.bans) != 1 || banner.bans[0] != "rogue" || st.Bans != 1 {
+		t.Fatalf("bans %v (stats %d), want the rogue once", banner.bans, st.Bans)
+	}
+	if st.Received != sumBytes(chunks) {
+		t.Fatalf("received %d verified bytes, want %d", st.Received, sumBytes(chunks))
+	}
+}
+
+func sumBytes(chunks []content.Chunk) int64 {
+	var n int64
+	for _, c := range chunks {
+		n += int64(len(c.Body))
+	}
+	return n
+}
+
+// stallWriter passes the first n bytes and then blocks until closed.
+type stallWriter struct {
+	w      io.WriteCloser
+	left   int
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (s *stallWriter) Write(p []byte) (int, error) {
+	n := 0
+	if s.left > 0 {
+		var err error
+		n, err = s.w.Write(p[:min(len(p), s.left)])
+		s.left -= n
+		if err != nil || n == len(p) {
+			return n, err
+		}
+	}
+	<-s.closed // stalled, but connected, until the engine closes it
+	return n, io.ErrClosedPipe
+}
+
+func (s *stallWriter) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return s.w.Close()
+}
+
+// A peer that stops delivering has its requests issued to another peer.
+func TestStalledPeerRequestsMoveElsewhere(t *testing.T) {
+	refs, chunks := testChunks(t, 80, 16<<10)
+	cfg := Config{RequestTimeout: 200 * time.Millisecond, Tick: 20 * time.Millisecond}
+	site := newTestSite(t, 3, cfg)
+	slow, fast, victim := site.nodes[0], site.nodes[1], site.nodes[2]
+	for _, c := range chunks {
+		slow.store.Put(c)
+		fast.store.Put(c)
+	}
+	// slow → victim stalls after its hello and bitfield and a few pieces.
+	r, w := net.Pipe()
+	sw := &stallWriter{w: w, left: 64 << 10, closed: make(chan struct{})}
+	slow.e.AddPeer(victim.id, sw)
+	site.wg.Add(1)
+	go func() { defer site.wg.Done(); victim.e.HandleInbound(slow.id, r) }()
+	r2, w2 := net.Pipe()
+	victim.e.AddPeer(slow.id, w2)
+	site.wg.Add(1)
+	go func() { defer site.wg.Done(); slow.e.HandleInbound(victim.id, r2) }()
+	id := SwarmID{4}
+	for _, nd := range []*testNode{slow, fast} {
+		if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swarm, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site.link(fast, victim)
+	waitDone(t, swarm, 30*time.Second)
+	st := victim.e.Stats()
+	t.Logf("%+v", st)
+	if st.Reissued == 0 || st.Peers != 2 {
+		t.Fatalf("no request was moved off the stalled peer, which is still connected: %+v", st)
+	}
+}

@@ -1,0 +1,353 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/mesh/exchange"
+	"github.com/meshcast/meshcast/mesh/meta"
+	"github.com/meshcast/meshcast/mesh/p2p"
+	"github.com/meshcast/meshcast/seeder/cdn"
+)
+
+// Role is what a node does in its site.
+type Role string
+
+const (
+	// RoleNode is a gateway: it gets releases from its peers.
+	RoleNode Role = "node"
+	// RoleSeeder is a site server: it also fetches from the CDN what the
+	// site lacks and spreads it.
+	RoleSeeder Role = "seeder"
+)
+
+// Config configures a Node. Zero values mean the documented defaults;
+// New validates it and never changes it afterwards.
+type Config struct {
+	// Site names the site the node belongs to.
+	Site string
+	// Role is node (default) or seeder.
+	Role Role
+	// StateDir holds the identity, the chunk store and the trusted
+	// metadata. Required.
+	StateDir string
+	// Listen are QUIC multiaddrs; default p2p.DefaultListenAddrs().
+	Listen []string
+	// Peers are multiaddrs with /p2p/ ids of site members to connect to
+	// and keep connected to.
+	Peers []string
+	// Open lets every peer connect (development; admission is a later
+	// issue). When false only Allow-ed peers (and Peers) may connect.
+	Open bool
+	// Release is the name of the release the site follows; the node
+	// stages the highest signed version. Required.
+	Release string
+	// Platform picks the artifact; default the running GOOS/GOARCH.
+	Platform string
+	// TrustedRoot is the TUF root.json the node trusts initially. Required.
+	TrustedRoot []byte
+	// CDN configures the seeder's CDN client; URL is required for seeders
+	// and unused by nodes, which ask their peers.
+	CDN cdn.ClientConfig
+	// Refresh is how often the signed metadata is checked: against the CDN
+	// by a seeder, against the peers by a node. Default 30 s.
+	Refresh time.Duration
+	// UploadRate and DownloadRate cap the node's peer traffic in bytes per
+	// second (0: no cap).
+	UploadRate, DownloadRate int64
+	// Exchange tunes the chunk exchange.
+	Exchange exchange.Config
+	// Limits bound what a manifest may ask of the node.
+	Limits content.Limits
+	// Host configures the libp2p host (ListenAddrs is taken from Listen).
+	Host p2p.Config
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.StateDir == "":
+		return errors.New("mesh: state dir is required")
+	case c.Release == "":
+		return errors.New("mesh: release name is required")
+	case len(c.TrustedRoot) == 0:
+		return errors.New("mesh: trusted root is required")
+	case c.Role != RoleNode && c.Role != RoleSeeder:
+		return fmt.Errorf("mesh: role %q is not node or seeder", c.Role)
+	case c.Role == RoleSeeder && c.CDN.URL == "":
+		return errors.New("mesh: a seeder needs the CDN URL")
+	case c.Refresh < 0 || c.UploadRate < 0 || c.DownloadRate < 0:
+		return errors.New("mesh: refresh and rates must not be negative")
+	}
+	if err := content.ValidateName(c.Release); err != nil {
+		return fmt.Errorf("mesh: %w", err)
+	}
+	if err := content.ValidatePlatform(c.Platform); err != nil {
+		return fmt.Errorf("mesh: %w", err)
+	}
+	for _, a := range c.Peers {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			return fmt.Errorf("mesh: peer %q: %w", a, err)
+		}
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Role == "" {
+		c.Role = RoleNode
+	}
+	if c.Platform == "" {
+		c.Platform = runtime.GOOS + "/" + runtime.GOARCH
+	}
+	if c.Refresh == 0 {
+		c.Refresh = 30 * time.Second
+	}
+	if c.Limits == (content.Limits{}) {
+		c.Limits = content.DefaultLimits()
+	}
+	if len(c.Listen) > 0 {
+		c.Host.ListenAddrs = c.Listen
+	}
+	return c
+}
+
+// Node is one meshcast node or seeder: it wires the libp2p host, the chunk
+// store, the exchange, the peer file service and, on a seeder, the CDN
+// client, and owns their lifecycle. It decides nothing itself: which
+// release to stage comes from the signed metadata, what to fetch from the
+// exchange and the store.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	host  host.Host
+	gater *p2p.Gater
+	store *content.DiskStore
+	exch  *exchange.Engine
+	cdn   *cdn.Client // seeders only
+	up    *rate.Limiter
+	down  *rate.Limiter
+
+	cdnChunks, cdnChunkBytes atomic.Int64 // chunks the seeder fetched
+
+	mu     sync.Mutex
+	status Status
+	swarm  *exchange.Swarm // being staged
+}
+
+// Status is what a node reports about itself.
+type Status struct {
+	ID        string            `json:"id"`
+	Site      string            `json:"site"`
+	Role      Role              `json:"role"`
+	Release   string            `json:"release,omitempty"` // name@version being staged
+	ReleaseID content.ReleaseID `json:"release_id,omitzero"`
+	Phase     string            `json:"phase"` // idle, fetching, verified
+	Have      int               `json:"have"`
+	Total     int               `json:"total"`
+	Peers     int               `json:"peers"`
+	// BytesFromCDN counts the seeder's CDN traffic (wire bytes, metadata
+	// polling included); ChunksFromCDN and ChunkBytesFromCDN the chunks it
+	// fetched.
+	BytesFromCDN      int64          `json:"bytes_from_cdn"`
+	ChunksFromCDN     int64          `json:"chunks_from_cdn"`
+	ChunkBytesFromCDN int64          `json:"chunk_bytes_from_cdn"`
+	Exchange          exchange.Stats `json:"exchange"`
+	DoneAt            time.Time      `json:"done_at,omitzero"`
+	Err               string         `json:"error,omitempty"`
+}
+
+// Phases.
+const (
+	PhaseIdle     = "idle"
+	PhaseFetching = "fetching"
+	PhaseVerified = "verified"
+)
+
+// New builds a node: it loads (or creates) the identity, opens the store
+// and starts the libp2p host listening, so that its addresses are known
+// before Run. Call Run, or Close if Run is never called.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	key, err := p2p.LoadIdentity(filepath.Join(cfg.StateDir, "identity.key"))
+	if err != nil {
+		return nil, err
+	}
+	store, err := content.OpenDiskStore(filepath.Join(cfg.StateDir, "chunks"))
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, store: store, gater: p2p.NewGater(), up: newLimiter(cfg.UploadRate), down: newLimiter(cfg.DownloadRate)}
+	n.gater.SetOpen(cfg.Open)
+	for _, a := range cfg.Peers {
+		ai, _ := peer.AddrInfoFromString(a)
+		n.gater.Allow(ai.ID)
+	}
+	if cfg.Role == RoleSeeder {
+		if n.cdn, err = cdn.NewClient(cfg.CDN, log); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	n.host, err = p2p.New(cfg.Host, key, n.gater, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	n.log = log.With("node", n.host.ID().ShortString())
+	n.exch = exchange.New(store, banner{n}, cfg.Exchange, n.log)
+	n.status = Status{ID: n.host.ID().String(), Site: cfg.Site, Role: cfg.Role, Phase: PhaseIdle}
+	return n, nil
+}
+
+// ID returns the node's peer id.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Addrs returns the node's listen addresses with its /p2p/ id.
+func (n *Node) Addrs() []ma.Multiaddr { return p2p.Addrs(n.host) }
+
+// Store returns the node's chunk store.
+func (n *Node) Store() *content.DiskStore { return n.store }
+
+// Allow lets peers connect (when the node is not open).
+func (n *Node) Allow(ids ...peer.ID) { n.gater.Allow(ids...) }
+
+// Connect dials a peer.
+func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	n.gater.Allow(ai.ID)
+	return n.host.Connect(ctx, ai)
+}
+
+type banner struct{ n *Node }
+
+// Ban implements exchange.Banner: the peer is revoked at the gater, which
+// closes its connections and refuses new ones.
+func (b banner) Ban(id peer.ID, reason error) {
+	b.n.log.Warn("banning peer", "peer", id, "reason", reason)
+	b.n.gater.Ban(id)
+}
+
+// Status returns the node's status.
+func (n *Node) Status() Status {
+	n.mu.Lock()
+	st := n.status
+	sw := n.swarm
+	n.mu.Unlock()
+	if sw != nil {
+		st.Have, st.Total = sw.Progress()
+	}
+	st.Exchange = n.exch.Stats()
+	st.Peers = len(n.host.Network().Peers())
+	if n.cdn != nil {
+		st.BytesFromCDN = n.cdn.BytesFromCDN()
+	}
+	st.ChunksFromCDN, st.ChunkBytesFromCDN = n.cdnChunks.Load(), n.cdnChunkBytes.Load()
+	return st
+}
+
+func (n *Node) setStatus(fn func(*Status)) {
+	n.mu.Lock()
+	fn(&n.status)
+	n.mu.Unlock()
+}
+
+// Run runs the node until ctx is done or a part fails, then stops every
+// part in reverse order of start and releases the host and the store.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.Close()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.exch.Run(ctx) })
+	g.Go(func() error {
+		n.exch.Attach(ctx, n.host, n.wrap(ctx))
+		return nil
+	})
+	meta.Serve(n.host, func(path string) ([]byte, error) {
+		return cdn.CachedFile(n.tufDir(), path)
+	}, n.log)
+	g.Go(func() error { n.keepConnected(ctx); return nil })
+	g.Go(func() error { return n.follow(ctx) })
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases the host, the CDN client and the store. Run calls it.
+func (n *Node) Close() error {
+	n.host.RemoveStreamHandler(meta.Protocol)
+	err := n.host.Close()
+	if n.cdn != nil {
+		n.cdn.Close()
+	}
+	if serr := n.store.Close(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (n *Node) tufDir() string { return filepath.Join(n.cfg.StateDir, "tuf") }
+
+func (n *Node) wrap(ctx context.Context) exchange.Wrap {
+	var w exchange.Wrap
+	if n.up != nil {
+		w.Writer = func(wc io.WriteCloser) io.WriteCloser { return limitedWriter{ctx, wc, n.up} }
+	}
+	if n.down != nil {
+		w.Reader = func(rc io.ReadCloser) io.ReadCloser { return limitedReader{ctx, rc, n.down} }
+	}
+	return w
+}
+
+// keepConnected dials the configured peers and redials those that drop.
+func (n *Node) keepConnected(ctx context.Context) {
+	var infos []peer.AddrInfo
+	for _, a := range n.cfg.Peers {
+		ai, _ := peer.AddrInfoFromString(a)
+		infos = append(infos, *ai)
+	}
+	if len(infos) == 0 {
+		return
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		for _, ai := range infos {
+			if ai.ID == n.host.ID() || n.host.Network().Connectedness(ai.ID) == network.Connected {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := n.host.Connect(dctx, ai); err != nil {
+				n.log.Debug("connect to peer failed", "peer", ai.ID, "err", err)
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
