@@ -72,6 +72,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newCDNCmd(g, stdout),
 		newFetchCmd(g, stdout),
 		newDemoCmd(g, stdout),
+		newNodeCmd(g, stdout),
+		newSeederCmd(g, stdout),
 	)
 	return root
 }

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/meshcast/meshcast/mesh"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+)
+
+type daemonOpts struct {
+	cfg      mesh.Config
+	trust    string
+	api      string
+	upload   string
+	download string
+}
+
+func newNodeCmd(g *globals, stdout io.Writer) *cobra.Command {
+	return newDaemonCmd(g, stdout, mesh.RoleNode, "node", "Run a gateway: get releases from the site's peers and share them")
+}
+
+func newSeederCmd(g *globals, stdout io.Writer) *cobra.Command {
+	return newDaemonCmd(g, stdout, mesh.RoleSeeder, "seeder", "Run a site server: fetch from the CDN what the site lacks and spread it")
+}
+
+func newDaemonCmd(g *globals, stdout io.Writer, role mesh.Role, use, short string) *cobra.Command {
+	o := &daemonOpts{cfg: mesh.Config{Role: role}}
+	cmd := &cobra.Command{
+		Use:   use + " --state DIR --release NAME --trust ROOT_JSON [--peer MULTIADDR …]",
+		Short: short,
+		Long: short + `.
+
+The node follows the highest signed version of --release: it refreshes the
+TUF metadata (a seeder from --cdn, a node from its peers), joins the
+release's swarm and fetches the chunks it lacks from its peers over QUIC,
+verifying each. A seeder fetches from the CDN only the chunks no peer holds
+and hands each to one peer as soon as it verified it.
+
+Until admission exists (a later issue), peers are either listed with --peer
+(their /p2p/ ids are allowed) or, with --open, anyone may connect.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := []string{"state", "release", "trust"}
+			if role == mesh.RoleSeeder {
+				req = append(req, "cdn")
+			}
+			if err := requireFlags(cmd, req...); err != nil {
+				return err
+			}
+			return runDaemon(cmd.Context(), g, o, stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.Site, "site", "default", "site name")
+	f.StringVar(&o.cfg.StateDir, "state", "", "state directory (identity, chunk store, trusted metadata)")
+	f.StringArrayVar(&o.cfg.Listen, "listen", nil, "QUIC listen multiaddr (repeatable; default /ip4/0.0.0.0/udp/4433/quic-v1 and the IPv6 one)")
+	f.StringArrayVar(&o.cfg.Peers, "peer", nil, "multiaddr of a site peer with its /p2p/ id (repeatable)")
+	f.BoolVar(&o.cfg.Open, "open", false, "let any peer connect (development only)")
+	f.StringVar(&o.cfg.Release, "release", "", "name of the release the site follows")
+	f.StringVar(&o.cfg.Platform, "platform", runtime.GOOS+"/"+runtime.GOARCH, "platform artifact to stage")
+	f.StringVar(&o.trust, "trust", "", "the TUF root.json this node trusts initially")
+	f.StringVar(&o.cfg.CDN.URL, "cdn", "", "origin base URL (seeders)")
+	f.DurationVar(&o.cfg.Refresh, "refresh", 30*time.Second, "how often to check the signed metadata")
+	f.StringVar(&o.upload, "upload-rate", "0", "cap on bytes per second sent to peers (K, M, G suffixes; 0: none)")
+	f.StringVar(&o.download, "download-rate", "0", "cap on bytes per second received from peers (0: none)")
+	f.StringVar(&o.api, "api", "127.0.0.1:7070", "address of the local HTTP API (/v1/status); empty: none")
+	return cmd
+}
+
+func runDaemon(ctx context.Context, g *globals, o *daemonOpts, stdout io.Writer) error {
+	var err error
+	if o.cfg.TrustedRoot, err = os.ReadFile(o.trust); err != nil {
+		return fmt.Errorf("--trust: %w", err)
+	}
+	if o.cfg.UploadRate, err = parseSize(o.upload); err != nil {
+		return fmt.Errorf("--upload-rate: %w", err)
+	}
+	if o.cfg.DownloadRate, err = parseSize(o.download); err != nil {
+		return fmt.Errorf("--download-rate: %w", err)
+	}
+	log := g.logger()
+	n, err := mesh.New(o.cfg, log)
+	if err != nil {
+		return err
+	}
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(stdout, "listening on %s\n", a)
+	}
+	grp, ctx := errgroup.WithContext(ctx)
+	if o.api != "" {
+		ln, err := net.Listen("tcp", o.api)
+		if err != nil {
+			n.Close()
+			return fmt.Errorf("--api: %w", err)
+		}
+		fmt.Fprintf(stdout, "api on http://%s/v1/status\n", ln.Addr())
+		srv := &http.Server{Handler: apiHandler(n), ReadHeaderTimeout: 10 * time.Second}
+		grp.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+		grp.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	grp.Go(func() error {
+		err := n.Run(ctx)
+		if err == nil {
+			err = context.Canceled // stop the API too
+		}
+		return err
+	})
+	if err := grp.Wait(); !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func apiHandler(n *mesh.Node) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(n.Status())
+	})
+	return mux
+}
