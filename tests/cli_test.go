@@ -289,7 +289,10 @@ func testCLIDemo(t *testing.T, mc *meshcast) {
 }
 
 // meshcast is the binary under test.
-type meshcast struct{ path string }
+type meshcast struct {
+	path    string
+	daemons []*daemon
+}
 
 // buildMeshcast builds cmd/meshcast into a temporary directory, with the
 // race detector when this test binary has it.

@@ -5,6 +5,7 @@
 //
 //	go run ./tests/bench publish [--size 1G] [--runs 3] [--json]
 //	go run ./tests/bench delta [--files 3000] [--bytes 300M] [--json]
+//	go run ./tests/bench site [--nodes 10] [--seeders 1] [--size 256M] [--wan 100M] [--lan 0] [--json]
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/meshcast/meshcast/tests/baseline"
 	"github.com/meshcast/meshcast/tests/scenario"
 )
 
@@ -90,8 +92,42 @@ func run(ctx context.Context, name string, args []string) error {
 			log = slog.Default()
 		}
 		res, err = scenario.Delta(ctx, scenario.DeltaOptions{Dir: dir, Seed: *seed, Files: *files, Bytes: n, MaxFiles: *maxFiles, Level: *level}, log)
+	case "site":
+		nodes := fs.Int("nodes", 10, "nodes")
+		seeders := fs.Int("seeders", 1, "seeders")
+		size := fs.String("size", "256M", "release size (incompressible random bytes; K, M, G suffixes)")
+		wan := fs.String("wan", "100M", "the CDN's cap in bits per second (K, M, G are powers of 1000 here; 0: none)")
+		lan := fs.String("lan", "0", "each member's cap each way in bits per second (0: none)")
+		skipDirect := fs.Bool("skip-direct", false, "leave out the direct fetch baseline")
+		skipEff := fs.Bool("skip-efficiency", false, "leave out the uncapped run, the raw stream and bitswap")
+		skipBitswap := fs.Bool("skip-bitswap", false, "leave out bitswap")
+		fs.Parse(args)
+		n, perr := parseSize(*size)
+		if perr != nil {
+			return perr
+		}
+		w, perr := parseRate(*wan)
+		if perr != nil {
+			return perr
+		}
+		l, perr := parseRate(*lan)
+		if perr != nil {
+			return perr
+		}
+		dir, done, werr := work()
+		if werr != nil {
+			return werr
+		}
+		defer done()
+		tb, cleanup := scenario.NewCommandTB(dir)
+		defer cleanup()
+		res, err = scenario.Site(ctx, tb, scenario.SiteOptions{
+			Dir: dir, Nodes: *nodes, Seeders: *seeders, Size: n, WAN: w, LAN: l,
+			SkipDirect: *skipDirect, SkipEfficiency: *skipEff, SkipBitswap: *skipBitswap,
+			Bitswap: bitswapBaseline,
+		}, log)
 	default:
-		return fmt.Errorf("unknown scenario %q (want publish or delta)", name)
+		return fmt.Errorf("unknown scenario %q (want publish, delta or site)", name)
 	}
 	if err != nil {
 		return err
@@ -118,6 +154,24 @@ func printTable(res any) {
 	tw.Flush()
 }
 
+// parseRate reads bits per second with K, M or G (powers of 1000).
+func parseRate(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1e3, strings.TrimSuffix(s, "K")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1e6, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1e9, strings.TrimSuffix(s, "G")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("rate %q: %w", s, err)
+	}
+	return n * mult, nil
+}
+
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
 	switch {
@@ -133,4 +187,13 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: %w", s, err)
 	}
 	return n * mult, nil
+}
+
+// bitswapBaseline runs boxo bitswap over the same chunks and topology.
+func bitswapBaseline(ctx context.Context, blocks [][]byte, nodes int) (float64, error) {
+	r, err := baseline.Bitswap(ctx, blocks, nodes, nil)
+	if err != nil {
+		return 0, err
+	}
+	return r.Seconds, nil
 }

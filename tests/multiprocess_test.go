@@ -1,0 +1,214 @@
+package tests
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/mesh/p2p"
+)
+
+// TestMultiProcessSite runs a site of real meshcast processes: a CDN
+// (meshcast cdn serve), a seeder and three nodes (meshcast seeder, meshcast
+// node), started from the command line, so that the daemon path is what is
+// tested. The release published with meshcast publish must reach every
+// node, verified, with each chunk fetched from the CDN once.
+func TestMultiProcessSite(t *testing.T) {
+	mc := buildMeshcast(t)
+	dir := t.TempDir()
+	keys, originDir := filepath.Join(dir, "keys"), filepath.Join(dir, "origin")
+	mc.ok(t, "keys", "init", "--dir", keys)
+	mc.ok(t, "repo", "init", "--repo", originDir, "--keys", keys)
+	root := filepath.Join(originDir, "metadata", "1.root.json")
+	url := mc.serveCDN(t, originDir)
+
+	type member struct {
+		name, role, state, listen, api string
+		id                             peer.ID
+	}
+	var members []*member
+	for i, role := range []string{"seeder", "node", "node", "node"} {
+		m := &member{name: fmt.Sprintf("%s-%d", role, i), role: role, state: filepath.Join(dir, fmt.Sprintf("m%d", i))}
+		key, err := p2p.LoadIdentity(filepath.Join(m.state, "identity.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.id, err = peer.IDFromPrivateKey(key); err != nil {
+			t.Fatal(err)
+		}
+		m.listen = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", freePort(t, "udp"))
+		m.api = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+		members = append(members, m)
+	}
+	for _, m := range members {
+		args := []string{m.role, "--site", "mp", "--state", m.state, "--listen", m.listen, "--api", m.api,
+			"--release", "app", "--platform", "linux/amd64", "--trust", root, "--refresh", "200ms"}
+		if m.role == "seeder" {
+			args = append(args, "--cdn", url)
+		}
+		for _, o := range members {
+			if o != m {
+				args = append(args, "--peer", o.listen+"/p2p/"+o.id.String())
+			}
+		}
+		mc.startDaemon(t, m.name, args...)
+	}
+
+	tree := t.TempDir()
+	writeRandomTree(t, tree, 30, 96<<10)
+	var pub struct {
+		NewBytes int64 `json:"new_bytes"`
+	}
+	decodeJSON(t, mc.ok(t, "publish", "--repo", originDir, "--keys", keys, "--name", "app", "--version", "1.0.0",
+		"--artifact", "linux/amd64="+tree, "--json"), &pub, "new_bytes")
+
+	deadline := time.Now().Add(90 * time.Second)
+	statuses := map[string]mesh.Status{}
+	for _, m := range members {
+		for {
+			st, err := apiStatus(m.api)
+			if err == nil && st.Release == "app@1.0.0" && st.Phase == mesh.PhaseVerified {
+				statuses[m.name] = st
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not verify app@1.0.0 in time: %+v %v", m.name, st, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	seeder := statuses["seeder-0"]
+	if seeder.ChunkBytesFromCDN != pub.NewBytes {
+		t.Errorf("the seeder fetched %d chunk bytes from the CDN, want %d", seeder.ChunkBytesFromCDN, pub.NewBytes)
+	}
+	for name, st := range statuses {
+		if name != "seeder-0" && (st.Exchange.Received != pub.NewBytes || st.BytesFromCDN != 0) {
+			t.Errorf("%s: %d bytes from peers (want %d), %d from the CDN (want 0)", name, st.Exchange.Received, pub.NewBytes, st.BytesFromCDN)
+		}
+	}
+	// Stop the daemons (SIGTERM, checked by their cleanup) and check every
+	// store: all chunks of the release, each verifying.
+	mc.stopDaemons(t)
+	for _, m := range members {
+		st, err := content.OpenDiskStore(filepath.Join(m.state, "chunks"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		st.Walk(func(id content.ChunkID) error {
+			c, err := st.Get(id)
+			if err == nil {
+				err = c.Verify()
+			}
+			if err != nil {
+				t.Errorf("%s: chunk %s: %v", m.name, id, err)
+			}
+			n++
+			return nil
+		})
+		st.Close()
+		if n != statuses[m.name].Total {
+			t.Errorf("%s stores %d chunks, the release has %d", m.name, n, statuses[m.name].Total)
+		}
+	}
+}
+
+func apiStatus(addr string) (mesh.Status, error) {
+	var st mesh.Status
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/v1/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// freePort returns a port that was free on 127.0.0.1 a moment ago.
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type daemon struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan error
+	stderr *lockedBuffer
+}
+
+// startDaemon starts a long-running meshcast command; stopDaemons (or the
+// test's cleanup) stops it with SIGTERM and requires a clean exit.
+func (mc *meshcast) startDaemon(t *testing.T, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(mc.path, args...)
+	d := &daemon{name: name, cmd: cmd, exited: make(chan error, 1), stderr: &lockedBuffer{}}
+	cmd.Stderr = d.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- cmd.Wait() }()
+	mc.daemons = append(mc.daemons, d)
+	t.Cleanup(func() { mc.stop(t, d) })
+}
+
+func (mc *meshcast) stopDaemons(t *testing.T) {
+	for _, d := range mc.daemons {
+		mc.stop(t, d)
+	}
+}
+
+func (mc *meshcast) stop(t *testing.T, d *daemon) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("stop %s: %v", d.name, err)
+	}
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Errorf("%s did not shut down cleanly on SIGTERM: %v\nstderr:\n%s", d.name, err, tail(d.stderr.String()))
+		}
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+		t.Errorf("%s still running 30s after SIGTERM; killed it", d.name)
+	}
+	if s := d.stderr.String(); strings.Contains(s, "DATA RACE") {
+		t.Errorf("%s: data race:\n%s", d.name, s)
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return "…" + s[len(s)-4000:]
+	}
+	return s
+}

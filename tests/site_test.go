@@ -1,0 +1,150 @@
+package tests
+
+import (
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/tests/sitetest"
+)
+
+// writeRandomTree writes a small tree of incompressible files.
+func writeRandomTree(t testing.TB, dir string, files, size int) {
+	t.Helper()
+	for i := 0; i < files; i++ {
+		p := filepath.Join(dir, "f", string(rune('a'+i%26)), filepath.Base(t.Name())+"-"+string(rune('a'+i/26)))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, size)
+		rand.Read(b)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSiteDistributes(t *testing.T) {
+	site := sitetest.New(t, sitetest.Seeders(1), sitetest.Nodes(4))
+	tree := t.TempDir()
+	writeRandomTree(t, tree, 20, 200<<10)
+	res := site.Publish("1.0.0", tree)
+	site.WaitVerified("1.0.0", 60*time.Second)
+	site.Check("1.0.0")
+	sent := site.CDN.BytesSent()
+	t.Logf("release %d new bytes; CDN sent %d (amplification %.3f)", res.NewBytes, sent, float64(sent)/float64(res.NewBytes))
+	for _, m := range site.Members() {
+		st := m.Status()
+		t.Logf("%s: from peers %d, served %d, dup %d, cdn %d", m.Name, st.Exchange.Received, st.Exchange.Served, st.Exchange.Duplicate, st.BytesFromCDN)
+	}
+	if float64(sent) > 1.02*float64(res.NewBytes)+64<<10 {
+		t.Errorf("CDN sent %d bytes for a release of %d", sent, res.NewBytes)
+	}
+}
+
+// A peer that serves corrupted chunks is detected and banned, the site
+// completes with the right bytes, and nobody fetches from the CDN because
+// of it.
+func TestSiteBansCorruptPeer(t *testing.T) {
+	site := sitetest.New(t, sitetest.Seeders(1), sitetest.Nodes(4))
+	v1 := t.TempDir()
+	writeRandomTree(t, v1, 10, 100<<10)
+	r1 := site.Publish("1.0.0", v1)
+	site.WaitVerified("1.0.0", time.Minute)
+	// The rogue joins the swarm of 2.0.0 claiming to hold everything
+	// before the seeder has any of it.
+	v2 := t.TempDir()
+	writeRandomTree(t, v2, 30, 100<<10)
+	res := site.Publish("2.0.0", v2)
+	rogue := site.AddRogue("2.0.0", res.ReleaseID)
+	site.WaitVerified("2.0.0", time.Minute)
+	site.Check("2.0.0")
+	var bad, bans int64
+	for _, m := range site.Members() {
+		st := m.Status()
+		bad += st.Exchange.Bad
+		bans += st.Exchange.Bans
+	}
+	if rogue.Served() == 0 || bad == 0 {
+		t.Fatalf("the rogue served %d bytes and %d did not verify: the scenario did not exercise anything", rogue.Served(), bad)
+	}
+	if bans == 0 {
+		t.Errorf("nobody banned the rogue (%d bad bytes received)", bad)
+	}
+	// Each chunk came from the CDN once, and only to the seeder.
+	seeder := site.Seeders()[0].Status()
+	if want := r1.NewBytes + res.NewBytes; seeder.ChunkBytesFromCDN != want {
+		t.Errorf("the seeder fetched %d chunk bytes from the CDN, want %d (each chunk once)", seeder.ChunkBytesFromCDN, want)
+	}
+	for _, m := range site.Nodes() {
+		if st := m.Status(); st.BytesFromCDN != 0 {
+			t.Errorf("%s read %d bytes from the CDN", m.Name, st.BytesFromCDN)
+		}
+	}
+	t.Logf("rogue served %d bytes; %d bad bytes received; %d bans", rogue.Served(), bad, bans)
+}
+
+// A node killed mid-transfer resumes after a restart without fetching
+// again what it had verified.
+func TestSiteNodeResumesAfterKill(t *testing.T) {
+	// A slow LAN keeps the transfer going long enough to kill a node in
+	// the middle of it.
+	site := sitetest.New(t, sitetest.Seeders(1), sitetest.Nodes(3), sitetest.LAN(2<<20))
+	tree := t.TempDir()
+	writeRandomTree(t, tree, 40, 128<<10)
+	res := site.Publish("1.0.0", tree)
+	victim := site.Nodes()[0]
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := victim.Status()
+		if st.Total > 0 && st.Have >= st.Total/3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the victim never got a third of the release: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	site.Kill(victim)
+	held := sitetest.StoredBytes(t, victim.State)
+	if held == 0 || held >= res.NewBytes {
+		t.Fatalf("killed with %d of %d bytes stored: not mid-transfer", held, res.NewBytes)
+	}
+	site.Restart(victim)
+	site.WaitVerified("1.0.0", time.Minute)
+	site.Check("1.0.0")
+	got := victim.Status().Exchange
+	// After the restart it receives only what it lacked; a chunk that was
+	// in flight when it was killed may come twice.
+	if want := res.NewBytes - held; got.Received > want+256<<10 || got.Received < want {
+		t.Errorf("after the restart the node received %d bytes; it lacked %d", got.Received, want)
+	}
+	t.Logf("killed holding %d of %d bytes; received %d after the restart", held, res.NewBytes, got.Received)
+}
+
+// A node that joins after the site has the release gets all of it from
+// its peers and nothing from the CDN.
+func TestSiteLateJoinerUsesPeers(t *testing.T) {
+	site := sitetest.New(t, sitetest.Seeders(1), sitetest.Nodes(3))
+	tree := t.TempDir()
+	writeRandomTree(t, tree, 20, 128<<10)
+	res := site.Publish("1.0.0", tree)
+	site.WaitVerified("1.0.0", time.Minute)
+	before := site.Seeders()[0].Status().ChunkBytesFromCDN
+	late := site.Add(mesh.RoleNode)
+	site.WaitVerified("1.0.0", time.Minute)
+	site.Check("1.0.0")
+	st := late.Status()
+	if st.Exchange.Received != res.NewBytes {
+		t.Errorf("the late node received %d bytes from peers, want %d", st.Exchange.Received, res.NewBytes)
+	}
+	if after := site.Seeders()[0].Status().ChunkBytesFromCDN; after != before {
+		t.Errorf("the seeder fetched %d more chunk bytes from the CDN for the late node", after-before)
+	}
+	if st.BytesFromCDN != 0 {
+		t.Errorf("the late node read %d bytes from the CDN", st.BytesFromCDN)
+	}
+}

@@ -1,0 +1,516 @@
+// Package sitetest runs a meshcast site on loopback for tests and
+// benchmarks: an origin with a development CDN (its bandwidth cap is the
+// WAN), seeders and nodes that are real mesh.Nodes with state dirs of
+// their own, and byte counters everywhere. Scenarios read as a story:
+//
+//	site := sitetest.New(t, sitetest.Seeders(1), sitetest.Nodes(10))
+//	site.Publish("1.0.0", tree)
+//	site.WaitVerified("1.0.0")
+//	site.Kill(site.Nodes()[3])
+//
+// and Check verifies the invariants every scenario ends with.
+package sitetest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/origin"
+	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/mesh/exchange"
+	"github.com/meshcast/meshcast/mesh/p2p"
+	"github.com/meshcast/meshcast/seeder/cdn"
+)
+
+// TB is what a site needs of its test or benchmark; *testing.T and
+// *testing.B have it, and so can a command.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
+// Release is the name of the release every test site follows.
+const Release = "rootfs"
+
+// Platform is the platform every test site runs.
+const Platform = "linux/amd64"
+
+type options struct {
+	seeders, nodes int
+	wan, lan       int64
+	exchange       exchange.Config
+	refresh        time.Duration
+	verbose        bool
+	dir            string
+}
+
+// Option configures a site.
+type Option func(*options)
+
+// Seeders sets the number of seeders (default 1).
+func Seeders(n int) Option { return func(o *options) { o.seeders = n } }
+
+// Nodes sets the number of nodes (default 3).
+func Nodes(n int) Option { return func(o *options) { o.nodes = n } }
+
+// WAN caps the CDN's total bandwidth in bytes per second.
+func WAN(bytesPerSec int64) Option { return func(o *options) { o.wan = bytesPerSec } }
+
+// LAN caps every member's upload and download in bytes per second.
+func LAN(bytesPerSec int64) Option { return func(o *options) { o.lan = bytesPerSec } }
+
+// Exchange tunes every member's exchange.
+func Exchange(c exchange.Config) Option { return func(o *options) { o.exchange = c } }
+
+// Refresh sets how often members check the signed metadata (default 100 ms).
+func Refresh(d time.Duration) Option { return func(o *options) { o.refresh = d } }
+
+// Verbose sends the members' logs to the test log.
+func Verbose() Option { return func(o *options) { o.verbose = true } }
+
+// Dir puts the site's files in dir instead of a test temp dir.
+func Dir(dir string) Option { return func(o *options) { o.dir = dir } }
+
+// Site is a running site.
+type Site struct {
+	t    TB
+	o    options
+	ctx  context.Context
+	stop context.CancelFunc
+	dir  string
+
+	keys   origin.Keys
+	Origin string // origin directory
+	root   []byte
+	CDN    *cdn.Server
+	URL    string
+	cdnWG  sync.WaitGroup
+
+	mu      sync.Mutex
+	members []*Member
+	seq     int
+}
+
+// Member is one seeder or node of the site.
+type Member struct {
+	Name  string
+	Role  mesh.Role
+	State string
+	site  *Site
+
+	mu     sync.Mutex
+	node   *mesh.Node
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Node returns the member's current mesh.Node (a new one after Restart).
+func (m *Member) Node() *mesh.Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.node
+}
+
+// Alive reports whether the member runs.
+func (m *Member) Alive() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cancel != nil
+}
+
+// Status returns the member's status.
+func (m *Member) Status() mesh.Status { return m.Node().Status() }
+
+// New starts a site: the origin (keys and TUF metadata), the CDN on
+// loopback and the members, all connected to each other. Everything stops
+// when the test ends.
+func New(t TB, opts ...Option) *Site {
+	t.Helper()
+	o := options{seeders: 1, nodes: 3, refresh: 100 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	dir := o.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Site{t: t, o: o, ctx: ctx, stop: stop, dir: dir, Origin: filepath.Join(dir, "origin")}
+	t.Cleanup(s.shutdown)
+	var err error
+	if s.keys, err = origin.GenerateKeys(filepath.Join(dir, "keys")); err != nil {
+		t.Fatal(err)
+	}
+	if err := origin.Init(s.Origin, s.keys, origin.DefaultExpiries(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if s.root, err = os.ReadFile(filepath.Join(s.Origin, "metadata", "1.root.json")); err != nil {
+		t.Fatal(err)
+	}
+	if s.CDN, err = cdn.NewServer(cdn.ServerConfig{Dir: s.Origin, Rate: o.wan, Gzip: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.URL = "http://" + ln.Addr().String()
+	s.cdnWG.Add(1)
+	go func() { defer s.cdnWG.Done(); s.CDN.Serve(ctx, ln) }()
+	for i := 0; i < o.seeders; i++ {
+		s.Add(mesh.RoleSeeder)
+	}
+	for i := 0; i < o.nodes; i++ {
+		s.Add(mesh.RoleNode)
+	}
+	return s
+}
+
+func (s *Site) shutdown() {
+	for _, m := range s.Members() {
+		s.Kill(m)
+	}
+	s.stop()
+	s.cdnWG.Wait()
+}
+
+// Members returns every member, alive or not.
+func (s *Site) Members() []*Member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Member(nil), s.members...)
+}
+
+// Seeders returns the seeders.
+func (s *Site) Seeders() []*Member { return s.byRole(mesh.RoleSeeder) }
+
+// Nodes returns the nodes that are not seeders.
+func (s *Site) Nodes() []*Member { return s.byRole(mesh.RoleNode) }
+
+func (s *Site) byRole(r mesh.Role) []*Member {
+	var out []*Member
+	for _, m := range s.Members() {
+		if m.Role == r {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Add starts a new member and connects it to every live member.
+func (s *Site) Add(role mesh.Role) *Member {
+	s.t.Helper()
+	s.mu.Lock()
+	s.seq++
+	name := fmt.Sprintf("%s-%02d", role, s.seq)
+	m := &Member{Name: name, Role: role, State: filepath.Join(s.dir, name), site: s}
+	s.members = append(s.members, m)
+	s.mu.Unlock()
+	s.start(m)
+	return m
+}
+
+func (s *Site) config(m *Member) mesh.Config {
+	return mesh.Config{
+		Site: "test", Role: m.Role, StateDir: m.State, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
+		Open: true, Release: Release, Platform: Platform, TrustedRoot: s.root,
+		CDN:     cdn.ClientConfig{URL: s.URL, BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond, IdleTimeout: 5 * time.Second},
+		Refresh: s.o.refresh, UploadRate: s.o.lan, DownloadRate: s.o.lan, Exchange: s.o.exchange,
+	}
+}
+
+func (s *Site) start(m *Member) {
+	s.t.Helper()
+	var log *slog.Logger
+	if s.o.verbose {
+		log = slog.New(slog.NewTextHandler(testWriter{s.t, m.Name}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	n, err := mesh.New(s.config(m), log)
+	if err != nil {
+		s.t.Fatalf("start %s: %v", m.Name, err)
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan error, 1)
+	m.mu.Lock()
+	m.node, m.cancel, m.done = n, cancel, done
+	m.mu.Unlock()
+	go func() { done <- n.Run(ctx) }()
+	for _, other := range s.Members() {
+		if other == m || !other.Alive() {
+			continue
+		}
+		ai := peer.AddrInfo{ID: other.Node().ID(), Addrs: other.Node().Addrs()}
+		cctx, ccancel := context.WithTimeout(s.ctx, 10*time.Second)
+		err := n.Connect(cctx, ai)
+		ccancel()
+		if err != nil {
+			s.t.Fatalf("connect %s to %s: %v", m.Name, other.Name, err)
+		}
+	}
+}
+
+// Kill stops a member (its state dir stays) and waits for it.
+func (s *Site) Kill(m *Member) {
+	m.mu.Lock()
+	cancel, done := m.cancel, m.done
+	m.cancel = nil
+	m.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	if err := <-done; err != nil {
+		s.t.Errorf("%s stopped with %v", m.Name, err)
+	}
+}
+
+// Restart starts a killed member again on its state dir.
+func (s *Site) Restart(m *Member) {
+	s.t.Helper()
+	s.Kill(m)
+	s.start(m)
+}
+
+// Publish publishes path (a directory or file) as the site's release at
+// version, for the site's platform.
+func (s *Site) Publish(version, path string) *origin.PublishResult {
+	s.t.Helper()
+	r, err := origin.Open(s.Origin)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.Publish(s.ctx, s.keys, origin.PublishOptions{Name: Release, Version: version, Artifacts: map[string]string{Platform: path}}, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return res
+}
+
+// Manifest returns the published manifest of a version.
+func (s *Site) Manifest(version string) *content.Manifest {
+	s.t.Helper()
+	matches, _ := filepath.Glob(filepath.Join(s.Origin, "targets", "releases", Release, "*."+version+".json"))
+	if len(matches) != 1 {
+		s.t.Fatalf("manifest of %s: %d files", version, len(matches))
+	}
+	b, err := os.ReadFile(matches[0])
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	m, err := content.DecodeManifest(b, content.DefaultLimits())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return m
+}
+
+// WaitVerified waits until every live member has verified the version,
+// failing the test after d.
+func (s *Site) WaitVerified(version string, d time.Duration) {
+	s.t.Helper()
+	want := Release + "@" + version
+	deadline := time.Now().Add(d)
+	for {
+		var late []string
+		for _, m := range s.Members() {
+			if !m.Alive() {
+				continue
+			}
+			st := m.Status()
+			if st.Release != want || st.Phase != mesh.PhaseVerified {
+				late = append(late, fmt.Sprintf("%s (%s %s %d/%d %s)", m.Name, st.Release, st.Phase, st.Have, st.Total, st.Err))
+			}
+		}
+		if len(late) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("after %s, not verified %s: %v", d, want, late)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Check verifies the invariants of a finished scenario: every live member
+// holds every chunk of the version's artifact, and every chunk any live
+// member stored verifies against its id.
+func (s *Site) Check(version string) {
+	s.t.Helper()
+	art := s.Manifest(version).Platforms[Platform]
+	for _, m := range s.Members() {
+		if !m.Alive() {
+			continue
+		}
+		st := m.Node().Store()
+		if err := st.Flush(); err != nil {
+			s.t.Errorf("%s: flush store: %v", m.Name, err)
+		}
+		for _, c := range art.Chunks() {
+			if !st.Has(c.ID) {
+				s.t.Errorf("%s lacks chunk %s", m.Name, c.ID)
+			}
+		}
+		err := st.Walk(func(id content.ChunkID) error {
+			c, err := st.Get(id)
+			if err == nil {
+				err = c.Verify()
+			}
+			if err != nil {
+				s.t.Errorf("%s: stored chunk %s: %v", m.Name, id, err)
+			}
+			return nil
+		})
+		if err != nil {
+			s.t.Errorf("%s: walk store: %v", m.Name, err)
+		}
+	}
+}
+
+type testWriter struct {
+	t    TB
+	name string
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s: %s", w.name, p)
+	return len(p), nil
+}
+
+// Rogue is a peer that claims to hold every chunk of a release and serves
+// each with a flipped byte.
+type Rogue struct {
+	Host interface{ Close() error }
+	e    *exchange.Engine
+}
+
+// AddRogue starts a rogue peer in the swarm of version and connects it to
+// every live member. It stops when the site does.
+func (s *Site) AddRogue(version string, id content.ReleaseID) *Rogue {
+	s.t.Helper()
+	art := s.Manifest(version).Platforms[Platform]
+	key, err := p2p.LoadIdentity(filepath.Join(s.dir, "rogue", "identity.key"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	g := p2p.NewGater()
+	g.SetOpen(true)
+	h, err := p2p.New(p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}, key, g, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	e := exchange.New(corrupting{art}, nil, exchange.Config{}, nil)
+	ctx, cancel := context.WithCancel(s.ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); e.Run(ctx) }()
+	go func() { defer wg.Done(); e.Attach(ctx, h, exchange.Wrap{}) }()
+	s.t.Cleanup(func() { cancel(); wg.Wait(); h.Close() })
+	if _, err := e.Join(ctx, exchange.SwarmIDFor(id, Platform), art.Chunks(), exchange.JoinOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, m := range s.Members() {
+		if !m.Alive() {
+			continue
+		}
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		err := h.Connect(cctx, peer.AddrInfo{ID: m.Node().ID(), Addrs: m.Node().Addrs()})
+		ccancel()
+		if err != nil {
+			s.t.Fatalf("rogue: connect to %s: %v", m.Name, err)
+		}
+	}
+	return &Rogue{Host: h, e: e}
+}
+
+// Served returns the bytes the rogue sent.
+func (r *Rogue) Served() int64 { return r.e.Stats().Served }
+
+// corrupting is a store that holds every chunk of an artifact and returns
+// each with a flipped byte.
+type corrupting struct{ art *content.Artifact }
+
+func (c corrupting) Has(content.ChunkID) bool { return true }
+func (c corrupting) Put(content.Chunk) error  { return nil }
+func (c corrupting) Get(id content.ChunkID) (content.Chunk, error) {
+	for _, r := range c.art.Chunks() {
+		if r.ID == id {
+			body := make([]byte, r.Stored)
+			body[0] = 0xff
+			return content.Chunk{ID: id, Size: r.Size, Enc: r.Enc, Body: body}, nil
+		}
+	}
+	return content.Chunk{}, content.ErrNotFound
+}
+
+// StoredBytes returns the chunk body bytes in a stopped member's store.
+func StoredBytes(t TB, state string) int64 {
+	t.Helper()
+	st, err := content.OpenDiskStore(filepath.Join(state, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n int64
+	err = st.Walk(func(id content.ChunkID) error {
+		c, err := st.Get(id)
+		if err != nil {
+			return err
+		}
+		n += int64(len(c.Body))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Close stops every member and the CDN now, before the test ends.
+func (s *Site) Close() { s.shutdown() }
+
+// Root returns the origin's initial root metadata.
+func (s *Site) Root() []byte { return s.root }
+
+// ReleaseChunks returns the bodies of a version's chunks, read from the
+// origin's packs.
+func (s *Site) ReleaseChunks(version string) [][]byte {
+	s.t.Helper()
+	var out [][]byte
+	files := map[content.Digest]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, c := range s.Manifest(version).Platforms[Platform].Chunks() {
+		f := files[c.Pack]
+		if f == nil {
+			var err error
+			if f, err = os.Open(filepath.Join(s.Origin, "packs", c.Pack.String()+".pack")); err != nil {
+				s.t.Fatal(err)
+			}
+			files[c.Pack] = f
+		}
+		b := make([]byte, c.Stored)
+		if _, err := f.ReadAt(b, c.Offset); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
