@@ -22,8 +22,10 @@ import (
 // goroutine writes what is pending in batches: each chunk to a temporary
 // file in tmp/, all of them made durable together, then renamed into
 // place, then the renames made durable; only then does the chunk leave
-// memory. Flush waits until everything put so far is durable, Close does
-// that and stops the committer; callers that own a DiskStore close it.
+// memory. The committer runs while there is work, so an idle store has no
+// goroutine. Flush waits until everything put so far is durable; Close
+// does that and waits for the committer to stop, and callers that own a
+// DiskStore close it.
 // Memory is bounded by WithPendingBytes: Put blocks while that much is
 // waiting for the disk.
 //
@@ -246,7 +248,7 @@ func (s *DiskStore) Put(c Chunk) error {
 	for {
 		s.gcMu.RLock()
 		s.mu.Lock()
-		err, done := s.admitLocked(e, n)
+		done, err := s.admitLocked(e, n)
 		if done {
 			s.mu.Unlock()
 			s.gcMu.RUnlock()
@@ -267,17 +269,17 @@ func (s *DiskStore) Put(c Chunk) error {
 
 // admitLocked adds e to pending if there is room and reports whether Put
 // is done, and with what error. The caller holds gcMu shared and mu.
-func (s *DiskStore) admitLocked(e *pendingChunk, n int64) (err error, done bool) {
+func (s *DiskStore) admitLocked(e *pendingChunk, n int64) (done bool, err error) {
 	id := e.c.ID
 	switch {
 	case s.closed:
-		return fmt.Errorf("store chunk %s: %w", id, ErrStoreClosed), true
+		return true, fmt.Errorf("store chunk %s: %w", id, ErrStoreClosed)
 	case s.pending[id] != nil:
-		return nil, true // another Put got there first
+		return true, nil // another Put got there first
 	case s.failures.forPut() != nil:
-		return fmt.Errorf("store chunk %s: refused after a failed commit: %w", id, s.failures.reportToPut(s.nextSeq)), true
+		return true, fmt.Errorf("store chunk %s: refused after a failed commit: %w", id, s.failures.reportToPut(s.nextSeq))
 	case !s.fitsLocked(n):
-		return nil, false
+		return false, nil
 	}
 	s.nextSeq++
 	e.seq = s.nextSeq
@@ -289,7 +291,7 @@ func (s *DiskStore) admitLocked(e *pendingChunk, n int64) (err error, done bool)
 		s.committer.Add(1)
 		go s.commitLoop()
 	}
-	return nil, true
+	return true, nil
 }
 
 func (s *DiskStore) fitsLocked(n int64) bool {

@@ -20,18 +20,18 @@ const (
 	commitWorkers = 4
 	// syncfsFiles is the number of files (temporary files, or directories
 	// that renames went into) from which one syncfs(2) makes them durable
-	// rather than an fsync(2) each.
+	// rather than an fsync(2) each, from commitWorkers in parallel.
 	//
-	// Measured here (ext4, virtio disk, 64 KiB chunks): an fsync of a new
-	// file costs 1.2-2 ms, also because it syncs the file's directory, and
-	// four in parallel take about 1.3 ms each, so a 32 MiB batch spends
-	// some 170 ms in fsyncs; one syncfs for the same batch takes 85-130 ms
-	// and, with four small files, 4 ms. Sustained Puts ran at 160-190 MB/s
-	// with per-file fsyncs (4 or 16 workers) and 225 MB/s with syncfs.
+	// Measured here (ext4 without a journal on a virtio disk, 2 CPUs,
+	// 64 KiB chunks): an fsync of a new file takes 1.2-1.6 ms even four at
+	// a time (it also syncs the file's directory), so a 32 MiB batch of
+	// 512 files spends 170 ms or more in fsyncs, where one syncfs takes
+	// 85-120 ms. Sustained, durable Puts ran at 137-199 MB/s with syncfs,
+	// 81-124 MB/s with four fsync workers and 82-165 MB/s with sixteen.
 	// But syncfs writes back everything dirty on the file system, other
-	// programs' data too (60 ms once, right after a build), so a small
-	// batch, which a slow stream of Puts makes, fsyncs its files instead
-	// and pays only for its own.
+	// programs' data too: 4 ms for four small files when nothing else is
+	// dirty, 60 ms right after a build. So a small batch, which a slow
+	// stream of Puts makes, fsyncs its own files and pays only for them.
 	syncfsFiles = 16
 )
 
@@ -239,8 +239,6 @@ func (s *DiskStore) writeTemp(c Chunk, fsync bool) (name string, err error) {
 		if err = f.Sync(); err != nil {
 			return "", err
 		}
-	} else if s.sync {
-		startWriteback(f)
 	}
 	if err = f.Close(); err != nil {
 		return "", err

@@ -19,10 +19,3 @@ func syncfs(dir string) error {
 	defer f.Close()
 	return unix.Syncfs(int(f.Fd()))
 }
-
-// startWriteback starts writing f's dirty pages to disk without waiting,
-// so that a batch's data is on its way while the next files are written
-// and the syncfs that follows has less to wait for.
-func startWriteback(f *os.File) {
-	unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-}

@@ -2,15 +2,10 @@
 
 package content
 
-import (
-	"errors"
-	"os"
-)
+import "errors"
 
 // haveSyncfs says whether syncfs works here: it does not, so commits fsync
 // each file and directory.
 const haveSyncfs = false
 
 func syncfs(string) error { return errors.ErrUnsupported }
-
-func startWriteback(*os.File) {}

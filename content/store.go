@@ -27,7 +27,12 @@ type Store interface {
 	Get(id ChunkID) (Chunk, error)
 	// Put verifies c and stores it; storing a chunk already held is a
 	// no-op. A chunk that does not verify is refused with an error
-	// wrapping ErrChunkCorrupt or ErrChunkEncoding and nothing is stored.
+	// wrapping ErrChunkCorrupt or ErrChunkEncoding and nothing is stored;
+	// whatever the error, the chunk is not stored. Once Put returns nil,
+	// Has, Get and Walk see the chunk, but it need not be durable yet: an
+	// implementation that writes behind (DiskStore) says how to wait for
+	// that, and if it then fails to write the chunk, drops it (Has turns
+	// false) and reports the failure in the error of a later Put.
 	Put(c Chunk) error
 	// Walk calls fn for every chunk held, in no particular order, until fn
 	// returns an error.
