@@ -158,6 +158,13 @@ func (pw *peerWriter) run() error {
 					return err
 				}
 			}
+			// Control messages are latency-critical: a request must not wait
+			// in the buffer behind pieces.
+			if len(ops) > 0 && p != nil {
+				if err := w.flush(); err != nil {
+					return err
+				}
+			}
 			if p != nil {
 				n, err := pw.writePiece(w, p)
 				if err != nil {
