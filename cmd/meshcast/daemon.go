@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/meshcast/meshcast/mesh"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -35,8 +37,9 @@ func newSeederCmd(g *globals, stdout io.Writer) *cobra.Command {
 
 func newDaemonCmd(g *globals, stdout io.Writer, role mesh.Role, use, short string) *cobra.Command {
 	o := &daemonOpts{cfg: mesh.Config{Role: role}}
+	var configFile string
 	cmd := &cobra.Command{
-		Use:   use + " --state DIR --release NAME --trust ROOT_JSON [--peer MULTIADDR …]",
+		Use:   use + " [--config FILE] --state DIR --release NAME --trust ROOT_JSON [--peer MULTIADDR …]",
 		Short: short,
 		Long: short + `.
 
@@ -47,9 +50,18 @@ verifying each. A seeder fetches from the CDN only the chunks no peer holds
 and hands each to one peer as soon as it verified it.
 
 Until admission exists (a later issue), peers are either listed with --peer
-(their /p2p/ ids are allowed) or, with --open, anyone may connect.`,
+(their /p2p/ ids are allowed) or, with --open, anyone may connect.
+
+--config reads a YAML file whose keys are the flags' names (with '_' or
+'-'), e.g. "state: /var/lib/meshcast" or "peer: [...]"; flags given on the
+command line win over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				if err := applyConfigFile(cmd, configFile); err != nil {
+					return err
+				}
+			}
 			req := []string{"state", "release", "trust"}
 			if role == mesh.RoleSeeder {
 				req = append(req, "cdn")
@@ -61,6 +73,7 @@ Until admission exists (a later issue), peers are either listed with --peer
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file (keys are flag names)")
 	f.StringVar(&o.cfg.Site, "site", "default", "site name")
 	f.StringVar(&o.cfg.StateDir, "state", "", "state directory (identity, chunk store, trusted metadata)")
 	f.StringArrayVar(&o.cfg.Listen, "listen", nil, "QUIC listen multiaddr (repeatable; default /ip4/0.0.0.0/udp/4433/quic-v1 and the IPv6 one)")
@@ -125,6 +138,7 @@ func runDaemon(ctx context.Context, g *globals, o *daemonOpts, stdout io.Writer)
 		}
 		return err
 	})
+	grp.Go(func() error { systemdNotify(ctx, log); return nil })
 	if err := grp.Wait(); !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -138,4 +152,31 @@ func apiHandler(n *mesh.Node) http.Handler {
 		json.NewEncoder(w).Encode(n.Status())
 	})
 	return mux
+}
+
+// systemdNotify tells systemd (Type=notify) that the daemon is ready, pings
+// its watchdog (WatchdogSec=) at half the interval while the daemon runs,
+// and says when it stops. Outside systemd it does nothing.
+func systemdNotify(ctx context.Context, log *slog.Logger) {
+	if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn("systemd notify", "err", err)
+	} else if !ok {
+		return // not under systemd
+	}
+	defer daemon.SdNotify(false, daemon.SdNotifyStopping)
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		}
+	}
 }
