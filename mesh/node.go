@@ -171,6 +171,36 @@ type Status struct {
 	Exchange          exchange.Stats `json:"exchange"`
 	DoneAt            time.Time      `json:"done_at,omitzero"`
 	Err               string         `json:"error,omitempty"`
+	// SiteView is this node's view of its site, when it takes part in
+	// the site's gossip.
+	SiteView *SiteStatus `json:"site_view,omitempty"`
+}
+
+// SiteStatus is a node's view of its site.
+type SiteStatus struct {
+	Leader  string         `json:"leader,omitempty"` // peer id of the active seeder
+	Term    uint64         `json:"term,omitempty"`
+	Target  string         `json:"target,omitempty"` // name@version the site stages
+	Members []MemberStatus `json:"members"`
+	// GossipHealth is memberlist's health score: 0 is healthy.
+	GossipHealth int `json:"gossip_health"`
+	// Raft is the Raft state of a seeder: leader, follower, candidate.
+	Raft string `json:"raft,omitempty"`
+}
+
+// MemberStatus is what a node knows of one member of its site.
+type MemberStatus struct {
+	ID       string  `json:"id"`
+	Addr     string  `json:"addr"`
+	Role     string  `json:"role"`
+	Platform string  `json:"platform"`
+	Running  string  `json:"running,omitempty"`
+	Staged   string  `json:"staged,omitempty"`
+	Phase    string  `json:"phase"`
+	Progress float64 `json:"progress"` // 0..1 of the staged release held
+	Health   string  `json:"health"`
+	Leader   bool    `json:"leader,omitempty"`
+	State    string  `json:"state"` // alive, suspect
 }
 
 // Phases.

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -97,6 +99,26 @@ func TestMultiProcessSite(t *testing.T) {
 	for name, st := range statuses {
 		if name != "seeder-0" && (st.Exchange.Received != pub.NewBytes || st.BytesFromCDN != 0) {
 			t.Errorf("%s: %d bytes from peers (want %d), %d from the CDN (want 0)", name, st.Exchange.Received, pub.NewBytes, st.BytesFromCDN)
+		}
+	}
+	// meshcast status and /metrics on the running daemons.
+	var viaCLI mesh.Status
+	decodeJSON(t, mc.ok(t, "status", "--api", members[1].api, "--json"), &viaCLI, "id", "phase")
+	if viaCLI.ID != members[1].id.String() || viaCLI.Phase != mesh.PhaseVerified {
+		t.Errorf("meshcast status says %s is %s", viaCLI.ID, viaCLI.Phase)
+	}
+	if out := mc.ok(t, "status", "--api", members[1].api); !strings.Contains(out, "verified") || !strings.Contains(out, "app@1.0.0") {
+		t.Errorf("meshcast status printed:\n%s", out)
+	}
+	resp, err := http.Get("http://" + members[1].api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"meshcast_bytes_from_peers_total " + strconv.FormatFloat(float64(pub.NewBytes), 'g', -1, 64), "meshcast_phase{phase=\"verified\"} 1", "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
 	// Stop the daemons (SIGTERM, checked by their cleanup) and check every

@@ -11,10 +11,14 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/meshcast/meshcast/mesh"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
@@ -86,7 +90,7 @@ command line win over the file.`,
 	f.DurationVar(&o.cfg.Refresh, "refresh", 30*time.Second, "how often to check the signed metadata")
 	f.StringVar(&o.upload, "upload-rate", "0", "cap on bytes per second sent to peers (K, M, G suffixes; 0: none)")
 	f.StringVar(&o.download, "download-rate", "0", "cap on bytes per second received from peers (0: none)")
-	f.StringVar(&o.api, "api", "127.0.0.1:7070", "address of the local HTTP API (/v1/status); empty: none")
+	f.StringVar(&o.api, "api", "127.0.0.1:7070", "local HTTP API (/v1/status, /metrics): host:port or unix:/path; empty: none")
 	return cmd
 }
 
@@ -111,7 +115,7 @@ func runDaemon(ctx context.Context, g *globals, o *daemonOpts, stdout io.Writer)
 	}
 	grp, ctx := errgroup.WithContext(ctx)
 	if o.api != "" {
-		ln, err := net.Listen("tcp", o.api)
+		ln, err := listenAPI(o.api)
 		if err != nil {
 			n.Close()
 			return fmt.Errorf("--api: %w", err)
@@ -151,6 +155,9 @@ func apiHandler(n *mesh.Node) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(n.Status())
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(n.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
 }
 
@@ -179,4 +186,16 @@ func systemdNotify(ctx context.Context, log *slog.Logger) {
 			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		}
 	}
+}
+
+// listenAPI listens on host:port, or on a unix socket for "unix:/path"
+// (a stale socket file from an earlier run is replaced).
+func listenAPI(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(path)
+		}
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", addr)
 }

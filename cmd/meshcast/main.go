@@ -74,6 +74,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDemoCmd(g, stdout),
 		newNodeCmd(g, stdout),
 		newSeederCmd(g, stdout),
+		newStatusCmd(g, stdout),
 	)
 	return root
 }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/meshcast/meshcast/mesh"
+	"github.com/spf13/cobra"
+)
+
+func newStatusCmd(g *globals, stdout io.Writer) *cobra.Command {
+	var api string
+	var asJSON, watch bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "status [--api ADDR] [--json] [--watch]",
+		Short: "Show a node's view of its site: members, roles, versions, phases, progress, leader",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			for {
+				st, err := fetchStatus(ctx, api)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					if err := json.NewEncoder(stdout).Encode(st); err != nil {
+						return err
+					}
+				} else {
+					if watch {
+						fmt.Fprint(stdout, "\x1b[H\x1b[2J") // cursor home, clear screen
+					}
+					renderStatus(stdout, st)
+				}
+				if !watch {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(interval):
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&api, "api", "127.0.0.1:7070", "the node's API: host:port, or unix:/path for a unix socket")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	cmd.Flags().BoolVar(&watch, "watch", false, "refresh in place until interrupted")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "refresh interval with --watch")
+	return cmd
+}
+
+// apiClient returns an HTTP client and base URL for an API address.
+func apiClient(api string) (*http.Client, string) {
+	if path, ok := strings.CutPrefix(api, "unix:"); ok {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+		}}, "http://meshcast"
+	}
+	return &http.Client{Timeout: 5 * time.Second}, "http://" + api
+}
+
+func fetchStatus(ctx context.Context, api string) (*mesh.Status, error) {
+	c, base := apiClient(api)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("status: is a meshcast node running with --api %s? %w", api, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status: %s answered %s", api, resp.Status)
+	}
+	var st mesh.Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	return &st, nil
+}
+
+func renderStatus(w io.Writer, st *mesh.Status) {
+	fmt.Fprintf(w, "node %s (%s) of site %s\n", shortID(st.ID), st.Role, st.Site)
+	rel := st.Release
+	if rel == "" {
+		rel = "none"
+	}
+	fmt.Fprintf(w, "staging %s: %s, %d/%d chunks; %s from peers, %s served, %s from the CDN; %d peers\n",
+		rel, st.Phase, st.Have, st.Total, humanBytes(st.Exchange.Received), humanBytes(st.Exchange.Served), humanBytes(st.BytesFromCDN), st.Peers)
+	if st.Err != "" {
+		fmt.Fprintf(w, "last error: %s\n", st.Err)
+	}
+	if st.SiteView == nil {
+		return
+	}
+	s := st.SiteView
+	leader := "none"
+	if s.Leader != "" {
+		leader = fmt.Sprintf("%s (term %d)", shortID(s.Leader), s.Term)
+	}
+	fmt.Fprintf(w, "site: leader %s, target %s, %d members, gossip health %d\n\n", leader, orNone(s.Target), len(s.Members), s.GossipHealth)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tROLE\tADDR\tRUNNING\tSTAGED\tPHASE\tPROGRESS\tHEALTH\tSTATE")
+	for _, m := range s.Members {
+		role := m.Role
+		if m.Leader {
+			role += "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%3.0f%%\t%s\t%s\n", shortID(m.ID), role, m.Addr, orNone(m.Running), orNone(m.Staged), m.Phase, 100*m.Progress, m.Health, m.State)
+	}
+	tw.Flush()
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[len(id)-12:]
+	}
+	return id
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
