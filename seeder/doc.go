@@ -1,10 +1,52 @@
-// Package seeder will own what only a site's seeders do: Raft (a transport
-// over the streams the mesh hands it, the raft-wal store, an FSM that applies
-// deploy commands, snapshots) and the leader loop that watches the CDN,
-// fetches what the site lacks and opens and gates waves. It talks no QUIC
-// itself: it declares the small interfaces it needs and mesh wires them in.
+// Package seeder owns what only a site's seeders do: Raft (a transport over
+// the streams the mesh hands it, the raft-wal store, the FSM of site
+// decisions, snapshots) and, in later issues, the leader loop that watches
+// the CDN, fetches what the site lacks and opens and gates waves. It talks no
+// QUIC itself: it declares the small interfaces it needs (Streams) and mesh
+// wires them in. The CDN client is package seeder/cdn.
 //
-// Not built yet: see issues [2/6]–[6/6] and docs/DESIGN.md. The CDN client
-// (TUF refresh, coalesced Range fetch, retries, resume) is built: it is
-// package seeder/cdn.
+// Nouns:
+//   - Command: one site decision as stored in the Raft log: a format byte, a
+//     kind byte and a JSON body, at most MaxCommandSize bytes
+//     (EncodeCommand, DecodeCommand). CmdStageRelease (a StageRelease) is
+//     the only kind so far.
+//   - FSM: the state machine of site decisions (SiteState: the target
+//     release; the rollout and the admitted set later). Never per-node
+//     chatter, which travels by gossip.
+//   - Raft: one seeder's Raft node (NewRaft), owning hashicorp/raft, the
+//     FSM's stores (a raft-wal log and stable store in Dir/wal, file
+//     snapshots in Dir/snapshots) and the network transport over Streams.
+//     The leader is the site's active seeder.
+//   - Streams: the byte streams between seeders, named by server id (the
+//     libp2p peer id); the mesh provides them over libp2p, tests over pipes.
+//   - RaftConfig: Dir, ID, Bootstrap and the timeouts; LANRaftConfig and
+//     TestRaftConfig are the profiles.
+//
+// Guarantees:
+//   - FSM.Apply is deterministic and does no I/O: replicas that apply the
+//     same log hold the same state and give the same responses. It never
+//     panics on bad input: undecodable bytes get an error wrapping
+//     ErrBadCommand as their response, a refused decision one wrapping
+//     ErrRefused; neither changes the target. DecodeCommand is fuzzed.
+//   - Every command carries the term in which its leader decided it, and the
+//     FSM refuses it unless that is the term it was appended in, so a
+//     decision made from a stale view never applies (FSM explains why Raft
+//     alone does not give this). The target records its term, so actions
+//     taken for it can be fenced too.
+//   - The target's version never goes down; staging the target again is a
+//     no-op.
+//   - Snapshots hold the whole state; Restore replaces it or fails and
+//     leaves it. A restarted seeder recovers from its snapshot and its WAL
+//     and catches up from the leader.
+//   - Leadership changes reach LeaderCh without ever blocking raft.
+//   - Raft.Close stops every goroutine Raft started, hashicorp/raft's and
+//     its transport's included, and closes the stores and the Streams.
+//   - One Raft node per state directory: a second gets an error at once.
+//   - hashicorp/raft and raft-wal log through the slog.Logger given to
+//     NewRaft, their INFO at DEBUG (see hclogger).
+//
+// Membership: the first seeder starts with Bootstrap and becomes a cluster
+// of one; the leader adds the others (AddVoter, AddNonVoter); an operator
+// removes a seeder that is gone for good (RemoveServer), since a dead voter
+// still counts toward the quorum.
 package seeder

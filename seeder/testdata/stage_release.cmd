@@ -1,0 +1,1 @@
+{"name":"gateway-fw","version":"1.2.0","id":"2dd297fd8ca853fe5eceddbde984bd23665b1d9201c609e6e9f458c2afb1e769","term":7}
