@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +13,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/meta"
+	"github.com/meshcast/meshcast/seeder"
 	"github.com/meshcast/meshcast/seeder/cdn"
 )
 
@@ -31,55 +34,41 @@ func (s *staged) stop() {
 	s.done.Wait()
 }
 
-// follow keeps the node on the highest signed version of its release: it
-// refreshes the TUF metadata (from the CDN on a seeder, from peers on a
-// node), and when a new version appears it joins that version's swarm.
-// It owns the staged release.
+// follow keeps the node on the release its site stages: the target in the
+// Raft FSM on a seeder, the leader's gossiped decision on a node. When the
+// target changes it refreshes the TUF metadata (the leader from the CDN,
+// everyone else from peers), verifies the release and joins its swarm. It
+// owns the staged release.
 func (n *Node) follow(ctx context.Context) error {
-	var src cdn.Source = &peerSource{h: n.host, log: n.log}
-	name := "site peers"
-	if n.cdn != nil {
-		src, name = n.cdn, n.cfg.CDN.URL
-	}
 	var cur *staged
 	defer func() {
 		if cur != nil {
 			cur.stop()
 		}
 	}()
-	t := time.NewTimer(0)
+	var changes <-chan struct{}
+	if n.fsm != nil {
+		changes = n.fsm.Changes()
+	}
+	t := time.NewTicker(n.cfg.Refresh)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-changes:
+		case <-n.changed:
 		case <-t.C:
 		}
-		t.Reset(n.cfg.Refresh)
-		trusted, err := cdn.RefreshFrom(ctx, src, name, n.tufDir(), n.cfg.TrustedRoot, n.log)
+		want, ok := n.siteTarget()
+		if !ok || (cur != nil && cur.rel.Name == want.Name && cur.rel.Version == want.Version) {
+			continue
+		}
+		rel, art, err := n.resolve(ctx, want)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if ctx.Err() == nil {
+				n.note(err)
 			}
-			n.note(err)
-			continue
-		}
-		rel, err := trusted.Find(n.cfg.Release, "")
-		if err != nil {
-			n.note(err)
-			continue
-		}
-		if cur != nil && cur.rel.ID == rel.ID {
-			continue
-		}
-		m, err := trusted.Manifest(ctx, rel, n.cfg.Limits)
-		if err != nil {
-			n.note(err)
-			continue
-		}
-		art := m.Platforms[n.cfg.Platform]
-		if art == nil {
-			n.note(fmt.Errorf("release %s has no artifact for %s", rel, n.cfg.Platform))
 			continue
 		}
 		next, err := n.stage(ctx, rel, art)
@@ -92,7 +81,211 @@ func (n *Node) follow(ctx context.Context) error {
 			n.exch.Leave(cur.swarm.ID)
 		}
 		cur = next
+		n.wakeLeader()
 	}
+}
+
+// source is where the node gets signed metadata: the CDN for the leading
+// seeder, the site's peers for everyone else.
+func (n *Node) source() (cdn.Source, string) {
+	if n.cdn != nil && n.raft != nil {
+		if _, _, leader := n.raft.Leader(); leader {
+			return n.cdn, n.cfg.CDN.URL
+		}
+	}
+	return &peerSource{h: n.host, log: n.log}, "site peers"
+}
+
+// resolve finds a release in freshly verified metadata and returns its
+// artifact for the node's platform.
+func (n *Node) resolve(ctx context.Context, want gossip.ReleaseRef) (cdn.Release, *content.Artifact, error) {
+	src, name := n.source()
+	trusted, err := cdn.RefreshFrom(ctx, src, name, n.tufDir(), n.cfg.TrustedRoot, n.log)
+	if err != nil {
+		return cdn.Release{}, nil, err
+	}
+	rel, err := trusted.Find(want.Name, want.Version)
+	if err != nil {
+		return cdn.Release{}, nil, err
+	}
+	if n.fsm != nil {
+		if t := n.fsm.State().Target; t != nil && t.Name == rel.Name && t.Version == rel.Version && t.ID != rel.ID {
+			return cdn.Release{}, nil, fmt.Errorf("release %s: the site staged id %s, the signed metadata says %s", rel, t.ID.Short(), rel.ID.Short())
+		}
+	}
+	m, err := trusted.Manifest(ctx, rel, n.cfg.Limits)
+	if err != nil {
+		return cdn.Release{}, nil, err
+	}
+	art := m.Platforms[n.cfg.Platform]
+	if art == nil {
+		return cdn.Release{}, nil, fmt.Errorf("release %s has no artifact for %s", rel, n.cfg.Platform)
+	}
+	return rel, art, nil
+}
+
+// stagedRef is the release the node stages, for its gossiped status.
+func (n *Node) stagedRef() (gossip.ReleaseRef, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.status.Release == "" {
+		return gossip.ReleaseRef{}, false
+	}
+	return gossip.ReleaseRef{Name: n.staged.Name, Version: n.staged.Version}, true
+}
+
+// lead runs while this seeder leads its site, for one Raft term: it
+// watches the CDN and stages each new version through Raft (the command
+// carries the term, so a deposed leader's stale decision is refused), adds
+// the seeders gossip knows to Raft, and brings into the site, from the
+// CDN, the chunks of the target that no member holds. Everything it does
+// stops when ctx ends with its leadership.
+func (n *Node) lead(ctx context.Context, term uint64) {
+	n.log.Info("leading the site", "term", term)
+	var seeding context.CancelFunc
+	var seedingID exchange.SwarmID
+	var wg sync.WaitGroup
+	defer func() {
+		if seeding != nil {
+			seeding()
+		}
+		wg.Wait()
+		if seedingID != (exchange.SwarmID{}) {
+			n.exch.SetSpread(seedingID, false)
+		}
+	}()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t.Reset(n.cfg.Refresh)
+			n.stageNewest(ctx, term)
+			n.addSeeders(ctx)
+		case <-n.leaderWake:
+		}
+		// Seed the staged swarm once it is the site's target.
+		sw := n.currentSwarm()
+		if sw == nil || sw.ID == seedingID {
+			continue
+		}
+		if seeding != nil {
+			seeding()
+			wg.Wait()
+			n.exch.SetSpread(seedingID, false)
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		seeding, seedingID = cancel, sw.ID
+		n.exch.SetSpread(sw.ID, true)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.seedFromCDN(sctx, sw)
+		}()
+	}
+}
+
+// stageNewest proposes the highest signed version of the release if the
+// site does not stage it yet.
+func (n *Node) stageNewest(ctx context.Context, term uint64) {
+	trusted, err := n.cdn.Refresh(ctx, n.tufDir(), n.cfg.TrustedRoot)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.note(err)
+		}
+		return
+	}
+	rel, err := trusted.Find(n.cfg.Release, "")
+	if err != nil {
+		return // nothing published yet
+	}
+	if t := n.fsm.State().Target; t != nil && t.ID == rel.ID {
+		return
+	}
+	cmd, err := seeder.EncodeCommand(seeder.CmdStageRelease, seeder.StageRelease{Name: rel.Name, Version: rel.Version, ID: rel.ID, Term: term})
+	if err != nil {
+		n.note(err)
+		return
+	}
+	if _, err := n.raft.Apply(ctx, cmd); err != nil {
+		if ctx.Err() == nil {
+			n.note(fmt.Errorf("stage %s: %w", rel, err))
+		}
+		return
+	}
+	n.log.Info("staged for the site", "release", rel, "term", term)
+}
+
+// addSeeders adds to Raft, as voters, the seeders that gossip knows and
+// Raft does not.
+func (n *Node) addSeeders(ctx context.Context) {
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return
+	}
+	for _, m := range n.gossip.Members() {
+		if m.Meta.Role != gossip.RoleSeeder || m.State != gossip.StateAlive ||
+			slices.ContainsFunc(servers, func(s seeder.Server) bool { return s.ID == m.Name }) {
+			continue
+		}
+		if err := n.raft.AddVoter(ctx, m.Name); err != nil {
+			n.log.Warn("add seeder to raft", "peer", m.Name, "err", err)
+			continue
+		}
+		n.log.Info("added seeder to raft", "peer", m.Name)
+	}
+}
+
+// leaderLoop starts lead for each term this seeder leads, and stops it
+// when the leadership ends.
+func (n *Node) leaderLoop(ctx context.Context) {
+	var cancel context.CancelFunc
+	var wg sync.WaitGroup
+	stop := func() {
+		if cancel != nil {
+			cancel()
+			wg.Wait()
+			cancel = nil
+		}
+	}
+	defer stop()
+	check := func() {
+		_, term, leader := n.raft.Leader()
+		switch {
+		case leader && cancel == nil:
+			var lctx context.Context
+			lctx, cancel = context.WithCancel(ctx)
+			wg.Add(1)
+			go func() { defer wg.Done(); n.lead(lctx, term) }()
+		case !leader && cancel != nil:
+			n.log.Info("no longer leading the site")
+			stop()
+		}
+	}
+	check()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.raft.LeaderCh():
+			check()
+		}
+	}
+}
+
+func (n *Node) wakeLeader() {
+	select {
+	case n.leaderWake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) currentSwarm() *exchange.Swarm {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.swarm
 }
 
 // note records an error in the status and the log.
@@ -106,7 +299,7 @@ func (n *Node) note(err error) {
 func (n *Node) stage(ctx context.Context, rel cdn.Release, art *content.Artifact) (*staged, error) {
 	chunks := art.Chunks()
 	id := exchange.SwarmIDFor(rel.ID, n.cfg.Platform)
-	sw, err := n.exch.Join(ctx, id, chunks, exchange.JoinOptions{Spread: n.cdn != nil})
+	sw, err := n.exch.Join(ctx, id, chunks, exchange.JoinOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -118,14 +311,11 @@ func (n *Node) stage(ctx context.Context, rel cdn.Release, art *content.Artifact
 		s.Total = len(chunks)
 	})
 	n.mu.Lock()
-	n.swarm = sw
+	n.swarm, n.staged = sw, rel
 	n.mu.Unlock()
 	st.done.Add(1)
 	go func() {
 		defer st.done.Done()
-		if n.cdn != nil {
-			n.seedFromCDN(sctx, sw)
-		}
 		select {
 		case <-sw.Done():
 		case <-sctx.Done():

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,9 +22,11 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/meta"
 	"github.com/meshcast/meshcast/mesh/p2p"
+	"github.com/meshcast/meshcast/seeder"
 	"github.com/meshcast/meshcast/seeder/cdn"
 )
 
@@ -77,6 +81,15 @@ type Config struct {
 	Limits content.Limits
 	// Host configures the libp2p host (ListenAddrs is taken from Listen).
 	Host p2p.Config
+	// Gossip configures the site's membership; Name is set to the peer id.
+	// Gossip.Seeds are the members to join at start.
+	Gossip gossip.Config
+	// Bootstrap makes a seeder start a new site Raft with itself as its
+	// only voter; other seeders are added by the leader when they join
+	// the site's gossip. Ignored once the seeder has Raft state.
+	Bootstrap bool
+	// Raft tunes the seeders' Raft (Dir and ID are set by the node).
+	Raft seeder.RaftConfig
 }
 
 // Validate checks the configuration.
@@ -144,11 +157,21 @@ type Node struct {
 	up    *rate.Limiter
 	down  *rate.Limiter
 
+	gossip *gossip.Gossip
+	raft   *seeder.Raft // seeders only
+	fsm    *seeder.FSM  // seeders only
+
+	closeOnce  sync.Once
+	changed    chan struct{} // 1-buffered: the site's target may have changed
+	leaderWake chan struct{} // 1-buffered: a new swarm to seed
+	bg         sync.WaitGroup
+
 	cdnChunks, cdnChunkBytes atomic.Int64 // chunks the seeder fetched
 
 	mu     sync.Mutex
 	status Status
 	swarm  *exchange.Swarm // being staged
+	staged cdn.Release
 }
 
 // Status is what a node reports about itself.
@@ -249,7 +272,37 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	n.log = log.With("node", n.host.ID().ShortString())
 	n.exch = exchange.New(store, banner{n}, cfg.Exchange, n.log)
 	n.status = Status{ID: n.host.ID().String(), Site: cfg.Site, Role: cfg.Role, Phase: PhaseIdle}
+	n.changed, n.leaderWake = make(chan struct{}, 1), make(chan struct{}, 1)
+	fail := func(err error) (*Node, error) {
+		n.Close()
+		return nil, err
+	}
+	gcfg := cfg.Gossip
+	gcfg.Name = n.host.ID().String()
+	if n.gossip, err = gossip.New(gcfg, n.meta0(), n.log); err != nil {
+		return fail(fmt.Errorf("mesh: gossip: %w", err))
+	}
+	if cfg.Role == RoleSeeder {
+		rcfg := cfg.Raft
+		rcfg.Dir = filepath.Join(cfg.StateDir, "raft")
+		rcfg.ID = n.host.ID().String()
+		rcfg.Bootstrap = cfg.Bootstrap
+		n.fsm = seeder.NewFSM()
+		streams := raftStreams{Listener: p2p.Listen(n.host, raftProtocol), n: n}
+		if n.raft, err = seeder.NewRaft(rcfg, streams, n.fsm, n.log); err != nil {
+			return fail(fmt.Errorf("mesh: raft: %w", err))
+		}
+	}
 	return n, nil
+}
+
+// meta0 is the node's first gossip status, before Run.
+func (n *Node) meta0() gossip.Meta {
+	m := gossip.Meta{ID: n.host.ID().String(), Platform: n.cfg.Platform, P2PPort: n.p2pPort()}
+	if n.cfg.Role == RoleSeeder {
+		m.Role = gossip.RoleSeeder
+	}
+	return m
 }
 
 // ID returns the node's peer id.
@@ -294,6 +347,9 @@ func (n *Node) Status() Status {
 		st.BytesFromCDN = n.cdn.BytesFromCDN()
 	}
 	st.ChunksFromCDN, st.ChunkBytesFromCDN = n.cdnChunks.Load(), n.cdnChunkBytes.Load()
+	if n.gossip != nil {
+		st.SiteView = n.siteView()
+	}
 	return st
 }
 
@@ -317,18 +373,65 @@ func (n *Node) Run(ctx context.Context) error {
 		return cdn.CachedFile(n.tufDir(), path)
 	}, n.log)
 	g.Go(func() error { n.keepConnected(ctx); return nil })
+	g.Go(func() error { n.runGossip(ctx); return nil })
+	g.Go(func() error { n.publishMeta(ctx); return nil })
 	g.Go(func() error { return n.follow(ctx) })
+	if n.raft != nil {
+		g.Go(func() error { n.leaderLoop(ctx); return nil })
+	}
 	err := g.Wait()
+	n.bg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
+	n.leave()
 	return err
 }
 
-// Close releases the host, the CDN client and the store. Run calls it.
+// leave hands off Raft leadership and leaves the site's gossip, so that
+// the others learn at once rather than by failure detection.
+func (n *Node) leave() {
+	if n.raft != nil {
+		if _, _, leader := n.raft.Leader(); leader {
+			if err := n.raft.TransferLeadership(); err != nil {
+				n.log.Warn("hand off raft leadership", "err", err)
+			}
+		}
+	}
+	if err := n.gossip.Leave(2 * time.Second); err != nil {
+		n.log.Debug("leave gossip", "err", err)
+	}
+}
+
+// GossipAddr returns the host:port the node gossips on, for others to
+// join the site through it.
+func (n *Node) GossipAddr() string {
+	ip, port := n.gossip.LocalAddr()
+	return net.JoinHostPort(ip.String(), strconv.Itoa(port))
+}
+
+// Close releases Raft, gossip, the host, the CDN client and the store, in
+// that order. Run calls it; further calls do nothing.
 func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() { err = n.close() })
+	return err
+}
+
+func (n *Node) close() error {
+	var err error
+	if n.raft != nil {
+		err = n.raft.Close()
+	}
+	if n.gossip != nil {
+		if gerr := n.gossip.Close(); err == nil {
+			err = gerr
+		}
+	}
 	n.host.RemoveStreamHandler(meta.Protocol)
-	err := n.host.Close()
+	if herr := n.host.Close(); err == nil {
+		err = herr
+	}
 	if n.cdn != nil {
 		n.cdn.Close()
 	}

@@ -37,9 +37,11 @@ func TestMultiProcessSite(t *testing.T) {
 	root := filepath.Join(originDir, "metadata", "1.root.json")
 	url := mc.serveCDN(t, originDir)
 
+	gossipKey := filepath.Join(dir, "gossip.key")
+	mc.ok(t, "keys", "gossip", "--file", gossipKey)
 	type member struct {
-		name, role, state, listen, api string
-		id                             peer.ID
+		name, role, state, listen, api, gossip string
+		id                                     peer.ID
 	}
 	var members []*member
 	for i, role := range []string{"seeder", "node", "node", "node"} {
@@ -53,18 +55,18 @@ func TestMultiProcessSite(t *testing.T) {
 		}
 		m.listen = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", freePort(t, "udp"))
 		m.api = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+		m.gossip = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 		members = append(members, m)
 	}
 	for _, m := range members {
 		args := []string{m.role, "--site", "mp", "--state", m.state, "--listen", m.listen, "--api", m.api,
-			"--release", "app", "--platform", "linux/amd64", "--trust", root, "--refresh", "200ms"}
+			"--release", "app", "--platform", "linux/amd64", "--trust", root, "--refresh", "200ms",
+			"--gossip-listen", m.gossip, "--gossip-key-file", gossipKey, "--profile", "test"}
 		if m.role == "seeder" {
-			args = append(args, "--cdn", url)
-		}
-		for _, o := range members {
-			if o != m {
-				args = append(args, "--peer", o.listen+"/p2p/"+o.id.String())
-			}
+			args = append(args, "--cdn", url, "--bootstrap")
+		} else {
+			// Nodes find the site through the seeder's gossip; no peer list.
+			args = append(args, "--join", members[0].gossip)
 		}
 		mc.startDaemon(t, m.name, args...)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,11 +12,14 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/seeder"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,11 +28,14 @@ import (
 )
 
 type daemonOpts struct {
-	cfg      mesh.Config
-	trust    string
-	api      string
-	upload   string
-	download string
+	cfg       mesh.Config
+	trust     string
+	api       string
+	upload    string
+	download  string
+	gossipAt  string
+	gossipKey string
+	profile   string
 }
 
 func newNodeCmd(g *globals, stdout io.Writer) *cobra.Command {
@@ -90,6 +97,14 @@ command line win over the file.`,
 	f.DurationVar(&o.cfg.Refresh, "refresh", 30*time.Second, "how often to check the signed metadata")
 	f.StringVar(&o.upload, "upload-rate", "0", "cap on bytes per second sent to peers (K, M, G suffixes; 0: none)")
 	f.StringVar(&o.download, "download-rate", "0", "cap on bytes per second received from peers (0: none)")
+	f.StringArrayVar(&o.cfg.Gossip.Seeds, "join", nil, "HOST:PORT of a site member's gossip to join through (repeatable)")
+	f.StringVar(&o.gossipAt, "gossip-listen", "0.0.0.0:7946", "HOST:PORT the site's gossip listens on (UDP and TCP)")
+	f.StringVar(&o.gossipKey, "gossip-key-file", "", "file holding the site's gossip keys, base64, one per line, the first one primary (meshcast keys gossip)")
+	f.BoolVar(&o.cfg.Gossip.Insecure, "insecure-gossip", false, "gossip without encryption (development only)")
+	f.StringVar(&o.profile, "profile", "lan", "timers of gossip and Raft: lan, or test (short, for tests on one machine)")
+	if role == mesh.RoleSeeder {
+		f.BoolVar(&o.cfg.Bootstrap, "bootstrap", false, "start a new site: this seeder is the first Raft voter (the others join with --join)")
+	}
 	f.StringVar(&o.api, "api", "127.0.0.1:7070", "local HTTP API (/v1/status, /metrics): host:port or unix:/path; empty: none")
 	return cmd
 }
@@ -104,6 +119,9 @@ func runDaemon(ctx context.Context, g *globals, o *daemonOpts, stdout io.Writer)
 	}
 	if o.cfg.DownloadRate, err = parseSize(o.download); err != nil {
 		return fmt.Errorf("--download-rate: %w", err)
+	}
+	if err := o.gossipConfig(); err != nil {
+		return err
 	}
 	log := g.logger()
 	n, err := mesh.New(o.cfg, log)
@@ -198,4 +216,57 @@ func listenAPI(addr string) (net.Listener, error) {
 		return net.Listen("unix", path)
 	}
 	return net.Listen("tcp", addr)
+}
+
+// gossipConfig fills the gossip and Raft settings from the flags.
+func (o *daemonOpts) gossipConfig() error {
+	host, port, err := net.SplitHostPort(o.gossipAt)
+	if err != nil {
+		return fmt.Errorf("--gossip-listen %q: %w", o.gossipAt, err)
+	}
+	o.cfg.Gossip.BindAddr = host
+	if o.cfg.Gossip.BindPort, err = strconv.Atoi(port); err != nil {
+		return fmt.Errorf("--gossip-listen %q: bad port", o.gossipAt)
+	}
+	switch o.profile {
+	case "lan":
+		o.cfg.Gossip.Profile, o.cfg.Raft = gossip.ProfileLAN, seeder.LANRaftConfig()
+	case "test":
+		o.cfg.Gossip.Profile, o.cfg.Raft = gossip.ProfileTest, seeder.TestRaftConfig()
+	default:
+		return fmt.Errorf("--profile %q: want lan or test", o.profile)
+	}
+	if o.gossipKey != "" {
+		keys, err := readGossipKeys(o.gossipKey)
+		if err != nil {
+			return err
+		}
+		o.cfg.Gossip.Keys = keys
+	}
+	return nil
+}
+
+// readGossipKeys reads base64 keys, one per line; blank lines and lines
+// starting with # are skipped.
+func readGossipKeys(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-key-file: %w", err)
+	}
+	var keys [][]byte
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			return nil, fmt.Errorf("--gossip-key-file %s:%d: not a base64 key of 16, 24 or 32 bytes", path, i+1)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("--gossip-key-file %s: no key", path)
+	}
+	return keys, nil
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/meshcast/meshcast/content/origin"
 	"github.com/spf13/cobra"
@@ -26,7 +29,39 @@ origin is initialised; publish needs targets, snapshot and timestamp.`,
 		},
 	}
 	initCmd.Flags().StringVar(&dir, "dir", "", "directory for the key files (created 0700)")
-	cmd.AddCommand(initCmd)
+	var file string
+	gossipCmd := &cobra.Command{
+		Use:   "gossip --file FILE",
+		Short: "Create a site gossip key (AES-256, base64) in a new file, mode 0600",
+		Long: `Creates the key that encrypts a site's gossip. Give the file to every member
+with --gossip-key-file. To rotate: add a new key as a later line on every
+member and restart them, move it to the first line everywhere, then remove
+the old line.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "file"); err != nil {
+				return err
+			}
+			k := make([]byte, 32)
+			if _, err := rand.Read(k); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return fmt.Errorf("keys gossip: %w", err)
+			}
+			_, err = fmt.Fprintln(f, base64.StdEncoding.EncodeToString(k))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				fmt.Fprintln(stdout, file)
+			}
+			return err
+		},
+	}
+	gossipCmd.Flags().StringVar(&file, "file", "", "file to create")
+	cmd.AddCommand(initCmd, gossipCmd)
 	return cmd
 }
 

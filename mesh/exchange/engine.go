@@ -127,6 +127,7 @@ type Engine struct {
 	quit   chan struct{} // closed when Run returns
 	wg     sync.WaitGroup
 	lists  sync.Map // SwarmID → []content.ChunkRef, immutable once joined
+	live   sync.Map // peer.ID → struct{}: peers with an outbound stream
 
 	// Counters updated from any goroutine.
 	received, receivedN, dup, bad, served, servedN, pushed, rejected, reissued, bans atomic.Int64
@@ -193,7 +194,7 @@ func (s *Swarm) Progress() (have, total int) { return int(s.have.Load()), len(s.
 // JoinOptions say how a node takes part in a swarm.
 type JoinOptions struct {
 	// Spread makes this node a spreading seeder: chunks it Offers are
-	// pushed to one peer each instead of being announced, until SeedAll.
+	// pushed to one peer each instead of being announced (see SetSpread).
 	Spread bool
 }
 
@@ -223,9 +224,11 @@ func (e *Engine) Join(ctx context.Context, id SwarmID, chunks []content.ChunkRef
 // from somewhere other than a peer (the CDN).
 func (e *Engine) Offer(id SwarmID, i int) error { return e.send(evOffer{swarm: id, index: i}) }
 
-// SeedAll ends spread mode: the engine announces everything it holds in
-// the swarm and serves it to whoever asks.
-func (e *Engine) SeedAll(id SwarmID) error { return e.send(evSeedAll{swarm: id}) }
+// SetSpread switches spread mode. On, chunks the node Offers are pushed to
+// one member each and nothing is announced (the seeder that brings chunks
+// into the site). Off, the node announces everything it holds, like any
+// member; a seeder that stops leading turns it off.
+func (e *Engine) SetSpread(id SwarmID, on bool) error { return e.send(evSpread{swarm: id, on: on}) }
 
 // Leave stops taking part in a swarm.
 func (e *Engine) Leave(id SwarmID) error { return e.send(evLeave{swarm: id}) }
@@ -239,6 +242,12 @@ func (e *Engine) AddPeer(id peer.ID, w io.WriteCloser) error {
 		return err
 	}
 	return nil
+}
+
+// HasPeer reports whether the engine has an outbound stream to a peer.
+func (e *Engine) HasPeer(id peer.ID) bool {
+	_, ok := e.live.Load(id)
+	return ok
 }
 
 // RemovePeer forgets a peer: requests waiting on it go to other peers.

@@ -31,6 +31,7 @@ func (e *Engine) Attach(ctx context.Context, h host.Host, wrap Wrap) {
 		wrap.Writer = func(w io.WriteCloser) io.WriteCloser { return w }
 	}
 	h.SetStreamHandler(Protocol, func(s network.Stream) {
+		closeStaleConns(h, s.Conn())
 		e.HandleInbound(s.Conn().RemotePeer(), wrap.Reader(readOnly{s}))
 	})
 	defer h.RemoveStreamHandler(Protocol)
@@ -66,14 +67,25 @@ func (e *Engine) Attach(ctx context.Context, h host.Host, wrap Wrap) {
 	}
 	opening := map[peer.ID]bool{}
 	done := make(chan peer.ID)
+	// A stream can fail while its connection lives on (a duplicate
+	// connection closed, a reset): every second, reopen the stream to any
+	// connected peer the engine lost.
+	heal := time.NewTicker(time.Second)
+	defer heal.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case id := <-done:
 			delete(opening, id)
+		case <-heal.C:
+			for _, id := range h.Network().Peers() {
+				if !e.HasPeer(id) && !opening[id] {
+					n.up(id)
+				}
+			}
 		case id := <-ups:
-			if opening[id] {
+			if opening[id] || e.HasPeer(id) {
 				continue
 			}
 			opening[id] = true
@@ -135,3 +147,17 @@ func (n *notifiee) Listen(network.Network, ma.Multiaddr)           {}
 func (n *notifiee) ListenClose(network.Network, ma.Multiaddr)      {}
 func (n *notifiee) Connected(_ network.Network, c network.Conn)    { n.up(c.RemotePeer()) }
 func (n *notifiee) Disconnected(_ network.Network, c network.Conn) { n.down(c.RemotePeer()) }
+
+// closeStaleConns closes the connections to a peer that are clearly older
+// than the one it just opened an exchange stream on: a peer that restarted
+// (same id, new port) would otherwise still be written to over the
+// connection of its former life until that times out. Connections opened
+// within a second of each other are duplicates of one dial race and stay.
+func closeStaleConns(h host.Host, c network.Conn) {
+	opened := c.Stat().Opened
+	for _, other := range h.Network().ConnsToPeer(c.RemotePeer()) {
+		if other != c && other.Stat().Opened.Before(opened.Add(-time.Second)) {
+			other.Close()
+		}
+	}
+}

@@ -22,9 +22,12 @@ type (
 		swarm SwarmID
 		index int
 	}
-	evSeedAll struct{ swarm SwarmID }
-	evLeave   struct{ swarm SwarmID }
-	evPeerUp  struct {
+	evSpread struct {
+		swarm SwarmID
+		on    bool
+	}
+	evLeave  struct{ swarm SwarmID }
+	evPeerUp struct {
 		id peer.ID
 		w  *peerWriter
 	}
@@ -121,13 +124,26 @@ func (e *Engine) handle(ev event) {
 				e.push(s, ev.index, now)
 			}
 		}
-	case evSeedAll:
-		if s := e.swarms[ev.swarm]; s != nil && s.spread {
-			s.spread = false
-			s.backlog = nil
-			for _, p := range e.peers {
-				e.sendBitfield(p, s)
+	case evSpread:
+		s := e.swarms[ev.swarm]
+		if s == nil || s.spread == ev.on {
+			return
+		}
+		s.spread = ev.on
+		if ev.on {
+			// Push what no member holds yet.
+			for i := range s.chunks {
+				if s.have.has(i) && s.avail[i] == 0 {
+					s.backlog = append(s.backlog, i)
+				}
 			}
+			e.pump(s, now)
+			return
+		}
+		s.backlog = nil
+		clear(s.pushed)
+		for _, p := range e.peers {
+			e.sendBitfield(p, s)
 		}
 	case evLeave:
 		if s := e.swarms[ev.swarm]; s != nil {
@@ -147,6 +163,7 @@ func (e *Engine) handle(ev event) {
 		}
 		p := &peerState{id: ev.id, w: ev.w, sent: map[SwarmID]bool{}}
 		e.peers[ev.id] = p
+		e.live.Store(ev.id, struct{}{})
 		e.npeers.Store(int64(len(e.peers)))
 		ev.w.start()
 		for _, s := range e.swarms {
@@ -218,6 +235,7 @@ func (e *Engine) sendBitfield(p *peerState, s *swarm) {
 
 func (e *Engine) dropPeer(p *peerState, now time.Time) {
 	delete(e.peers, p.id)
+	e.live.Delete(p.id)
 	e.npeers.Store(int64(len(e.peers)))
 	p.w.close()
 	for _, s := range e.swarms {

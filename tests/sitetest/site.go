@@ -13,6 +13,7 @@ package sitetest
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,9 +26,11 @@ import (
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
+	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/p2p"
+	"github.com/meshcast/meshcast/seeder"
 	"github.com/meshcast/meshcast/seeder/cdn"
 )
 
@@ -93,12 +96,13 @@ type Site struct {
 	stop context.CancelFunc
 	dir  string
 
-	keys   origin.Keys
-	Origin string // origin directory
-	root   []byte
-	CDN    *cdn.Server
-	URL    string
-	cdnWG  sync.WaitGroup
+	keys      origin.Keys
+	gossipKey []byte
+	Origin    string // origin directory
+	root      []byte
+	CDN       *cdn.Server
+	URL       string
+	cdnWG     sync.WaitGroup
 
 	mu      sync.Mutex
 	members []*Member
@@ -111,6 +115,8 @@ type Member struct {
 	Role  mesh.Role
 	State string
 	site  *Site
+
+	bootstrapped bool // first seeder of the site
 
 	mu     sync.Mutex
 	node   *mesh.Node
@@ -152,6 +158,8 @@ func New(t TB, opts ...Option) *Site {
 	s := &Site{t: t, o: o, ctx: ctx, stop: stop, dir: dir, Origin: filepath.Join(dir, "origin")}
 	t.Cleanup(s.shutdown)
 	var err error
+	s.gossipKey = make([]byte, 32)
+	rand.Read(s.gossipKey)
 	if s.keys, err = origin.GenerateKeys(filepath.Join(dir, "keys")); err != nil {
 		t.Fatal(err)
 	}
@@ -225,11 +233,28 @@ func (s *Site) Add(role mesh.Role) *Member {
 }
 
 func (s *Site) config(m *Member) mesh.Config {
+	var seeds []string
+	bootstrap := true
+	for _, o := range s.Members() {
+		if o != m && o.Alive() {
+			seeds = append(seeds, o.Node().GossipAddr())
+			if o.Role == mesh.RoleSeeder {
+				bootstrap = false
+			}
+		}
+	}
+	if m.bootstrapped {
+		bootstrap = true // its Raft state says so anyway
+	}
 	return mesh.Config{
 		Site: "test", Role: m.Role, StateDir: m.State, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
 		Open: true, Release: Release, Platform: Platform, TrustedRoot: s.root,
 		CDN:     cdn.ClientConfig{URL: s.URL, BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond, IdleTimeout: 5 * time.Second},
 		Refresh: s.o.refresh, UploadRate: s.o.lan, DownloadRate: s.o.lan, Exchange: s.o.exchange,
+		Gossip: gossip.Config{BindAddr: "127.0.0.1", BindPort: gossip.AnyPort, Profile: gossip.ProfileTest,
+			Keys: [][]byte{s.gossipKey}, Seeds: seeds},
+		Bootstrap: m.Role == mesh.RoleSeeder && bootstrap,
+		Raft:      seeder.TestRaftConfig(),
 	}
 }
 
@@ -239,7 +264,9 @@ func (s *Site) start(m *Member) {
 	if s.o.verbose {
 		log = slog.New(slog.NewTextHandler(testWriter{s.t, m.Name}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := mesh.New(s.config(m), log)
+	cfg := s.config(m)
+	m.bootstrapped = m.bootstrapped || cfg.Bootstrap
+	n, err := mesh.New(cfg, log)
 	if err != nil {
 		s.t.Fatalf("start %s: %v", m.Name, err)
 	}
