@@ -162,6 +162,7 @@ type Node struct {
 	fsm    *seeder.FSM  // seeders only
 
 	closeOnce  sync.Once
+	crashed    atomic.Bool
 	changed    chan struct{} // 1-buffered: the site's target may have changed
 	leaderWake chan struct{} // 1-buffered: a new swarm to seed
 	bg         sync.WaitGroup
@@ -388,9 +389,16 @@ func (n *Node) Run(ctx context.Context) error {
 	return err
 }
 
+// Crash makes the node's Run skip its goodbye (no leadership hand-off, no
+// gossip leave), as if the process died; for failure tests.
+func (n *Node) Crash() { n.crashed.Store(true) }
+
 // leave hands off Raft leadership and leaves the site's gossip, so that
 // the others learn at once rather than by failure detection.
 func (n *Node) leave() {
+	if n.crashed.Load() {
+		return
+	}
 	if n.raft != nil {
 		if _, _, leader := n.raft.Leader(); leader {
 			if err := n.raft.TransferLeadership(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -250,7 +251,7 @@ func (n *Node) siteView() *SiteStatus {
 		s.Members = append(s.Members, ms)
 	}
 	if n.raft != nil {
-		s.Raft = n.raft.Stats()["state"]
+		s.Raft = strings.ToLower(n.raft.Stats()["state"])
 		if id, term, _ := n.raft.Leader(); id != "" {
 			s.Leader, s.Term = id, term
 		}
@@ -275,4 +276,22 @@ func (n *Node) RemoveSeeder(ctx context.Context, id string) error {
 		return errors.New("not a seeder")
 	}
 	return n.raft.RemoveServer(ctx, id)
+}
+
+// Voters returns the number of voters in the seeder's Raft configuration.
+func (n *Node) Voters() int {
+	if n.raft == nil {
+		return 0
+	}
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return 0
+	}
+	v := 0
+	for _, s := range servers {
+		if s.Suffrage == seeder.Voter {
+			v++
+		}
+	}
+	return v
 }

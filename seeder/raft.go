@@ -93,7 +93,7 @@ func LANRaftConfig() RaftConfig {
 	return RaftConfig{
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      50 * time.Millisecond,
 		SnapshotInterval:   2 * time.Minute,
 		SnapshotThreshold:  1024,

@@ -148,3 +148,48 @@ func TestSiteLateJoinerUsesPeers(t *testing.T) {
 		t.Errorf("the late node read %d bytes from the CDN", st.BytesFromCDN)
 	}
 }
+
+// The leader dies in the middle of fetching a release: another seeder is
+// elected within 2 s with the LAN timeouts, resumes the fetch without
+// fetching again what the site holds, and the release completes.
+func TestSiteLeaderFailover(t *testing.T) {
+	// Metadata is polled every second, as a site would every 30 s.
+	site := sitetest.New(t, sitetest.Seeders(3), sitetest.Nodes(10), sitetest.WAN(4<<20), sitetest.LANRaft(), sitetest.Refresh(time.Second))
+	site.WaitVoters(3, 30*time.Second)
+	tree := t.TempDir()
+	writeRandomTree(t, tree, 40, 256<<10)
+	res := site.Publish("1.0.0", tree)
+	old := site.WaitLeader(nil, 10*time.Second)
+	// Kill the leader once it brought a third of the release in.
+	deadline := time.Now().Add(time.Minute)
+	for old.Status().ChunkBytesFromCDN < res.NewBytes/3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader fetched %d of %d bytes in a minute", old.Status().ChunkBytesFromCDN, res.NewBytes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fetchedByOld := old.Status().ChunkBytesFromCDN
+	killed := time.Now()
+	site.Crash(old)
+	leader := site.WaitLeader(old, 10*time.Second)
+	elected := time.Since(killed)
+	site.WaitVerified("1.0.0", 2*time.Minute)
+	site.Check("1.0.0")
+	sent := site.CDN.BytesSent()
+	amp := float64(sent) / float64(res.NewBytes)
+	var chunkBytes int64
+	for _, m := range site.Seeders() {
+		st := m.Status()
+		chunkBytes += st.ChunkBytesFromCDN
+		t.Logf("%s: %d chunk bytes from the CDN, %d wire bytes; last error %q", m.Name, st.ChunkBytesFromCDN, st.BytesFromCDN, st.Err)
+	}
+	t.Logf("chunk bytes from the CDN %d (%.3f of the release)", chunkBytes, float64(chunkBytes)/float64(res.NewBytes))
+	t.Logf("old leader fetched %d of %d bytes; new leader %s elected %.2fs after the kill; CDN amplification %.3f",
+		fetchedByOld, res.NewBytes, leader.Name, elected.Seconds(), amp)
+	if elected > 2*time.Second {
+		t.Errorf("a new leader took %s", elected)
+	}
+	if amp > 1.05 {
+		t.Errorf("CDN amplification %.3f over the run", amp)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -43,7 +44,37 @@ func newNodeCmd(g *globals, stdout io.Writer) *cobra.Command {
 }
 
 func newSeederCmd(g *globals, stdout io.Writer) *cobra.Command {
-	return newDaemonCmd(g, stdout, mesh.RoleSeeder, "seeder", "Run a site server: fetch from the CDN what the site lacks and spread it")
+	cmd := newDaemonCmd(g, stdout, mesh.RoleSeeder, "seeder", "Run a site server: fetch from the CDN what the site lacks and spread it")
+	var api string
+	remove := &cobra.Command{
+		Use:   "remove --api LEADER_API PEER_ID",
+		Short: "Remove a dead seeder from the site's Raft (ask the leader's API)",
+		Long: `Removes a seeder that will not come back from the site's Raft voters, so that
+the remaining seeders keep their quorum. Ask the leader: meshcast status shows
+which seeder leads.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, base := apiClient(api)
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, base+"/v1/seeders/remove?id="+url.QueryEscape(args[0]), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				return fmt.Errorf("seeder remove: %w", err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("seeder remove: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+			}
+			fmt.Fprint(stdout, string(body))
+			return nil
+		},
+	}
+	remove.Flags().StringVar(&api, "api", "127.0.0.1:7070", "the leader's API: host:port or unix:/path")
+	cmd.AddCommand(remove)
+	return cmd
 }
 
 func newDaemonCmd(g *globals, stdout io.Writer, role mesh.Role, use, short string) *cobra.Command {
@@ -172,6 +203,20 @@ func apiHandler(n *mesh.Node) http.Handler {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(n.Status())
+	})
+	mux.HandleFunc("POST /v1/seeders/remove", func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		if id == "" {
+			http.Error(w, "missing ?id=PEER_ID", http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		if err := n.RemoveSeeder(ctx, id); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		fmt.Fprintf(w, "removed %s from the site's raft\n", id)
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(n.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

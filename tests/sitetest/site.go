@@ -58,6 +58,7 @@ type options struct {
 	exchange       exchange.Config
 	refresh        time.Duration
 	verbose        bool
+	lanRaft        bool
 	dir            string
 }
 
@@ -169,7 +170,7 @@ func New(t TB, opts ...Option) *Site {
 	if s.root, err = os.ReadFile(filepath.Join(s.Origin, "metadata", "1.root.json")); err != nil {
 		t.Fatal(err)
 	}
-	if s.CDN, err = cdn.NewServer(cdn.ServerConfig{Dir: s.Origin, Rate: o.wan, Gzip: true}, nil); err != nil {
+	if s.CDN, err = cdn.NewServer(cdn.ServerConfig{Dir: s.Origin, Rate: o.wan, Gzip: true}, cdnLog()); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -254,7 +255,7 @@ func (s *Site) config(m *Member) mesh.Config {
 		Gossip: gossip.Config{BindAddr: "127.0.0.1", BindPort: gossip.AnyPort, Profile: gossip.ProfileTest,
 			Keys: [][]byte{s.gossipKey}, Seeds: seeds},
 		Bootstrap: m.Role == mesh.RoleSeeder && bootstrap,
-		Raft:      seeder.TestRaftConfig(),
+		Raft:      raftConfig(s.o.lanRaft),
 	}
 }
 
@@ -540,4 +541,79 @@ func (s *Site) ReleaseChunks(version string) [][]byte {
 		out = append(out, b)
 	}
 	return out
+}
+
+// Leader returns the seeder that leads the site's Raft, or nil.
+func (s *Site) Leader() *Member {
+	for _, m := range s.Seeders() {
+		if m.Alive() {
+			if v := m.Status().SiteView; v != nil && v.Raft == "leader" {
+				return m
+			}
+		}
+	}
+	return nil
+}
+
+// WaitLeader waits for a leader other than not (nil: any) and returns it.
+func (s *Site) WaitLeader(not *Member, d time.Duration) *Member {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if l := s.Leader(); l != nil && l != not {
+			return l
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no leader after %s", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// WaitVoters waits until the leader counts n voters.
+func (s *Site) WaitVoters(n int, d time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if l := s.Leader(); l != nil && l.Node().Voters() == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the site's Raft did not reach %d voters in %s", n, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// LANRaft gives the seeders the LAN Raft timers (the documented defaults)
+// instead of the test ones.
+func LANRaft() Option { return func(o *options) { o.lanRaft = true } }
+
+// Crash stops a member without a graceful goodbye: no leadership hand-off,
+// no gossip leave; its connections just end.
+func (s *Site) Crash(m *Member) {
+	m.mu.Lock()
+	n := m.node
+	m.mu.Unlock()
+	n.Crash()
+	s.Kill(m)
+}
+
+func raftConfig(lan bool) seeder.RaftConfig {
+	if lan {
+		return seeder.LANRaftConfig()
+	}
+	return seeder.TestRaftConfig()
+}
+
+func cdnLog() *slog.Logger {
+	p := os.Getenv("SITETEST_CDN_LOG")
+	if p == "" {
+		return nil
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
