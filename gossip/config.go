@@ -85,6 +85,12 @@ type profile struct {
 	// to go out before it sends the next: bursts of SetMeta collapse into
 	// at most one update per pushWait.
 	pushWait time.Duration
+	// repeatAfter is when a change other than Progress is pushed a second
+	// time (see pushLoop).
+	repeatAfter time.Duration
+	// progressPerMember × members is the least time between two pushes of
+	// a change of Progress alone (see pushLoop).
+	progressPerMember time.Duration
 	// joinBackoff is the first and the longest wait between Join attempts.
 	joinBackoffMin, joinBackoffMax time.Duration
 
@@ -115,6 +121,8 @@ var profiles = map[string]profile{
 		pushPullInterval:        30 * time.Second,
 		tcpTimeout:              10 * time.Second,
 		pushWait:                200 * time.Millisecond,
+		repeatAfter:             time.Second,
+		progressPerMember:       400 * time.Millisecond,
 		joinBackoffMin:          500 * time.Millisecond,
 		joinBackoffMax:          10 * time.Second,
 		detect:                  8 * time.Second,
@@ -138,6 +146,8 @@ var profiles = map[string]profile{
 		pushPullInterval:        2 * time.Second,
 		tcpTimeout:              time.Second,
 		pushWait:                50 * time.Millisecond,
+		repeatAfter:             250 * time.Millisecond,
+		progressPerMember:       50 * time.Millisecond,
 		joinBackoffMin:          50 * time.Millisecond,
 		joinBackoffMax:          500 * time.Millisecond,
 		detect:                  1500 * time.Millisecond,

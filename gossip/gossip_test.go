@@ -87,7 +87,6 @@ func TestStatusChangeSeenByAllWithinASecond(t *testing.T) {
 			t.Fatalf("%s did not see the last of a burst of status changes", n.name)
 		}
 		slowest = max(slowest, e.at.Sub(start))
-		t.Logf("DBG %s saw last after %v", n.name, e.at.Sub(start))
 	}
 	t.Logf("last of 101 status changes seen by all after %v", slowest.Round(time.Millisecond))
 	checkBound(t, src.stalls, start, "the last of a burst of status changes reached every member", slowest, time.Second)

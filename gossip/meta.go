@@ -245,6 +245,12 @@ func (m Meta) encode(leaving bool) ([]byte, error) {
 	return b, nil
 }
 
+// withProgress returns m with Progress p.
+func (m Meta) withProgress(p uint16) Meta {
+	m.Progress = p
+	return m
+}
+
 // validate checks every field against what encoding 1 can carry.
 func (m Meta) validate() error {
 	if int(m.Role) >= len(roleNames) {

@@ -23,7 +23,7 @@ func TestProfileTimings(t *testing.T) {
 			for i := range 5 {
 				src := nodes[i]
 				m := testMeta(src.name)
-				m.Progress = uint16(10 + i)
+				m.Phase = Phase(i % 3)
 				start := time.Now()
 				if err := src.SetMeta(m); err != nil {
 					t.Fatal(err)
