@@ -327,6 +327,19 @@ func (n *Node) stage(ctx context.Context, rel cdn.Release, art *content.Artifact
 	return st, nil
 }
 
+const (
+	// spreadWindow is how many chunks the active seeder may hold that no
+	// other member holds yet. It bounds what a failover fetches twice
+	// (about spreadWindow × 64 KiB) and, with the push latency, the
+	// seeder's pace: 8 chunks per LAN round trip is far above any WAN.
+	spreadWindow = 8
+	// spreadStall is how long the seeder waits for the site to take its
+	// chunks before it fetches on regardless (a site too slow or too busy
+	// must not stall the release; it is below the CDN client's idle
+	// timeout).
+	spreadStall = 5 * time.Second
+)
+
 // seedFromCDN fetches from the CDN the chunks that neither this seeder nor
 // any site peer holds, offering each to the exchange as soon as it is
 // verified and stored. It re-checks until the site holds everything, so a
@@ -372,7 +385,21 @@ func (n *Node) seedFromCDN(ctx context.Context, sw *exchange.Swarm) {
 			}
 			n.cdnChunks.Add(1)
 			n.cdnChunkBytes.Add(int64(len(c.Body)))
-			return n.exch.Offer(sw.ID, index[c.ID])
+			if err := n.exch.Offer(sw.ID, index[c.ID]); err != nil {
+				return err
+			}
+			// Stay at most spreadWindow chunks ahead of the site: what
+			// only this seeder holds is fetched again if it dies. The
+			// CDN's TCP window holds the rest back meanwhile. A site that
+			// takes no chunks for spreadStall does not stop the fetch.
+			wctx, cancel := context.WithTimeout(ctx, spreadStall)
+			err := n.exch.WaitSpread(wctx, sw.ID, spreadWindow)
+			cancel()
+			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				n.log.Debug("the site is slow to take chunks; fetching on", "waited", spreadStall)
+				return nil
+			}
+			return err
 		})
 		if err != nil && ctx.Err() == nil {
 			n.note(fmt.Errorf("fetch from the CDN: %w", err))

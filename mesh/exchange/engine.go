@@ -224,6 +224,36 @@ func (e *Engine) Join(ctx context.Context, id SwarmID, chunks []content.ChunkRef
 // from somewhere other than a peer (the CDN).
 func (e *Engine) Offer(id SwarmID, i int) error { return e.send(evOffer{swarm: id, index: i}) }
 
+// WaitSpread returns once at most limit chunks of the swarm are held by
+// this node alone: pushed to a member that has not announced them yet, or
+// waiting for a member with room. A spreading seeder calls it between the
+// chunks it brings in, so that it never runs far ahead of the site: what
+// it alone holds is lost if it dies, and fetched again by its successor.
+// It returns at once when the node is not spreading the swarm, has no
+// member to spread to, or left the swarm.
+func (e *Engine) WaitSpread(ctx context.Context, id SwarmID, limit int) error {
+	ch := make(chan struct{})
+	if err := e.send(evWaitSpread{swarm: id, w: spreadWaiter{limit: limit, ch: ch}}); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.quit:
+		return ErrStopped
+	}
+}
+
+// wakeWaiters releases the WaitSpread calls whose limit every swarm
+// reached.
+func (e *Engine) wakeWaiters() {
+	for _, s := range e.swarms {
+		s.wakeWaiters()
+	}
+}
+
 // SetSpread switches spread mode. On, chunks the node Offers are pushed to
 // one member each and nothing is announced (the seeder that brings chunks
 // into the site). Off, the node announces everything it holds, like any
@@ -283,9 +313,11 @@ func (e *Engine) Run(ctx context.Context) error {
 				break
 			}
 			e.flushHaves()
+			e.wakeWaiters()
 		case now := <-tick.C:
 			e.timeouts(now)
 			e.flushHaves()
+			e.wakeWaiters()
 		}
 	}
 }
@@ -294,35 +326,43 @@ func (e *Engine) Run(ctx context.Context) error {
 // whether any connected member is known to hold it, and how many members
 // the swarm has. A seeder fetches from the CDN only what the site lacks.
 func (e *Engine) Held(ctx context.Context, id SwarmID) (self, site []bool, members int, err error) {
-	out := make(chan struct{}, 1)
+	type held struct {
+		self, site []bool
+		members    int
+	}
+	// The engine writes only to the buffered channel: a caller that gave
+	// up shares nothing with it.
+	out := make(chan held, 1)
 	if err := e.send(evFunc{fn: func() {
-		defer func() { out <- struct{}{} }()
+		var h held
+		defer func() { out <- h }()
 		s := e.swarms[id]
 		if s == nil {
 			return
 		}
-		self, site = make([]bool, len(s.chunks)), make([]bool, len(s.chunks))
+		h.self, h.site = make([]bool, len(s.chunks)), make([]bool, len(s.chunks))
 		for i := range s.chunks {
-			self[i] = s.have.has(i)
-			site[i] = s.avail[i] > 0
+			h.self[i] = s.have.has(i)
+			h.site[i] = s.avail[i] > 0
 		}
 		for pid := range s.members {
 			if e.peers[pid] != nil {
-				members++
+				h.members++
 			}
 		}
 	}}); err != nil {
 		return nil, nil, 0, err
 	}
+	var h held
 	select {
-	case <-out:
+	case h = <-out:
 	case <-ctx.Done():
 		return nil, nil, 0, ctx.Err()
 	case <-e.quit:
 		return nil, nil, 0, ErrStopped
 	}
-	if self == nil {
+	if h.self == nil {
 		return nil, nil, 0, fmt.Errorf("swarm %s: not joined", id.Short())
 	}
-	return self, site, members, nil
+	return h.self, h.site, h.members, nil
 }

@@ -342,3 +342,66 @@ func TestStalledPeerRequestsMoveElsewhere(t *testing.T) {
 		t.Fatalf("no request was moved off the stalled peer, which is still connected: %+v", st)
 	}
 }
+
+// A spreading seeder that waits on WaitSpread between chunks never holds
+// more than the window (and the chunk just offered) that no member holds;
+// WaitSpread returns at once with nobody to spread to, and when the
+// seeder leaves the swarm.
+func TestWaitSpreadBoundsWhatOnlyTheSeederHolds(t *testing.T) {
+	const window = 4
+	refs, chunks := testChunks(t, 120, 16<<10)
+	site := newTestSite(t, 4, Config{})
+	seeder := site.nodes[0]
+	id := SwarmID{9}
+	swarms := make([]*Swarm, len(site.nodes))
+	for i, nd := range site.nodes {
+		var err error
+		swarms[i], err = nd.e.Join(site.ctx, id, refs, JoinOptions{Spread: i == 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No member yet: nothing to wait for.
+	ctx, cancel := context.WithTimeout(site.ctx, 10*time.Second)
+	defer cancel()
+	if err := seeder.store.Put(chunks[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := seeder.e.Offer(id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := seeder.e.WaitSpread(ctx, id, 0); err != nil {
+		t.Fatalf("WaitSpread with no member: %v", err)
+	}
+	site.mesh()
+	worst := 0
+	for i, c := range chunks[1:] {
+		if err := seeder.store.Put(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := seeder.e.Offer(id, i+1); err != nil {
+			t.Fatal(err)
+		}
+		if err := seeder.e.WaitSpread(ctx, id, window); err != nil {
+			t.Fatalf("chunk %d: WaitSpread: %v", i+1, err)
+		}
+		// Count, on the engine, the chunks only the seeder holds.
+		out := make(chan int, 1)
+		seeder.e.send(evFunc{fn: func() { out <- seeder.e.swarms[id].unspread() }})
+		worst = max(worst, <-out)
+	}
+	if worst > window {
+		t.Errorf("the seeder alone held %d chunks after WaitSpread(%d)", worst, window)
+	}
+	for _, sw := range swarms[1:] {
+		waitDone(t, sw, 20*time.Second)
+	}
+	// After leaving, a waiter returns at once.
+	if err := seeder.e.Leave(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := seeder.e.WaitSpread(ctx, id, 0); err != nil {
+		t.Fatalf("WaitSpread after Leave: %v", err)
+	}
+	t.Logf("at most %d chunks held by the seeder alone with a window of %d", worst, window)
+}

@@ -57,6 +57,11 @@ type (
 	}
 	// evFunc runs fn on the engine goroutine (tests inspect state).
 	evFunc struct{ fn func() }
+	// evWaitSpread registers a WaitSpread call.
+	evWaitSpread struct {
+		swarm SwarmID
+		w     spreadWaiter
+	}
 	evSent struct {
 		id        peer.ID
 		w         *peerWriter
@@ -94,6 +99,42 @@ type swarm struct {
 	pushed  map[int]push // spread: pushed, not yet announced by anyone
 	backlog []int        // spread: waiting for a peer with room
 	haves   []int        // to announce
+	waiters []spreadWaiter
+}
+
+// spreadWaiter is a WaitSpread call waiting for the chunks only this node
+// holds to fall to limit.
+type spreadWaiter struct {
+	limit int
+	ch    chan struct{}
+}
+
+// unspread is how many chunks of a spreading seeder no member is known to
+// hold yet: pushed and not announced, or waiting for room. With no member
+// connected there is nobody to spread to, and nothing to wait for.
+func (s *swarm) unspread() int {
+	if !s.spread || len(s.members) == 0 {
+		return 0
+	}
+	return len(s.pushed) + len(s.backlog)
+}
+
+// wakeWaiters releases the WaitSpread calls whose limit is reached.
+func (s *swarm) wakeWaiters() {
+	if len(s.waiters) == 0 {
+		return
+	}
+	n := s.unspread()
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		if n <= w.limit {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.waiters[len(kept):])
+	s.waiters = kept
 }
 
 type pend struct {
@@ -145,10 +186,21 @@ func (e *Engine) handle(ev event) {
 		for _, p := range e.peers {
 			e.sendBitfield(p, s)
 		}
+	case evWaitSpread:
+		s := e.swarms[ev.swarm]
+		if s == nil || s.unspread() <= ev.w.limit {
+			close(ev.w.ch)
+			return
+		}
+		s.waiters = append(s.waiters, ev.w)
 	case evLeave:
 		if s := e.swarms[ev.swarm]; s != nil {
 			delete(e.swarms, ev.swarm)
 			e.lists.Delete(ev.swarm)
+			for _, w := range s.waiters {
+				close(w.ch)
+			}
+			s.waiters = nil
 			for _, pd := range s.pending {
 				for _, id := range []peer.ID{pd.peer, pd.extra} {
 					if p := e.peers[id]; p != nil && p.inflight > 0 {

@@ -3,6 +3,7 @@ package cdn
 import (
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -210,6 +211,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
+		ConnContext:       s.connContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -234,6 +236,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	mu.Unlock()
 	active.Wait()
 	return err
+}
+
+// wanSendBuffer is the socket send buffer of a rate-capped server's
+// connections (the kernel doubles it).
+const wanSendBuffer = 16 << 10
+
+// connContext gives each connection of a rate-capped server a small send
+// buffer. The limiter paces writes into the socket, and the server counts
+// a byte as sent when the socket takes it; a large buffer (megabytes on
+// loopback) would count bytes that a client which stops reading, or dies,
+// never receives, bytes that on a WAN would never have left the origin.
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	if s.limiter == nil {
+		return ctx
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetWriteBuffer(wanSendBuffer); err != nil {
+			s.log.Debug("cdn: set send buffer", "err", err)
+		}
+	}
+	return ctx
 }
 
 // serveHTTP answers one request.
