@@ -43,6 +43,12 @@ type Config struct {
 	// package documentation for each profile's timers and the failure
 	// detection and status propagation times that follow from them.
 	Profile string
+	// Drop, when set, is asked before each packet or stream this member
+	// sends to "host:port"; true drops it, as a cut link would. It is for
+	// fault-injection tests (a harness that partitions a site gives both
+	// sides a Drop, so nothing crosses either way); production leaves it
+	// nil.
+	Drop func(addr string) bool
 
 	// plainBroadcast makes broadcasts what memberlist's queue alone gives:
 	// receivers do not send them on, and the sender sends each only
@@ -91,6 +97,11 @@ type profile struct {
 	// progressPerMember × members is the least time between two pushes of
 	// a change of Progress alone (see pushLoop).
 	progressPerMember time.Duration
+	// reconnectInterval is how often a member tries to join again one of
+	// the members it declared failed, and reconnectTimeout how long it
+	// keeps trying: a partition heals by itself (as Serf's reconnect does;
+	// memberlist alone never contacts a dead member again).
+	reconnectInterval, reconnectTimeout time.Duration
 	// joinBackoff is the first and the longest wait between Join attempts.
 	joinBackoffMin, joinBackoffMax time.Duration
 
@@ -123,6 +134,8 @@ var profiles = map[string]profile{
 		pushWait:                200 * time.Millisecond,
 		repeatAfter:             time.Second,
 		progressPerMember:       400 * time.Millisecond,
+		reconnectInterval:       10 * time.Second,
+		reconnectTimeout:        72 * time.Hour,
 		joinBackoffMin:          500 * time.Millisecond,
 		joinBackoffMax:          10 * time.Second,
 		detect:                  8 * time.Second,
@@ -148,6 +161,8 @@ var profiles = map[string]profile{
 		pushWait:                50 * time.Millisecond,
 		repeatAfter:             250 * time.Millisecond,
 		progressPerMember:       50 * time.Millisecond,
+		reconnectInterval:       500 * time.Millisecond,
+		reconnectTimeout:        time.Minute,
 		joinBackoffMin:          50 * time.Millisecond,
 		joinBackoffMax:          500 * time.Millisecond,
 		detect:                  1500 * time.Millisecond,

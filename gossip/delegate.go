@@ -2,7 +2,10 @@ package gossip
 
 import (
 	"bytes"
+	"net"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -115,6 +118,9 @@ func (g *Gossip) onNode(kind EventKind, n *memberlist.Node) {
 	if err != nil && (prev == nil || prev.MetaErr == nil || prev.MetaErr.Error() != err.Error()) {
 		g.log.Warn("gossip: member's status cannot be read", "member", n.Name, "addr", m.Addr, "err", err)
 	}
+	if kind != EventLeave {
+		delete(g.failed, n.Name)
+	}
 	switch kind {
 	case EventJoin:
 		if prev == nil || prev.State != StateAlive {
@@ -139,6 +145,11 @@ func (g *Gossip) onNode(kind EventKind, n *memberlist.Node) {
 		}
 		if prev != nil && prev.State == StateAlive {
 			g.alive.Add(-1)
+		}
+		if m.State == StateDead {
+			g.failed[n.Name] = failure{addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), at: time.Now()}
+		} else {
+			delete(g.failed, n.Name)
 		}
 		// Departed members are forgotten: Members lists the alive ones,
 		// and a member that comes back is new again.

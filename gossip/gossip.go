@@ -152,6 +152,13 @@ type Gossip struct {
 	leaving bool   // Leave began
 	closed  bool
 	members map[string]*memberState
+	failed  map[string]failure // members declared failed, to reconnect to
+}
+
+// failure is a member declared failed: where it was, and when.
+type failure struct {
+	addr string
+	at   time.Time
 }
 
 // memberState is a member in Gossip's table.
@@ -195,6 +202,7 @@ func New(cfg Config, meta Meta, log *slog.Logger) (*Gossip, error) {
 		meta:    meta,
 		wire:    wire,
 		members: make(map[string]*memberState),
+		failed:  make(map[string]failure),
 	}
 	mult := r.prof.broadcastRetransmitMult
 	if r.plainBroadcast {
@@ -234,10 +242,11 @@ func New(cfg Config, meta Meta, log *slog.Logger) (*Gossip, error) {
 		g.addr, g.port = slices.Clone(self.Addr), int(self.Port)
 	}
 	g.mu.Unlock()
-	g.wg.Add(3)
+	g.wg.Add(4)
 	go func() { defer g.wg.Done(); g.events.run(g.done) }()
 	go func() { defer g.wg.Done(); g.msgs.run(g.done) }()
 	go func() { defer g.wg.Done(); g.pushLoop() }()
+	go func() { defer g.wg.Done(); g.reconnectLoop() }()
 	g.log.Info("gossip: listening", "name", r.Name, "addr", net.JoinHostPort(g.addr.String(), fmt.Sprint(g.port)),
 		"profile", r.Profile, "encrypted", g.keyring != nil)
 	return g, nil
@@ -258,6 +267,9 @@ func newTransport(r resolved, mc *memberlist.Config) (*memberlist.NetTransport, 
 		if nt, err = memberlist.NewNetTransport(nc); err == nil {
 			port := nt.GetAutoBindPort()
 			mc.Transport = nt
+			if r.Drop != nil {
+				mc.Transport = &dropTransport{NetTransport: nt, drop: r.Drop}
+			}
 			mc.BindPort = port
 			if mc.AdvertisePort == 0 {
 				mc.AdvertisePort = port
@@ -269,6 +281,72 @@ func newTransport(r resolved, mc *memberlist.Config) (*memberlist.NetTransport, 
 		}
 	}
 	return nil, fmt.Errorf("gossip: listen on %s port %d: %w", r.BindAddr, r.BindPort, err)
+}
+
+// reconnectLoop tries, every reconnectInterval, to join again one member
+// (at random) of those declared failed in the last reconnectTimeout. A
+// member on the other side of a partition is declared failed and, with
+// memberlist alone, never contacted again: both sides would stay apart
+// after the network healed. A member that left is not tried.
+func (g *Gossip) reconnectLoop() {
+	t := time.NewTicker(g.cfg.prof.reconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.done:
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		var addrs []string
+		for name, f := range g.failed {
+			if time.Since(f.at) > g.cfg.prof.reconnectTimeout {
+				delete(g.failed, name)
+				continue
+			}
+			addrs = append(addrs, f.addr)
+		}
+		g.mu.Unlock()
+		if len(addrs) == 0 || g.usable() != nil {
+			continue
+		}
+		addr := addrs[rand.IntN(len(addrs))]
+		if n, err := g.ml.Join([]string{addr}); n > 0 {
+			g.log.Info("gossip: reconnected to a failed member", "addr", addr)
+		} else {
+			g.log.Debug("gossip: failed member still unreachable", "addr", addr, "err", flatError{err})
+		}
+	}
+}
+
+// dropTransport is memberlist's transport with Config.Drop asked before
+// every send: a dropped packet is lost silently, a dropped stream fails to
+// connect, as over a cut link.
+type dropTransport struct {
+	*memberlist.NetTransport
+	drop func(addr string) bool
+}
+
+func (t *dropTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.drop(addr) {
+		return time.Now(), nil
+	}
+	return t.NetTransport.WriteTo(b, addr)
+}
+
+func (t *dropTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	return t.WriteTo(b, a.Addr)
+}
+
+func (t *dropTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if t.drop(addr) {
+		return nil, fmt.Errorf("gossip: dial %s: link cut", addr)
+	}
+	return t.NetTransport.DialTimeout(addr, timeout)
+}
+
+func (t *dropTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(a.Addr, timeout)
 }
 
 // pushLoop pushes this member's Meta to the site (memberlist's

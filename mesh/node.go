@@ -318,6 +318,10 @@ func (n *Node) Store() *content.DiskStore { return n.store }
 // Allow lets peers connect (when the node is not open).
 func (n *Node) Allow(ids ...peer.ID) { n.gater.Allow(ids...) }
 
+// Ban refuses peers and closes the connections to them until Allow is
+// called for them (an operator's decision, or a test cutting links).
+func (n *Node) Ban(ids ...peer.ID) { n.gater.Ban(ids...) }
+
 // Connect dials a peer.
 func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) error {
 	n.gater.Allow(ai.ID)

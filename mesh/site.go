@@ -126,8 +126,8 @@ func (n *Node) connectMember(ctx context.Context, m gossip.Member) {
 	if err != nil {
 		return
 	}
-	n.gater.Allow(id)
-	if n.host.Network().Connectedness(id) == network.Connected {
+	n.gater.Admit(id)
+	if !n.gater.Allowed(id) || n.host.Network().Connectedness(id) == network.Connected {
 		return
 	}
 	proto := "ip4"

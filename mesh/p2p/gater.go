@@ -81,6 +81,19 @@ func (g *Gater) Allow(ids ...peer.ID) {
 	}
 }
 
+// Admit adds peers to the allow list, except banned ones: it is how a
+// member the site vouches for (it gossips with the site's key) gets in
+// without undoing a ban for misbehaviour.
+func (g *Gater) Admit(ids ...peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, id := range ids {
+		if _, banned := g.banned[id]; !banned {
+			g.allowed[id] = struct{}{}
+		}
+	}
+}
+
 // Revoke removes peers from the allow list and closes the host's existing
 // connections to them, unless the gater is open (then they stay allowed;
 // Ban refuses a peer in open mode too).

@@ -300,6 +300,11 @@ func TestBanOverridesOpenMode(t *testing.T) {
 		t.Fatal("banned peer reconnected")
 	}
 	waitNotConnected(t, a, b.ID())
+	// Admit (the site vouching for a member) does not lift a ban.
+	b.gater.Admit(a.ID())
+	if b.gater.Allowed(a.ID()) {
+		t.Fatal("Admit lifted a ban")
+	}
 
 	b.gater.Allow(a.ID())
 	if err := a.Connect(ctx, p2p.AddrInfo(b)); err != nil {
