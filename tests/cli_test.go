@@ -374,9 +374,9 @@ func (mc *meshcast) ok(t *testing.T, args ...string) string {
 // serveCDN starts `meshcast cdn serve` on a free loopback port and returns
 // its URL. Cleanup stops it with SIGTERM, waits for it, and fails t unless
 // it shut down cleanly.
-func (mc *meshcast) serveCDN(t *testing.T, dir string) string {
+func (mc *meshcast) serveCDN(t *testing.T, dir string, extra ...string) string {
 	t.Helper()
-	cmd := exec.Command(mc.path, "cdn", "serve", "--dir", dir, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(mc.path, append([]string{"cdn", "serve", "--dir", dir, "--listen", "127.0.0.1:0"}, extra...)...)
 	stdout := &firstLine{line: make(chan string, 1)}
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = stdout, &stderr

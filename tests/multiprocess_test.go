@@ -185,11 +185,12 @@ type daemon struct {
 	cmd    *exec.Cmd
 	exited chan error
 	stderr *lockedBuffer
+	killed bool // by kill: exited already, and not cleanly
 }
 
 // startDaemon starts a long-running meshcast command; stopDaemons (or the
 // test's cleanup) stops it with SIGTERM and requires a clean exit.
-func (mc *meshcast) startDaemon(t *testing.T, name string, args ...string) {
+func (mc *meshcast) startDaemon(t *testing.T, name string, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command(mc.path, args...)
 	d := &daemon{name: name, cmd: cmd, exited: make(chan error, 1), stderr: &lockedBuffer{}}
@@ -200,6 +201,17 @@ func (mc *meshcast) startDaemon(t *testing.T, name string, args ...string) {
 	go func() { d.exited <- cmd.Wait() }()
 	mc.daemons = append(mc.daemons, d)
 	t.Cleanup(func() { mc.stop(t, d) })
+	return d
+}
+
+// kill stops a daemon with SIGKILL, as a crash would, and waits for it.
+func (mc *meshcast) kill(t *testing.T, d *daemon) {
+	t.Helper()
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill %s: %v", d.name, err)
+	}
+	<-d.exited
+	d.killed = true
 }
 
 func (mc *meshcast) stopDaemons(t *testing.T) {
@@ -209,7 +221,7 @@ func (mc *meshcast) stopDaemons(t *testing.T) {
 }
 
 func (mc *meshcast) stop(t *testing.T, d *daemon) {
-	if d.cmd.ProcessState != nil {
+	if d.killed || d.cmd.ProcessState != nil {
 		return
 	}
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -235,4 +247,190 @@ func tail(s string) string {
 		return "…" + s[len(s)-4000:]
 	}
 	return s
+}
+
+// TestMultiProcessLeaderKill runs the control plane as an operator would:
+// three `meshcast seeder` and five `meshcast node` processes, each started
+// with a YAML config file (the first seeder bootstraps the site, everyone
+// else joins through its gossip). The leader is killed with SIGKILL in the
+// middle of fetching a release; another seeder takes over, the release
+// completes on every survivor, and `meshcast status` shows the new leader
+// and the dead seeder gone.
+func TestMultiProcessLeaderKill(t *testing.T) {
+	mc := buildMeshcast(t)
+	dir := t.TempDir()
+	keys, originDir := filepath.Join(dir, "keys"), filepath.Join(dir, "origin")
+	mc.ok(t, "keys", "init", "--dir", keys)
+	mc.ok(t, "repo", "init", "--repo", originDir, "--keys", keys)
+	root := filepath.Join(originDir, "metadata", "1.root.json")
+	url := mc.serveCDN(t, originDir, "--rate", "2000000") // 2 MB/s: the fetch takes seconds
+	gossipKey := filepath.Join(dir, "gossip.key")
+	mc.ok(t, "keys", "gossip", "--file", gossipKey)
+
+	type member struct {
+		name, role, api, gossip string
+		id                      peer.ID
+		d                       *daemon
+	}
+	var members []*member
+	roles := []string{"seeder", "seeder", "seeder", "node", "node", "node", "node", "node"}
+	for i, role := range roles {
+		m := &member{name: fmt.Sprintf("%s-%d", role, i), role: role}
+		state := filepath.Join(dir, m.name)
+		key, err := p2p.LoadIdentity(filepath.Join(state, "identity.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.id, err = peer.IDFromPrivateKey(key); err != nil {
+			t.Fatal(err)
+		}
+		m.api = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+		m.gossip = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+		cfg := fmt.Sprintf(`# %s
+site: mp
+state: %s
+listen:
+  - /ip4/127.0.0.1/udp/%d/quic-v1
+api: %s
+release: app
+platform: linux/amd64
+trust: %s
+refresh: 200ms
+gossip-listen: %s
+gossip-key-file: %s
+profile: test
+`, m.name, state, freePort(t, "udp"), m.api, root, m.gossip, gossipKey)
+		switch {
+		case i == 0:
+			cfg += "cdn: " + url + "\nbootstrap: true\n"
+		case role == "seeder":
+			cfg += "cdn: " + url + "\njoin:\n  - " + members[0].gossip + "\n"
+		default:
+			cfg += "join:\n  - " + members[0].gossip + "\n  - " + members[1].gossip + "\n"
+		}
+		file := filepath.Join(dir, m.name+".yaml")
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m.d = mc.startDaemon(t, m.name, role, "--config", file)
+		members = append(members, m)
+	}
+	byID := map[string]*member{}
+	for _, m := range members {
+		byID[m.id.String()] = m
+	}
+	// The leader, as the seeders' APIs report it, once the three are voters.
+	leaderOf := func(except *member) *member {
+		for _, m := range members[:3] {
+			if m == except {
+				continue
+			}
+			if st, err := apiStatus(m.api); err == nil && st.SiteView != nil && st.SiteView.Raft == "leader" {
+				return m
+			}
+		}
+		return nil
+	}
+	waitUntil(t, 60*time.Second, "a leader with three seeders in the site", func() bool {
+		l := leaderOf(nil)
+		if l == nil {
+			return false
+		}
+		st, err := apiStatus(l.api)
+		return err == nil && len(st.SiteView.Members) == len(members)
+	})
+
+	tree := t.TempDir()
+	writeRandomTree(t, tree, 40, 256<<10)
+	var pub struct {
+		NewBytes int64 `json:"new_bytes"`
+	}
+	decodeJSON(t, mc.ok(t, "publish", "--repo", originDir, "--keys", keys, "--name", "app", "--version", "1.0.0",
+		"--artifact", "linux/amd64="+tree, "--json"), &pub, "new_bytes")
+
+	// SIGKILL the leader once it fetched a quarter of the release.
+	var old *member
+	var before int64 // what the old leader had fetched, a moment before the kill
+	waitUntil(t, 90*time.Second, "the leader to fetch a quarter of the release", func() bool {
+		old = leaderOf(nil)
+		if old == nil {
+			return false
+		}
+		st, err := apiStatus(old.api)
+		before = st.ChunkBytesFromCDN
+		return err == nil && before >= pub.NewBytes/4
+	})
+	killed := time.Now()
+	mc.kill(t, old.d)
+	var leader *member
+	waitUntil(t, 30*time.Second, "a new leader", func() bool { leader = leaderOf(old); return leader != nil })
+	t.Logf("%s killed with SIGKILL; %s leads %v later", old.name, leader.name, time.Since(killed).Round(time.Millisecond))
+
+	waitUntil(t, 2*time.Minute, "every survivor to verify app@1.0.0", func() bool {
+		for _, m := range members {
+			if m == old {
+				continue
+			}
+			st, err := apiStatus(m.api)
+			if err != nil || st.Release != "app@1.0.0" || st.Phase != mesh.PhaseVerified {
+				return false
+			}
+		}
+		return true
+	})
+	var fetched int64
+	for _, m := range members[:3] {
+		if m != old {
+			st, _ := apiStatus(m.api)
+			fetched += st.ChunkBytesFromCDN
+		}
+	}
+	t.Logf("the old leader fetched %d bytes before the kill, the survivors %d: %.3f of the %d-byte release",
+		before, fetched, float64(before+fetched)/float64(pub.NewBytes), pub.NewBytes)
+	// What the old leader brought into the site is not fetched again: only
+	// what it alone held when it died (at most the spread window of 8
+	// chunks) and what it fetched after the last look may be.
+	if slack := int64(1 << 20); fetched > pub.NewBytes-before+slack {
+		t.Errorf("the survivors fetched %d bytes; the site lacked at most %d (+%d slack)", fetched, pub.NewBytes-before, slack)
+	}
+	// meshcast status on a node: the new leader, and the dead seeder gone
+	// once gossip declared it failed.
+	node := members[len(members)-1]
+	waitUntil(t, 30*time.Second, "meshcast status to show the new leader, the dead seeder gone, everyone verified", func() bool {
+		var st mesh.Status
+		if err := json.Unmarshal([]byte(mc.ok(t, "status", "--api", node.api, "--json")), &st); err != nil || st.SiteView == nil {
+			return false
+		}
+		for _, ms := range st.SiteView.Members {
+			if ms.ID == old.id.String() {
+				return false
+			}
+		}
+		if byID[st.SiteView.Leader] != leader || len(st.SiteView.Members) != len(members)-1 {
+			return false
+		}
+		for _, ms := range st.SiteView.Members {
+			if ms.Phase != mesh.PhaseVerified {
+				return false // gossip is still carrying the last phase changes
+			}
+		}
+		return true
+	})
+	table := mc.ok(t, "status", "--api", node.api)
+	t.Logf("meshcast status after the kill:\n%s", table)
+	if id := leader.id.String(); !strings.Contains(table, "leader "+id[len(id)-12:]) {
+		t.Errorf("meshcast status does not name the new leader %s:\n%s", leader.id, table)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after d.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -210,3 +210,75 @@ func TestSiteLeaderFailover(t *testing.T) {
 		t.Errorf("CDN amplification %.3f over the run", amp)
 	}
 }
+
+// A partition isolates the leader: the majority elects another, which
+// stages and brings in the next release; the old leader steps down and
+// does nothing meanwhile (it fetches nothing, decides nothing); after the
+// partition heals the site has one leader and one target, and every member
+// holds it.
+func TestSitePartitionIsolatesLeader(t *testing.T) {
+	site := sitetest.New(t, sitetest.Seeders(3), sitetest.Nodes(4))
+	site.WaitVoters(3, 30*time.Second)
+	tree := t.TempDir()
+	writeRandomTree(t, tree, 8, 128<<10)
+	site.Publish("1.0.0", tree)
+	site.WaitVerified("1.0.0", time.Minute)
+	old := site.WaitLeader(nil, 10*time.Second)
+	want1 := sitetest.Release + "@1.0.0"
+
+	site.Partition(old)
+	leader := site.WaitLeader(old, 30*time.Second)
+	waitFor(t, 10*time.Second, "the isolated leader to step down", func() bool {
+		return old.Status().SiteView.Raft != "leader"
+	})
+	fetched := old.Status().ChunkBytesFromCDN
+	// The next release comes out while the site is split.
+	writeRandomTree(t, tree, 8, 128<<10)
+	site.Publish("2.0.0", tree)
+	want2 := sitetest.Release + "@2.0.0"
+	waitFor(t, time.Minute, "the majority to verify 2.0.0", func() bool {
+		for _, m := range site.Members() {
+			if st := m.Status(); m != old && (st.Release != want2 || st.Phase != mesh.PhaseVerified) {
+				return false
+			}
+		}
+		return true
+	})
+	st := old.Status()
+	if st.SiteView.Raft == "leader" || st.ChunkBytesFromCDN != fetched || st.SiteView.Target != want1 || st.Release != want1 {
+		t.Fatalf("the isolated old leader acted: raft %s, fetched %d more bytes, target %q, staged %q",
+			st.SiteView.Raft, st.ChunkBytesFromCDN-fetched, st.SiteView.Target, st.Release)
+	}
+	t.Logf("partitioned: %s took over from %s; the old leader stayed a %s with target %s", leader.Name, old.Name, st.SiteView.Raft, st.SiteView.Target)
+
+	healed := time.Now()
+	site.Heal()
+	site.WaitVerified("2.0.0", time.Minute)
+	waitFor(t, 30*time.Second, "one leader and one target", func() bool {
+		leaders := 0
+		for _, m := range site.Members() {
+			st := m.Status()
+			if st.SiteView.Target != want2 {
+				return false
+			}
+			if m.Role == mesh.RoleSeeder && st.SiteView.Raft == "leader" {
+				leaders++
+			}
+		}
+		return leaders == 1
+	})
+	site.Check("2.0.0")
+	t.Logf("after healing, the site converged on one leader (%s) and %s in %v", site.Leader().Name, want2, time.Since(healed).Round(time.Millisecond))
+}
+
+// waitFor polls cond until it holds, failing the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

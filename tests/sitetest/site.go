@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -108,6 +109,10 @@ type Site struct {
 	mu      sync.Mutex
 	members []*Member
 	seq     int
+
+	cutMu  sync.Mutex
+	cut    map[*Member]bool   // the side a Partition cut off
+	gossip map[string]*Member // gossip "host:port" → member
 }
 
 // Member is one seeder or node of the site.
@@ -253,7 +258,7 @@ func (s *Site) config(m *Member) mesh.Config {
 		CDN:     cdn.ClientConfig{URL: s.URL, BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond, IdleTimeout: 5 * time.Second},
 		Refresh: s.o.refresh, UploadRate: s.o.lan, DownloadRate: s.o.lan, Exchange: s.o.exchange,
 		Gossip: gossip.Config{BindAddr: "127.0.0.1", BindPort: gossip.AnyPort, Profile: gossip.ProfileTest,
-			Keys: [][]byte{s.gossipKey}, Seeds: seeds},
+			Keys: [][]byte{s.gossipKey}, Seeds: seeds, Drop: func(addr string) bool { return s.dropped(m, addr) }},
 		Bootstrap: m.Role == mesh.RoleSeeder && bootstrap,
 		Raft:      raftConfig(s.o.lanRaft),
 	}
@@ -277,6 +282,12 @@ func (s *Site) start(m *Member) {
 	m.node, m.cancel, m.done = n, cancel, done
 	m.mu.Unlock()
 	go func() { done <- n.Run(ctx) }()
+	s.cutMu.Lock()
+	if s.gossip == nil {
+		s.gossip = map[string]*Member{}
+	}
+	s.gossip[n.GossipAddr()] = m
+	s.cutMu.Unlock()
 	for _, other := range s.Members() {
 		if other == m || !other.Alive() {
 			continue
@@ -588,6 +599,68 @@ func (s *Site) WaitVoters(n int, d time.Duration) {
 // LANRaft gives the seeders the LAN Raft timers (the documented defaults)
 // instead of the test ones.
 func LANRaft() Option { return func(o *options) { o.lanRaft = true } }
+
+// Partition cuts every link between side and the rest of the site, both
+// ways: libp2p (Raft and the chunk exchange: each side bans the other at
+// its gater, which closes the connections) and gossip (Config.Drop loses
+// every packet and refuses every stream). The CDN stays reachable from
+// both sides. Heal undoes it.
+func (s *Site) Partition(side ...*Member) {
+	s.t.Helper()
+	s.cutMu.Lock()
+	s.cut = map[*Member]bool{}
+	for _, m := range side {
+		s.cut[m] = true
+	}
+	s.cutMu.Unlock()
+	s.eachCrossPair(func(a, b *mesh.Node) {
+		a.Ban(b.ID())
+		b.Ban(a.ID())
+	})
+}
+
+// Heal restores the links Partition cut. Nothing is redialled for the
+// members: gossip's reconnect finds the other side again, and the nodes
+// connect to the members gossip reports, as after any failure.
+func (s *Site) Heal() {
+	s.t.Helper()
+	s.eachCrossPair(func(a, b *mesh.Node) {
+		a.Allow(b.ID())
+		b.Allow(a.ID())
+	})
+	s.cutMu.Lock()
+	s.cut = nil
+	s.cutMu.Unlock()
+}
+
+// eachCrossPair calls f for every pair of live members on either side of
+// the partition.
+func (s *Site) eachCrossPair(f func(a, b *mesh.Node)) {
+	s.cutMu.Lock()
+	cut := maps.Clone(s.cut)
+	s.cutMu.Unlock()
+	for _, a := range s.Members() {
+		if !cut[a] || !a.Alive() {
+			continue
+		}
+		for _, b := range s.Members() {
+			if !cut[b] && b.Alive() {
+				f(a.Node(), b.Node())
+			}
+		}
+	}
+}
+
+// dropped reports whether gossip from m to addr crosses the partition.
+func (s *Site) dropped(m *Member, addr string) bool {
+	s.cutMu.Lock()
+	defer s.cutMu.Unlock()
+	if len(s.cut) == 0 {
+		return false
+	}
+	other, ok := s.gossip[addr]
+	return ok && s.cut[m] != s.cut[other]
+}
 
 // Crash stops a member without a graceful goodbye: no leadership hand-off,
 // no gossip leave; its connections just end.
