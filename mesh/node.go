@@ -84,6 +84,10 @@ type Config struct {
 	// Gossip configures the site's membership; Name is set to the peer id.
 	// Gossip.Seeds are the members to join at start.
 	Gossip gossip.Config
+	// MDNS announces this member's gossip address on the LAN by mDNS and
+	// joins the site through the members of the same site found there, so
+	// a simple site needs no --join list.
+	MDNS bool
 	// Bootstrap makes a seeder start a new site Raft with itself as its
 	// only voter; other seeders are added by the leader when they join
 	// the site's gossip. Ignored once the seeder has Raft state.
@@ -379,6 +383,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}, n.log)
 	g.Go(func() error { n.keepConnected(ctx); return nil })
 	g.Go(func() error { n.runGossip(ctx); return nil })
+	if n.cfg.MDNS {
+		g.Go(func() error { n.runMDNS(ctx); return nil })
+	}
 	g.Go(func() error { n.publishMeta(ctx); return nil })
 	g.Go(func() error { return n.follow(ctx) })
 	if n.raft != nil {

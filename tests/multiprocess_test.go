@@ -61,7 +61,7 @@ func TestMultiProcessSite(t *testing.T) {
 	for _, m := range members {
 		args := []string{m.role, "--site", "mp", "--state", m.state, "--listen", m.listen, "--api", m.api,
 			"--release", "app", "--platform", "linux/amd64", "--trust", root, "--refresh", "200ms",
-			"--gossip-listen", m.gossip, "--gossip-key-file", gossipKey, "--profile", "test"}
+			"--gossip-listen", m.gossip, "--gossip-key-file", gossipKey, "--profile", "test", "--mdns=false"}
 		if m.role == "seeder" {
 			args = append(args, "--cdn", url, "--bootstrap")
 		} else {
@@ -192,7 +192,17 @@ type daemon struct {
 // test's cleanup) stops it with SIGTERM and requires a clean exit.
 func (mc *meshcast) startDaemon(t *testing.T, name string, args ...string) *daemon {
 	t.Helper()
+	return mc.startIn(t, "", name, args...)
+}
+
+// startIn is startDaemon in network namespace netns ("": this one).
+func (mc *meshcast) startIn(t *testing.T, netns, name string, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(mc.path, args...)
+	if netns != "" {
+		// ip netns exec execs the command: the process is meshcast's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", netns, mc.path}, args...)...)
+	}
 	d := &daemon{name: name, cmd: cmd, exited: make(chan error, 1), stderr: &lockedBuffer{}}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
@@ -299,6 +309,7 @@ refresh: 200ms
 gossip-listen: %s
 gossip-key-file: %s
 profile: test
+mdns: false
 `, m.name, state, freePort(t, "udp"), m.api, root, m.gossip, gossipKey)
 		switch {
 		case i == 0:

@@ -129,6 +129,7 @@ command line win over the file.`,
 	f.StringVar(&o.upload, "upload-rate", "0", "cap on bytes per second sent to peers (K, M, G suffixes; 0: none)")
 	f.StringVar(&o.download, "download-rate", "0", "cap on bytes per second received from peers (0: none)")
 	f.StringArrayVar(&o.cfg.Gossip.Seeds, "join", nil, "HOST:PORT of a site member's gossip to join through (repeatable)")
+	f.BoolVar(&o.cfg.MDNS, "mdns", true, "announce this member on the LAN by mDNS and join the site through members found there")
 	f.StringVar(&o.gossipAt, "gossip-listen", "0.0.0.0:7946", "HOST:PORT the site's gossip listens on (UDP and TCP)")
 	f.StringVar(&o.gossipKey, "gossip-key-file", "", "file holding the site's gossip keys, base64, one per line, the first one primary (meshcast keys gossip)")
 	f.BoolVar(&o.cfg.Gossip.Insecure, "insecure-gossip", false, "gossip without encryption (development only)")
