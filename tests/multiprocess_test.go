@@ -407,31 +407,55 @@ mdns: false
 	// meshcast status on a node: the new leader, and the dead seeder gone
 	// once gossip declared it failed.
 	node := members[len(members)-1]
-	waitUntil(t, 30*time.Second, "meshcast status to show the new leader, the dead seeder gone, everyone verified", func() bool {
+	// The leader may have changed again meanwhile (a loaded machine can
+	// time out a heartbeat): the status must name the current one.
+	var why string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		var st mesh.Status
-		if err := json.Unmarshal([]byte(mc.ok(t, "status", "--api", node.api, "--json")), &st); err != nil || st.SiteView == nil {
-			return false
-		}
-		for _, ms := range st.SiteView.Members {
-			if ms.ID == old.id.String() {
-				return false
+		why = statusShows(mc.ok(t, "status", "--api", node.api, "--json"), &st, len(members)-1, old.id.String())
+		if why == "" {
+			if leader = byID[st.SiteView.Leader]; leader == nil || leaderOf(old) != leader {
+				why = fmt.Sprintf("it names %s as the leader; the seeders say %v", st.SiteView.Leader, leaderOf(old))
 			}
 		}
-		if byID[st.SiteView.Leader] != leader || len(st.SiteView.Members) != len(members)-1 {
-			return false
+		if why == "" {
+			break
 		}
-		for _, ms := range st.SiteView.Members {
-			if ms.Phase != mesh.PhaseVerified {
-				return false // gossip is still carrying the last phase changes
-			}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s, meshcast status does not show the site recovered: %s", why)
 		}
-		return true
-	})
+		time.Sleep(100 * time.Millisecond)
+	}
 	table := mc.ok(t, "status", "--api", node.api)
 	t.Logf("meshcast status after the kill:\n%s", table)
 	if id := leader.id.String(); !strings.Contains(table, "leader "+id[len(id)-12:]) {
 		t.Errorf("meshcast status does not name the new leader %s:\n%s", leader.id, table)
 	}
+}
+
+// statusShows decodes `meshcast status --json` into st and says what
+// keeps it from showing a recovered site: members alive (dead not among
+// them), everyone verified, a leader. "" means nothing.
+func statusShows(out string, st *mesh.Status, members int, dead string) string {
+	if err := json.Unmarshal([]byte(out), st); err != nil || st.SiteView == nil {
+		return fmt.Sprintf("no site view (%v)", err)
+	}
+	if len(st.SiteView.Members) != members {
+		return fmt.Sprintf("%d members, want %d", len(st.SiteView.Members), members)
+	}
+	for _, ms := range st.SiteView.Members {
+		switch {
+		case ms.ID == dead:
+			return "the dead seeder is still listed"
+		case ms.Phase != mesh.PhaseVerified:
+			return fmt.Sprintf("%s is %s", ms.ID, ms.Phase) // gossip is still carrying the last phase changes
+		}
+	}
+	if st.SiteView.Leader == "" {
+		return "no leader"
+	}
+	return ""
 }
 
 // waitUntil polls cond until it holds, failing the test after d.
