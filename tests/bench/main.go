@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -44,6 +45,7 @@ func run(ctx context.Context, name string, args []string) error {
 	keep := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	verbose := fs.Bool("v", false, "log progress")
 	seed := fs.Uint64("seed", 1, "generator seed")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	var res any
 	var err error
 	work := func() (string, func(), error) {
@@ -60,6 +62,7 @@ func run(ctx context.Context, name string, args []string) error {
 		runs := fs.Int("runs", 3, "alternating runs of each side")
 		level := fs.Int("level", 0, "publish zstd level (0: the default)")
 		fs.Parse(args)
+		defer startProfile(*cpuprofile)()
 		n, perr := parseSize(*size)
 		if perr != nil {
 			return perr
@@ -79,6 +82,7 @@ func run(ctx context.Context, name string, args []string) error {
 		maxFiles := fs.Int("max-files", 10, "files the upgrade may touch")
 		level := fs.Int("level", 0, "publish zstd level (0: the default)")
 		fs.Parse(args)
+		defer startProfile(*cpuprofile)()
 		n, perr := parseSize(*bytes)
 		if perr != nil {
 			return perr
@@ -102,6 +106,7 @@ func run(ctx context.Context, name string, args []string) error {
 		skipEff := fs.Bool("skip-efficiency", false, "leave out the uncapped run, the raw stream and bitswap")
 		skipBitswap := fs.Bool("skip-bitswap", false, "leave out bitswap")
 		fs.Parse(args)
+		defer startProfile(*cpuprofile)()
 		n, perr := parseSize(*size)
 		if perr != nil {
 			return perr
@@ -196,4 +201,23 @@ func bitswapBaseline(ctx context.Context, blocks [][]byte, nodes int) (float64, 
 		return 0, err
 	}
 	return r.Seconds, nil
+}
+
+// startProfile starts a CPU profile into path ("" : none) and returns what
+// stops it.
+func startProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
