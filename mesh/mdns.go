@@ -5,7 +5,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -97,9 +96,6 @@ func (n *Node) mdnsCandidate(e *zeroconf.ServiceEntry, self string) (string, boo
 	case len(e.AddrIPv6) > 0:
 		ip = e.AddrIPv6[0]
 	default:
-		return "", false
-	}
-	if strings.Contains(e.Instance, "/") {
 		return "", false
 	}
 	return net.JoinHostPort(ip.String(), strconv.Itoa(e.Port)), true

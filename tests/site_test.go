@@ -228,7 +228,7 @@ func TestSitePartitionIsolatesLeader(t *testing.T) {
 
 	site.Partition(old)
 	leader := site.WaitLeader(old, 30*time.Second)
-	waitFor(t, 10*time.Second, "the isolated leader to step down", func() bool {
+	waitUntil(t, 10*time.Second, "the isolated leader to step down", func() bool {
 		return old.Status().SiteView.Raft != "leader"
 	})
 	fetched := old.Status().ChunkBytesFromCDN
@@ -236,7 +236,7 @@ func TestSitePartitionIsolatesLeader(t *testing.T) {
 	writeRandomTree(t, tree, 8, 128<<10)
 	site.Publish("2.0.0", tree)
 	want2 := sitetest.Release + "@2.0.0"
-	waitFor(t, time.Minute, "the majority to verify 2.0.0", func() bool {
+	waitUntil(t, time.Minute, "the majority to verify 2.0.0", func() bool {
 		for _, m := range site.Members() {
 			if st := m.Status(); m != old && (st.Release != want2 || st.Phase != mesh.PhaseVerified) {
 				return false
@@ -254,7 +254,7 @@ func TestSitePartitionIsolatesLeader(t *testing.T) {
 	healed := time.Now()
 	site.Heal()
 	site.WaitVerified("2.0.0", time.Minute)
-	waitFor(t, 30*time.Second, "one leader and one target", func() bool {
+	waitUntil(t, 30*time.Second, "one leader and one target", func() bool {
 		leaders := 0
 		for _, m := range site.Members() {
 			st := m.Status()
@@ -269,16 +269,4 @@ func TestSitePartitionIsolatesLeader(t *testing.T) {
 	})
 	site.Check("2.0.0")
 	t.Logf("after healing, the site converged on one leader (%s) and %s in %v", site.Leader().Name, want2, time.Since(healed).Round(time.Millisecond))
-}
-
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
