@@ -291,5 +291,9 @@ func (r resolved) memberlistConfig() *memberlist.Config {
 	mc.TCPTimeout = p.tcpTimeout
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
+	// Compression (LZW of every packet) buys nothing on a LAN for
+	// messages this small, and cost a tenth of the CPU of a 51-member site
+	// on one machine (profiled).
+	mc.EnableCompression = false
 	return mc
 }

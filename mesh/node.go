@@ -343,6 +343,16 @@ func (b banner) Ban(id peer.ID, reason error) {
 
 // Status returns the node's status.
 func (n *Node) Status() Status {
+	st := n.localStatus()
+	if n.gossip != nil {
+		st.SiteView = n.siteView()
+	}
+	return st
+}
+
+// localStatus is Status without the site view, which costs a walk of
+// every member: what the node says about itself.
+func (n *Node) localStatus() Status {
 	n.mu.Lock()
 	st := n.status
 	sw := n.swarm
@@ -356,9 +366,6 @@ func (n *Node) Status() Status {
 		st.BytesFromCDN = n.cdn.BytesFromCDN()
 	}
 	st.ChunksFromCDN, st.ChunkBytesFromCDN = n.cdnChunks.Load(), n.cdnChunkBytes.Load()
-	if n.gossip != nil {
-		st.SiteView = n.siteView()
-	}
 	return st
 }
 

@@ -178,7 +178,7 @@ func (n *Node) publishMeta(ctx context.Context) {
 
 // meta is the node's status as gossip carries it.
 func (n *Node) meta() gossip.Meta {
-	st := n.Status()
+	st := n.localStatus()
 	m := gossip.Meta{ID: n.host.ID().String(), Platform: n.cfg.Platform, P2PPort: n.p2pPort()}
 	if n.cfg.Role == RoleSeeder {
 		m.Role = gossip.RoleSeeder

@@ -41,10 +41,13 @@ type Config struct {
 	// Default 8.
 	MaxPush int
 	// RequestTimeout: when a peer we wait on delivers nothing for this
-	// long, its requests are issued to other peers. Default 2 s.
+	// long (or 8 × the mean request latency, if longer: a loaded site),
+	// its requests are cancelled there and issued to other peers. Default
+	// 2 s.
 	RequestTimeout time.Duration
 	// RepushAfter: a chunk a spreading seeder pushed that no peer has
-	// announced after this long is pushed to another peer. Default 2 s.
+	// announced after this long (or 8 × the mean time from push to
+	// announcement, if longer) is pushed to another peer. Default 2 s.
 	RepushAfter time.Duration
 	// Strikes is how many bad chunks a peer may send before it is banned.
 	// Default 3.
@@ -138,6 +141,8 @@ type Engine struct {
 	swarms  map[SwarmID]*swarm
 	rng     *rand.Rand
 	latency time.Duration // moving average from request to piece
+	// pushLatency is the moving average from a push to its announcement.
+	pushLatency time.Duration
 }
 
 // New returns an engine; Run starts it.

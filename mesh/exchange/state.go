@@ -313,6 +313,7 @@ func (e *Engine) dropPeer(p *peerState, now time.Time) {
 // reissue forgets every request of s that waits on id.
 func (e *Engine) reissue(s *swarm, id peer.ID, now time.Time) {
 	moved := false
+	var cancel []int
 	for i, pd := range s.pending {
 		switch {
 		case pd.peer == id && pd.extra != "":
@@ -325,7 +326,16 @@ func (e *Engine) reissue(s *swarm, id peer.ID, now time.Time) {
 			moved = true
 		case pd.extra == id:
 			pd.extra = ""
+		default:
+			continue
 		}
+		cancel = append(cancel, i)
+	}
+	// A peer that is still connected (it was slow, not gone) is told to
+	// drop what it has not sent yet: what it sends after we asked
+	// elsewhere is a duplicate.
+	if p := e.peers[id]; p != nil && len(cancel) > 0 {
+		p.w.queue(wop{typ: msgCancel, swarm: s.h.ID, idx: cancel})
 	}
 	if moved {
 		e.scheduleAll(s, now)
@@ -386,7 +396,12 @@ func (e *Engine) message(p *peerState, ev evMsg, now time.Time) {
 				m.bits.set(i)
 				s.avail[i]++
 			}
-			delete(s.pushed, i)
+			if ps, ok := s.pushed[i]; ok {
+				if ps.to == p.id {
+					e.samplePush(now.Sub(ps.at))
+				}
+				delete(s.pushed, i)
+			}
 		}
 		e.schedule(p, s, now)
 	case msgRequest:
@@ -715,7 +730,7 @@ func (e *Engine) pump(s *swarm, now time.Time) {
 // again chunks nobody announced.
 func (e *Engine) timeouts(now time.Time) {
 	for _, p := range e.peers {
-		if p.inflight > 0 && now.Sub(p.progressAt) > e.cfg.RequestTimeout {
+		if p.inflight > 0 && now.Sub(p.progressAt) > e.stallAfter() {
 			e.log.Debug("exchange: peer is slow; asking others", "peer", p.id, "inflight", p.inflight)
 			p.stalled = true
 			p.inflight = 0
@@ -735,7 +750,7 @@ func (e *Engine) timeouts(now time.Time) {
 		}
 		// A push its receiver has not announced for long went astray.
 		for i, ps := range s.pushed {
-			if now.Sub(ps.at) > e.cfg.RepushAfter {
+			if now.Sub(ps.at) > e.repushAfter() {
 				delete(s.pushed, i)
 				e.push(s, i, now)
 			}
@@ -752,6 +767,31 @@ func (e *Engine) sampleLatency(d time.Duration) {
 		e.latency += (d - e.latency) / 8
 	}
 	e.latencyNS.Store(int64(e.latency))
+}
+
+// stallAfter is how long a peer with requests outstanding may deliver
+// nothing before they are asked of others: RequestTimeout, or 8 × the
+// mean request latency on a site so loaded that requests take longer
+// (asking elsewhere then only adds duplicates and load).
+func (e *Engine) stallAfter() time.Duration {
+	return max(e.cfg.RequestTimeout, 8*e.latency)
+}
+
+// repushAfter is how long a spreading seeder waits for a pushed chunk to
+// be announced before it pushes it to another member: RepushAfter, or 8 ×
+// the mean time from push to announcement on a loaded site.
+func (e *Engine) repushAfter() time.Duration {
+	return max(e.cfg.RepushAfter, 8*e.pushLatency)
+}
+
+// samplePush folds the time from a push to its announcement into a moving
+// average.
+func (e *Engine) samplePush(d time.Duration) {
+	if e.pushLatency == 0 {
+		e.pushLatency = d
+	} else {
+		e.pushLatency += (d - e.pushLatency) / 8
+	}
 }
 
 // endgameAfter is how long a request must be outstanding before the last

@@ -381,7 +381,7 @@ func (s *Site) WaitVerified(version string, d time.Duration) {
 		if time.Now().After(deadline) {
 			s.t.Fatalf("after %s, not verified %s: %v", d, want, late)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // Status walks the site view: polling costs
 	}
 }
 
