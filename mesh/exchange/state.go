@@ -398,7 +398,7 @@ func (e *Engine) message(p *peerState, ev evMsg, now time.Time) {
 			}
 			if ps, ok := s.pushed[i]; ok {
 				if ps.to == p.id {
-					e.samplePush(now.Sub(ps.at))
+					average(&e.pushLatency, now.Sub(ps.at))
 				}
 				delete(s.pushed, i)
 			}
@@ -761,12 +761,18 @@ func (e *Engine) timeouts(now time.Time) {
 
 // sampleLatency folds the time a request took into a moving average.
 func (e *Engine) sampleLatency(d time.Duration) {
-	if e.latency == 0 {
-		e.latency = d
-	} else {
-		e.latency += (d - e.latency) / 8
-	}
+	average(&e.latency, d)
 	e.latencyNS.Store(int64(e.latency))
+}
+
+// average folds d into the moving average *avg (weight 1/8; the first
+// sample starts it).
+func average(avg *time.Duration, d time.Duration) {
+	if *avg == 0 {
+		*avg = d
+	} else {
+		*avg += (d - *avg) / 8
+	}
 }
 
 // stallAfter is how long a peer with requests outstanding may deliver
@@ -782,16 +788,6 @@ func (e *Engine) stallAfter() time.Duration {
 // the mean time from push to announcement on a loaded site.
 func (e *Engine) repushAfter() time.Duration {
 	return max(e.cfg.RepushAfter, 8*e.pushLatency)
-}
-
-// samplePush folds the time from a push to its announcement into a moving
-// average.
-func (e *Engine) samplePush(d time.Duration) {
-	if e.pushLatency == 0 {
-		e.pushLatency = d
-	} else {
-		e.pushLatency += (d - e.pushLatency) / 8
-	}
 }
 
 // endgameAfter is how long a request must be outstanding before the last
