@@ -246,7 +246,15 @@ func TestBadPeerIsBanned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The honest node connects once the victim had time to ask the rogue.
+	// The honest node connects once the rogue sent the victim a bad chunk:
+	// before, the victim could get everything from the honest node first.
+	deadline := time.Now().Add(30 * time.Second)
+	for victim.e.Stats().Bad == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the victim never received a bad chunk from the rogue")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	site.link(honest, victim)
 	waitDone(t, sw, 30*time.Second)
 	for _, c := range chunks {
