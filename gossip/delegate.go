@@ -118,9 +118,7 @@ func (g *Gossip) onNode(kind EventKind, n *memberlist.Node) {
 	if err != nil && (prev == nil || prev.MetaErr == nil || prev.MetaErr.Error() != err.Error()) {
 		g.log.Warn("gossip: member's status cannot be read", "member", n.Name, "addr", m.Addr, "err", err)
 	}
-	if kind != EventLeave {
-		delete(g.failed, n.Name)
-	}
+	delete(g.failed, n.Name) // back, or gone again: EventLeave decides
 	switch kind {
 	case EventJoin:
 		if prev == nil || prev.State != StateAlive {
@@ -148,8 +146,6 @@ func (g *Gossip) onNode(kind EventKind, n *memberlist.Node) {
 		}
 		if m.State == StateDead {
 			g.failed[n.Name] = failure{addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), at: time.Now()}
-		} else {
-			delete(g.failed, n.Name)
 		}
 		// Departed members are forgotten: Members lists the alive ones,
 		// and a member that comes back is new again.
