@@ -16,7 +16,10 @@ import (
 	"github.com/meshcast/meshcast/content"
 )
 
-// Store is what the exchange needs of a chunk store.
+// Store is what the exchange needs of a chunk store. Put must verify the
+// chunk, as content.Store's does, and refuse a bad one with an error
+// wrapping content.ErrChunkCorrupt or content.ErrChunkEncoding: the
+// exchange relies on it and does not hash pieces itself.
 type Store interface {
 	Has(id content.ChunkID) bool
 	Get(id content.ChunkID) (content.Chunk, error)
