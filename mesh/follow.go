@@ -328,17 +328,20 @@ func (n *Node) stage(ctx context.Context, rel cdn.Release, art *content.Artifact
 }
 
 const (
-	// spreadWindow is how many chunks the active seeder may hold that no
-	// other member holds yet. It bounds what a failover fetches twice
-	// (about spreadWindow × 64 KiB) and, with the push latency, the
-	// seeder's pace: 8 chunks per LAN round trip is far above any WAN.
-	spreadWindow = 8
 	// spreadStall is how long the seeder waits for the site to take its
 	// chunks before it fetches on regardless (a site too slow or too busy
 	// must not stall the release; it is below the CDN client's idle
 	// timeout).
 	spreadStall = 5 * time.Second
 )
+
+// spreadWindow is how many chunks the active seeder may hold that no other
+// member holds yet, for a release of n chunks: 1 % of the release, at
+// least 8 and at most 64 chunks. It bounds what a failover fetches twice
+// (at most 1 % of the release beyond the first 8 chunks) and, with the
+// push round trip, the pace at which the seeder feeds the site: at 64 KiB
+// chunks, 8 chunks per 20 ms round trip is 25 MB/s, 64 is 200 MB/s.
+func spreadWindow(n int) int { return min(max(n/100, 8), 64) }
 
 // seedFromCDN fetches from the CDN the chunks that neither this seeder nor
 // any site peer holds, offering each to the exchange as soon as it is
@@ -363,6 +366,7 @@ func (n *Node) seedFromCDN(ctx context.Context, sw *exchange.Swarm) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	window := spreadWindow(len(sw.Chunks))
 	backoff := time.Second
 	for ctx.Err() == nil {
 		self, site, _, err := n.exch.Held(ctx, sw.ID)
@@ -388,12 +392,12 @@ func (n *Node) seedFromCDN(ctx context.Context, sw *exchange.Swarm) {
 			if err := n.exch.Offer(sw.ID, index[c.ID]); err != nil {
 				return err
 			}
-			// Stay at most spreadWindow chunks ahead of the site: what
+			// Stay at most a window of chunks ahead of the site: what
 			// only this seeder holds is fetched again if it dies. The
 			// CDN's TCP window holds the rest back meanwhile. A site that
 			// takes no chunks for spreadStall does not stop the fetch.
 			wctx, cancel := context.WithTimeout(ctx, spreadStall)
-			err := n.exch.WaitSpread(wctx, sw.ID, spreadWindow)
+			err := n.exch.WaitSpread(wctx, sw.ID, window)
 			cancel()
 			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				n.log.Debug("the site is slow to take chunks; fetching on", "waited", spreadStall)
