@@ -45,7 +45,7 @@ func run(ctx context.Context, name string, args []string) error {
 	keep := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	verbose := fs.Bool("v", false, "log progress")
 	seed := fs.Uint64("seed", 1, "generator seed")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file: of the whole run, or for site of the capped distribution alone")
 	var res any
 	var err error
 	work := func() (string, func(), error) {
@@ -106,7 +106,6 @@ func run(ctx context.Context, name string, args []string) error {
 		skipEff := fs.Bool("skip-efficiency", false, "leave out the uncapped run, the raw stream and bitswap")
 		skipBitswap := fs.Bool("skip-bitswap", false, "leave out bitswap")
 		fs.Parse(args)
-		defer startProfile(*cpuprofile)()
 		n, perr := parseSize(*size)
 		if perr != nil {
 			return perr
@@ -130,6 +129,7 @@ func run(ctx context.Context, name string, args []string) error {
 			Dir: dir, Nodes: *nodes, Seeders: *seeders, Size: n, WAN: w, LAN: l,
 			SkipDirect: *skipDirect, SkipEfficiency: *skipEff, SkipBitswap: *skipBitswap,
 			Bitswap: bitswapBaseline,
+			Profile: func() func() { return startProfile(*cpuprofile) },
 		}, log)
 	default:
 		return fmt.Errorf("unknown scenario %q (want publish, delta or site)", name)

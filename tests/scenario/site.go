@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -33,6 +34,10 @@ type SiteOptions struct {
 	// Bitswap runs the boxo bitswap baseline over the release's chunks and
 	// returns its wall time in seconds (tests/baseline provides it).
 	Bitswap func(ctx context.Context, blocks [][]byte, nodes int) (float64, error)
+	// Profile, if set, is called when the capped run's distribution starts
+	// (after the publish) and returns what is called when every member is
+	// done: a CPU profile of the swarm alone.
+	Profile func() (stop func())
 }
 
 // SiteResult is what the site benchmark measured. Byte ratios are against
@@ -57,6 +62,7 @@ type SiteResult struct {
 	DuplicateRatio   float64   `json:"duplicate_ratio"`
 	SeederUpload     float64   `json:"seeder_upload_ratio"`
 	CPUPerGB         float64   `json:"cpu_s_per_gb"`
+	CPUBusy          float64   `json:"cpu_busy"` // CPU-seconds ÷ (p100 × GOMAXPROCS): near 1 is CPU-bound
 	PeakRSSMiB       float64   `json:"peak_rss_mib"`
 	PeakRSSPerMember float64   `json:"peak_rss_mib_per_member"`
 }
@@ -80,16 +86,22 @@ func Site(ctx context.Context, tb sitetest.TB, opt SiteOptions, log *slog.Logger
 		return nil, err
 	}
 
-	// The capped run.
-	var ru0 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	// The capped run. CPU is counted from the end of the publish, which is
+	// the operator's work, not the site's.
 	site := sitetest.New(tb, sitetest.Seeders(opt.Seeders), sitetest.Nodes(opt.Nodes),
 		sitetest.WAN(opt.WAN/8), sitetest.LAN(opt.LAN/8), sitetest.Dir(filepath.Join(opt.Dir, "capped")))
 	cdn0 := site.CDN.BytesSent()
 	pub := site.Publish("1.0.0", release)
+	var ru0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	stopProfile := func() {}
+	if opt.Profile != nil {
+		stopProfile = opt.Profile()
+	}
 	t0 := time.Now()
 	res.DeltaS = pub.NewBytes
 	site.WaitVerified("1.0.0", 30*time.Minute)
+	stopProfile()
 	var received int64
 	for _, m := range site.Members() {
 		st := m.Status()
@@ -119,6 +131,7 @@ func Site(ctx context.Context, tb sitetest.TB, opt SiteOptions, log *slog.Logger
 	}
 	cpu := tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)
 	res.CPUPerGB = cpu / (float64(received) / 1e9)
+	res.CPUBusy = cpu / (res.CompletionP100 * float64(runtime.GOMAXPROCS(0)))
 	res.PeakRSSMiB = float64(ru1.Maxrss) / 1024
 	res.PeakRSSPerMember = res.PeakRSSMiB / float64(opt.Nodes+opt.Seeders)
 
