@@ -100,6 +100,9 @@ type Stats struct {
 	Peers         int
 	// Latency is the moving average from a request to its piece.
 	Latency time.Duration
+	// PushLatency is the moving average from a push to its announcement
+	// (a spreading seeder).
+	PushLatency time.Duration
 }
 
 // SwarmIDFor names the swarm of one release's artifact for one platform.
@@ -137,7 +140,7 @@ type Engine struct {
 
 	// Counters updated from any goroutine.
 	received, receivedN, dup, bad, served, servedN, pushed, rejected, reissued, bans atomic.Int64
-	npeers, latencyNS                                                                atomic.Int64
+	npeers, latencyNS, pushLatencyNS                                                 atomic.Int64
 
 	// Owned by the Run goroutine.
 	peers   map[peer.ID]*peerState
@@ -169,7 +172,7 @@ func (e *Engine) Stats() Stats {
 		Received: e.received.Load(), ReceivedCount: e.receivedN.Load(), Duplicate: e.dup.Load(), Bad: e.bad.Load(),
 		Served: e.served.Load(), ServedCount: e.servedN.Load(), Pushed: e.pushed.Load(), Rejected: e.rejected.Load(),
 		Reissued: e.reissued.Load(), Bans: e.bans.Load(), Peers: int(e.npeers.Load()),
-		Latency: time.Duration(e.latencyNS.Load()),
+		Latency: time.Duration(e.latencyNS.Load()), PushLatency: time.Duration(e.pushLatencyNS.Load()),
 	}
 }
 

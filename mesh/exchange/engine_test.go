@@ -413,3 +413,38 @@ func TestWaitSpreadBoundsWhatOnlyTheSeederHolds(t *testing.T) {
 	}
 	t.Logf("at most %d chunks held by the seeder alone with a window of %d", worst, window)
 }
+
+// A member announces a pushed chunk to the seeder that pushed it: with a
+// single member nobody else would, and the seeder would wait for it in
+// WaitSpread until its stall timeout, chunk after chunk.
+func TestPushedChunkIsAnnouncedToItsPusher(t *testing.T) {
+	refs, chunks := testChunks(t, 30, 16<<10)
+	site := newTestSite(t, 2, Config{})
+	seeder, node := site.nodes[0], site.nodes[1]
+	id := SwarmID{10}
+	if _, err := seeder.e.Join(site.ctx, id, refs, JoinOptions{Spread: true}); err != nil {
+		t.Fatal(err)
+	}
+	sw, err := node.e.Join(site.ctx, id, refs, JoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site.mesh()
+	ctx, cancel := context.WithTimeout(site.ctx, 10*time.Second)
+	defer cancel()
+	for i, c := range chunks {
+		if err := seeder.store.Put(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := seeder.e.Offer(id, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := seeder.e.WaitSpread(ctx, id, 0); err != nil {
+			t.Fatalf("chunk %d: WaitSpread(0) with the chunk's only receiver connected: %v\n%s", i, err, dump(seeder.e, id))
+		}
+	}
+	waitDone(t, sw, 10*time.Second)
+	if st := seeder.e.Stats(); st.PushLatency <= 0 || st.Pushed != sumBytes(chunks) {
+		t.Fatalf("seeder stats %+v: want a push latency measured and every chunk pushed once", st)
+	}
+}

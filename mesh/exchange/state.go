@@ -399,6 +399,7 @@ func (e *Engine) message(p *peerState, ev evMsg, now time.Time) {
 			if ps, ok := s.pushed[i]; ok {
 				if ps.to == p.id {
 					average(&e.pushLatency, now.Sub(ps.at))
+					e.pushLatencyNS.Store(int64(e.pushLatency))
 				}
 				delete(s.pushed, i)
 			}
@@ -473,9 +474,13 @@ func (e *Engine) piece(ev evPiece, now time.Time) {
 	if s == nil || ev.index >= len(s.chunks) {
 		return
 	}
-	if pd := s.pending[ev.index]; pd != nil && p != nil && pd.peer == p.id {
+	pd := s.pending[ev.index]
+	if pd != nil && p != nil && pd.peer == p.id {
 		e.sampleLatency(now.Sub(pd.at))
 	}
+	// A piece we did not ask this peer for was pushed by a spreading
+	// seeder, which waits for our announcement of it.
+	pushed := pd == nil || (pd.peer != ev.id && pd.extra != ev.id)
 	if p != nil {
 		e.unpend(s, ev.index, p.id)
 	}
@@ -486,6 +491,8 @@ func (e *Engine) piece(ev evPiece, now time.Time) {
 			e.received.Add(-int64(ev.bytes))
 			e.receivedN.Add(-1)
 			e.dup.Add(int64(ev.bytes))
+		} else if pushed {
+			e.gotChunk(s, ev.index, "")
 		} else {
 			e.gotChunk(s, ev.index, ev.id)
 		}
@@ -529,7 +536,8 @@ func (e *Engine) piece(ev evPiece, now time.Time) {
 }
 
 // gotChunk records that chunk i of s is now held; from names the peer it
-// came from, if any.
+// came from, if it need not be told (a pushed chunk is announced to its
+// sender too: that is how the seeder learns it was taken).
 func (e *Engine) gotChunk(s *swarm, i int, from peer.ID) {
 	if s.have.has(i) {
 		return
