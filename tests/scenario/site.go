@@ -61,6 +61,8 @@ type SiteResult struct {
 	BitswapVsRaw     float64   `json:"bitswap_vs_raw"`
 	DuplicateRatio   float64   `json:"duplicate_ratio"`
 	SeederUpload     float64   `json:"seeder_upload_ratio"`
+	PushLatency      float64   `json:"seeder_push_latency_ms"`  // push to announcement, the seeders' moving average
+	RequestLatency   float64   `json:"node_request_latency_ms"` // request to piece, the nodes' median moving average
 	CPUPerGB         float64   `json:"cpu_s_per_gb"`
 	CPUBusy          float64   `json:"cpu_busy"` // CPU-seconds ÷ (p100 × GOMAXPROCS): near 1 is CPU-bound
 	PeakRSSMiB       float64   `json:"peak_rss_mib"`
@@ -103,6 +105,7 @@ func Site(ctx context.Context, tb sitetest.TB, opt SiteOptions, log *slog.Logger
 	site.WaitVerified("1.0.0", 30*time.Minute)
 	stopProfile()
 	var received int64
+	var latencies []float64
 	for _, m := range site.Members() {
 		st := m.Status()
 		res.Completions = append(res.Completions, st.DoneAt.Sub(t0).Seconds())
@@ -110,7 +113,14 @@ func Site(ctx context.Context, tb sitetest.TB, opt SiteOptions, log *slog.Logger
 		res.DuplicateRatio += float64(st.Exchange.Duplicate)
 		if m.Role == mesh.RoleSeeder {
 			res.SeederUpload += float64(st.Exchange.Served)
+			res.PushLatency = max(res.PushLatency, ms(st.Exchange.PushLatency))
+		} else {
+			latencies = append(latencies, ms(st.Exchange.Latency))
 		}
+	}
+	if len(latencies) > 0 {
+		slices.Sort(latencies)
+		res.RequestLatency = latencies[len(latencies)/2]
 	}
 	res.CDNBytes = site.CDN.BytesSent() - cdn0
 	var ru1 syscall.Rusage
@@ -150,6 +160,8 @@ func Site(ctx context.Context, tb sitetest.TB, opt SiteOptions, log *slog.Logger
 	}
 	return res, nil
 }
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
