@@ -51,6 +51,7 @@ func CheckStore(t testing.TB, dir string) []content.ChunkID {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	var ids []content.ChunkID
 	err = s.Walk(func(id content.ChunkID) error {
 		c, err := s.Get(id)
