@@ -2,46 +2,56 @@ package content
 
 import (
 	"bytes"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 )
 
-// DiskStore is a Store in a directory: one file per chunk under a two-hex
-// shard (created when its first chunk arrives), named by the hex digest. A
-// file holds a 12-byte header ("MCK", version 1, encoding, 3 zero bytes,
-// uncompressed size u32 LE) and the body.
+// DiskStore is a Store in a directory: append-only segment files in
+// segments/, named by a number that grows and is never reused
+// (00000000.seg, 00000001.seg, ...; see diskstore_segment.go for the
+// record format). A segment is a sequence of records, each a header with a
+// CRC-32C of its own and a body: a chunk record holds a chunk body; a
+// tombstone names the chunk record (segment, offset) that a Remove or GC
+// deleted. An index in memory says where each chunk held lies; opening
+// the store reads every record header to rebuild it. GC deletes the
+// segments left without live chunks and rewrites those less than half
+// live.
 //
 // Writes are behind and grouped. Put verifies the chunk, copies it into
 // memory and returns: from then on Has, Get and Walk see it. A committer
-// goroutine writes what is pending in batches: each chunk to a temporary
-// file in tmp/, all of them made durable together, then renamed into
-// place, then the renames made durable; only then does the chunk leave
-// memory. The committer runs while there is work, so an idle store has no
-// goroutine. Flush waits until everything put so far is durable; Close
-// does that and waits for the committer to stop, and callers that own a
-// DiskStore close it.
+// goroutine appends what is pending to the active segment in batches,
+// makes the batch durable (fsync), and only then indexes the chunks and
+// lets them leave memory. The committer runs while there is work, so an
+// idle store has no goroutine. Flush waits until everything put so far is
+// durable; Close does that, stops the committer and closes the segment
+// files, and callers that own a DiskStore close it.
 // Memory is bounded by WithPendingBytes: Put blocks while that much is
-// waiting for the disk.
+// waiting for the disk. The index takes about 100 bytes per chunk held,
+// and the writer buffers 1 MiB.
 //
-// Crash safety: a chunk file outside tmp/ is only ever created by a rename
-// of a complete, synced temporary file, so after a crash or a power loss a
-// chunk file is either absent or complete (and was verified before it was
-// accepted); the temporary files of an interrupted batch are removed when
-// the store is opened again. Chunks accepted but not yet committed are
-// lost by a crash, as a Put that had not returned would have been.
+// Crash safety: a segment is synced before the next one is started, so
+// only the newest segment can end in records that were not durable when
+// the machine stopped. Opening the store reads and verifies every chunk
+// body of that segment and cuts it at the first record that does not
+// verify; the other segments are trusted up to their first invalid
+// header. So after a crash or a power loss the store holds every chunk
+// that a Flush returned nil for and every chunk it holds verified when it
+// was put. Chunks accepted but not yet committed are lost, as a Put that
+// had not returned would have been. A Remove, and a GC, that returned nil
+// is durable.
 //
 // What a Put caller observes when the disk fails (ENOSPC, EIO):
 //
 //   - Put returned nil: the chunk was verified and is held, in memory until
 //     its batch commits. If committing it fails, it is dropped: Has turns
 //     false, Get returns ErrNotFound and Walk skips it. It was never
-//     durable; a caller that needs it fetches it again.
+//     durable; a caller that needs it fetches it again. When a write
+//     fails (the disk is full, say), the chunks of the batch that can
+//     still be written whole are kept; after a failed sync, none are. The
+//     segment is cut after the last record kept, and the next batch
+//     starts a new one.
 //   - The failure is reported to the next Put of a chunk not already held,
 //     unless a Flush reported it first: that Put refuses its own chunk and
 //     returns "store chunk <id>: ...", wrapping the cause
@@ -55,23 +65,39 @@ import (
 //     reported: Flush returning nil means every chunk put before it and
 //     since the previous Flush is durable.
 //
-// A DiskStore must be the only one open on its directory: opening a second
-// one removes the temporary files of the first one's running batch, whose
-// commits then fail, and neither sees the other's pending chunks. Close a
-// store before opening its directory again.
+// Remove and GC write tombstones, so they too need space; GC frees space
+// without writing when it deletes segments that hold nothing live any
+// more, and rewrites a segment's live chunks (into the active segment)
+// before it deletes the segment.
+//
+// A DiskStore must be the only one open on its directory: opening a
+// second one cuts the first one's unsynced records, and neither sees the
+// other's chunks. Close a store before opening its directory again.
 type DiskStore struct {
-	dir        string
-	sync       bool
-	maxPending int64
-	hooks      commitHooks // test seams; zero in production
+	dir          string
+	sync         bool
+	maxPending   int64
+	segmentBytes int64
+	hooks        commitHooks // test seams; zero in production
 
-	// gcMu is held exclusively by GC and Remove, and shared by Put while it
-	// decides whether a chunk is held and while it adds one, and by the
-	// committer while it renames chunks into place and forgets them. So GC
-	// never removes a chunk that a concurrent Put just stored, and neither
-	// GC nor Remove can race a rename that would bring back a chunk they
-	// removed.
-	gcMu sync.RWMutex
+	// gcMu is held exclusively by GC, Remove and Close, and shared by Put
+	// while it decides whether a chunk is held and while it adds one, and
+	// by the committer for the whole of a commit. So GC never removes a
+	// chunk that a concurrent Put just stored, GC and Remove never run
+	// while a batch is written, and whoever holds gcMu exclusively, or the
+	// committer, is the only writer of the segments: it owns w and the
+	// segments' accounting fields.
+	gcMu    sync.RWMutex
+	w       segWriter
+	nextSeg uint32 // number of the next segment to create
+
+	// idxMu guards the index and the segments map, and closedFiles. Get
+	// holds it shared while it reads a segment, so that a segment file is
+	// never closed under it.
+	idxMu       sync.RWMutex
+	index       map[ChunkID]loc
+	segments    map[uint32]*segment
+	closedFiles bool
 
 	mu sync.RWMutex
 	// cond (on mu) is broadcast when pending bytes are released, a batch
@@ -98,15 +124,18 @@ type pendingChunk struct {
 }
 
 const (
-	diskHeaderLen = 12
-
 	// DefaultPendingBytes bounds the chunk bodies a DiskStore holds in
 	// memory while they wait for the disk, unless WithPendingBytes says
 	// otherwise.
 	DefaultPendingBytes = 64 << 20
+
+	// defaultSegmentBytes is the size at which the active segment is
+	// closed and the next one started.
+	defaultSegmentBytes = 64 << 20
 )
 
-// ErrStoreClosed is returned by Put on a DiskStore after Close.
+// ErrStoreClosed is returned by Put on a DiskStore after Close, and by
+// Get, GC and Remove of a chunk on disk.
 var ErrStoreClosed = errors.New("chunk store closed")
 
 // DiskOption configures OpenDiskStore.
@@ -115,13 +144,14 @@ type DiskOption func(*diskOptions)
 type diskOptions struct {
 	sync         bool
 	pendingBytes int64
+	segmentBytes int64
 	hooks        commitHooks
 }
 
 // WithSync says whether commits are made durable (fsync), which is the
 // default. Without it a crash of the process still leaves only complete
-// chunk files, but a power loss may leave anything: use it only for
-// throwaway stores, such as benchmarks and tests.
+// records, but a power loss may leave anything: use it only for throwaway
+// stores, such as benchmarks and tests.
 func WithSync(on bool) DiskOption { return func(o *diskOptions) { o.sync = on } }
 
 // WithPendingBytes bounds the chunk bodies held in memory while they wait
@@ -130,8 +160,14 @@ func WithSync(on bool) DiskOption { return func(o *diskOptions) { o.sync = on } 
 // when nothing else is pending.
 func WithPendingBytes(n int64) DiskOption { return func(o *diskOptions) { o.pendingBytes = n } }
 
-// OpenDiskStore opens or creates a store in dir, removing the temporary
-// files of a batch that a crash interrupted.
+// withSegmentBytes sets the size at which segments roll over, for tests.
+func withSegmentBytes(n int64) DiskOption { return func(o *diskOptions) { o.segmentBytes = n } }
+
+// OpenDiskStore opens or creates a store in dir. It reads every segment's
+// record headers to rebuild the index, cuts the newest segment at its
+// first record that does not verify (what a crash left half written), and
+// imports the chunk files of the layout before segments (one file per
+// chunk in two-hex shard directories), removing them.
 func OpenDiskStore(dir string, opts ...DiskOption) (*DiskStore, error) {
 	o := diskOptions{sync: true}
 	for _, opt := range opts {
@@ -143,25 +179,23 @@ func OpenDiskStore(dir string, opts ...DiskOption) (*DiskStore, error) {
 	case o.pendingBytes < 0:
 		return nil, fmt.Errorf("open chunk store: pending bytes %d < 0", o.pendingBytes)
 	}
+	switch {
+	case o.segmentBytes == 0:
+		o.segmentBytes = defaultSegmentBytes
+	case o.segmentBytes < 0:
+		return nil, fmt.Errorf("open chunk store: segment bytes %d < 0", o.segmentBytes)
+	}
 	s := &DiskStore{
-		dir:        dir,
-		sync:       o.sync,
-		maxPending: o.pendingBytes,
-		hooks:      o.hooks,
-		pending:    make(map[ChunkID]*pendingChunk),
+		dir:          dir,
+		sync:         o.sync,
+		maxPending:   o.pendingBytes,
+		segmentBytes: o.segmentBytes,
+		hooks:        o.hooks,
+		pending:      make(map[ChunkID]*pendingChunk),
 	}
 	s.cond = sync.NewCond(&s.mu)
-	if err := os.MkdirAll(s.tmpDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("open chunk store: %w", err)
-	}
-	leftovers, err := os.ReadDir(s.tmpDir())
-	if err != nil {
-		return nil, fmt.Errorf("open chunk store: %w", err)
-	}
-	for _, e := range leftovers {
-		if err := os.Remove(filepath.Join(s.tmpDir(), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("open chunk store: remove leftover: %w", err)
-		}
+	if err := s.load(); err != nil {
+		return nil, fmt.Errorf("open chunk store %s: %w", dir, err)
 	}
 	return s, nil
 }
@@ -169,33 +203,28 @@ func OpenDiskStore(dir string, opts ...DiskOption) (*DiskStore, error) {
 // Dir returns the store's directory.
 func (s *DiskStore) Dir() string { return s.dir }
 
-func (s *DiskStore) tmpDir() string { return filepath.Join(s.dir, "tmp") }
-
-func shardName(id ChunkID) string { return id.Hex()[:2] }
-
-func (s *DiskStore) path(id ChunkID) string {
-	h := id.Hex()
-	return filepath.Join(s.dir, h[:2], h)
-}
+func (s *DiskStore) segmentsDir() string { return filepath.Join(s.dir, segmentsDirName) }
 
 // Has implements Store.
 func (s *DiskStore) Has(id ChunkID) bool {
-	// Pending before disk: the committer renames a chunk into place before
-	// it forgets it, so a chunk being committed is always seen by one.
+	// Pending before the index: the committer indexes a chunk before it
+	// forgets it, so a chunk being committed is always seen by one.
 	s.mu.RLock()
 	_, ok := s.pending[id]
 	s.mu.RUnlock()
-	return ok || s.onDisk(id)
+	return ok || s.indexed(id)
 }
 
-func (s *DiskStore) onDisk(id ChunkID) bool {
-	_, err := os.Lstat(s.path(id))
-	return err == nil
+func (s *DiskStore) indexed(id ChunkID) bool {
+	s.idxMu.RLock()
+	_, ok := s.index[id]
+	s.idxMu.RUnlock()
+	return ok
 }
 
 // Get implements Store. The body is a copy. For a chunk on disk it checks
-// the header but does not re-hash the body; DecodeChunk does that for
-// whoever uses the bytes.
+// the record header but does not re-hash the body; DecodeChunk does that
+// for whoever uses the bytes.
 func (s *DiskStore) Get(id ChunkID) (Chunk, error) {
 	s.mu.RLock()
 	e, ok := s.pending[id]
@@ -208,30 +237,26 @@ func (s *DiskStore) Get(id ChunkID) (Chunk, error) {
 		c.Body = bytes.Clone(c.Body) // never written to, so no lock needed
 		return c, nil
 	}
-	b, err := os.ReadFile(s.path(id))
-	if errors.Is(err, fs.ErrNotExist) {
+	s.idxMu.RLock()
+	defer s.idxMu.RUnlock()
+	l, ok := s.index[id]
+	switch {
+	case !ok:
 		return Chunk{}, fmt.Errorf("get %s: %w", id.Short(), ErrNotFound)
+	case s.closedFiles:
+		return Chunk{}, fmt.Errorf("get %s: %w", id.Short(), ErrStoreClosed)
 	}
-	if err != nil {
-		return Chunk{}, fmt.Errorf("get %s: %w", id.Short(), err)
-	}
-	if len(b) < diskHeaderLen || string(b[:4]) != "MCK\x01" {
-		return Chunk{}, &ChunkError{id, fmt.Errorf("%w: stored file has no valid header", ErrChunkCorrupt)}
-	}
-	c = Chunk{ID: id, Enc: Encoding(b[4]), Size: int(binary.LittleEndian.Uint32(b[8:12])), Body: b[diskHeaderLen:]}
-	if !c.Enc.Valid() || c.Size <= 0 || c.Size > MaxChunkSize {
-		return Chunk{}, &ChunkError{id, fmt.Errorf("%w: stored header says %s, %d bytes", ErrChunkCorrupt, c.Enc, c.Size)}
-	}
-	return c, nil
+	return s.segments[l.seg].readChunk(id, l)
 }
 
 // Put implements Store: it verifies c, keeps a copy in memory for the
 // committer and returns; see DiskStore for what happens when the commit
 // fails. It blocks while the pending bytes are at their bound, and returns
-// ErrStoreClosed after Close.
+// ErrStoreClosed after Close. It refuses, as ErrChunkEncoding, a body
+// longer than twice MaxChunkSize, which a segment record cannot hold.
 func (s *DiskStore) Put(c Chunk) error {
 	// Deciding that the chunk is held happens under gcMu: otherwise a Put
-	// could see the file that a running GC is about to delete, report
+	// could see a chunk that a running GC is about to delete, report
 	// success, and lose the chunk.
 	s.gcMu.RLock()
 	held := s.Has(c.ID)
@@ -241,6 +266,9 @@ func (s *DiskStore) Put(c Chunk) error {
 	}
 	if err := c.Verify(); err != nil {
 		return err
+	}
+	if len(c.Body) > maxBodyLen {
+		return &ChunkError{c.ID, fmt.Errorf("%w: body of %d bytes, at most %d can be stored", ErrChunkEncoding, len(c.Body), maxBodyLen)}
 	}
 	e := &pendingChunk{c: c}
 	e.c.Body = bytes.Clone(c.Body)
@@ -276,6 +304,11 @@ func (s *DiskStore) admitLocked(e *pendingChunk, n int64) (done bool, err error)
 		return true, fmt.Errorf("store chunk %s: %w", id, ErrStoreClosed)
 	case s.pending[id] != nil:
 		return true, nil // another Put got there first
+	case s.indexed(id):
+		// Committed since Put looked. The committer indexes a chunk
+		// before it forgets it (under mu), so one of the two checks
+		// sees it: a chunk is never pending and committed twice.
+		return true, nil
 	case s.failures.forPut() != nil:
 		return true, fmt.Errorf("store chunk %s: refused after a failed commit: %w", id, s.failures.reportToPut(s.nextSeq))
 	case !s.fitsLocked(n):
@@ -299,7 +332,7 @@ func (s *DiskStore) fitsLocked(n int64) bool {
 }
 
 // dropLocked forgets a pending chunk that GC or Remove deleted, or whose
-// commit failed.
+// commit ended.
 func (s *DiskStore) dropLocked(e *pendingChunk) {
 	if s.pending[e.c.ID] != e {
 		return
@@ -334,10 +367,12 @@ func (s *DiskStore) waitLocked() error {
 	return s.failures.flushed(from, target)
 }
 
-// Close waits until everything put is durable, stops the committer and
-// returns the first commit error that no Flush returned. Afterwards Put
-// returns ErrStoreClosed; Has, Get, Walk, GC and Remove work on what is on
-// disk. Closing again returns nil.
+// Close waits until everything put is durable, stops the committer, closes
+// the segment files and returns the first commit error that no Flush
+// returned. Afterwards Put returns ErrStoreClosed, and so do Get, GC and
+// Remove of a chunk on disk; Has and Walk answer from the index, which is
+// what a store opened again on the directory holds. Closing again returns
+// nil.
 func (s *DiskStore) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -350,11 +385,20 @@ func (s *DiskStore) Close() error {
 	err := s.waitLocked()
 	s.mu.Unlock()
 	s.committer.Wait()
+
+	s.gcMu.Lock() // a GC or Remove that started before Close ends first
+	defer s.gcMu.Unlock()
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	s.closedFiles = true
+	for _, seg := range s.segments {
+		seg.f.Close()
+	}
 	return err
 }
 
 // Walk implements Store. It visits the chunks pending when it starts, then
-// those on disk; a chunk held throughout is visited exactly once.
+// those indexed; a chunk held throughout is visited exactly once.
 func (s *DiskStore) Walk(fn func(id ChunkID) error) error {
 	s.mu.RLock()
 	seen := make(map[ChunkID]bool, len(s.pending))
@@ -367,122 +411,37 @@ func (s *DiskStore) Walk(fn func(id ChunkID) error) error {
 			return err
 		}
 	}
-	return s.walkDisk(func(id ChunkID) error {
-		if seen[id] {
-			return nil
+	s.idxMu.RLock()
+	ids := make([]ChunkID, 0, len(s.index))
+	for id := range s.index {
+		if !seen[id] {
+			ids = append(ids, id)
 		}
-		return fn(id)
-	})
-}
-
-// walkDisk calls fn for every chunk file.
-func (s *DiskStore) walkDisk(fn func(id ChunkID) error) error {
-	for i := range 256 {
-		ents, err := os.ReadDir(filepath.Join(s.dir, fmt.Sprintf("%02x", i)))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // no chunk has arrived in this shard yet
-		}
-		if err != nil {
-			return fmt.Errorf("walk chunk store: %w", err)
-		}
-		for _, e := range ents {
-			var id ChunkID
-			if n, err := hex.Decode(id[:], []byte(e.Name())); err != nil || n != len(id) {
-				continue // not ours
-			}
-			if err := fn(id); err != nil {
-				return err
-			}
+	}
+	s.idxMu.RUnlock()
+	for _, id := range ids {
+		if err := fn(id); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// GC implements Store. Pending chunks are collected like those on disk;
-// Puts that start while it runs wait for it and are then kept. It calls
-// keep without holding mu, so Has and Get keep working meanwhile.
-func (s *DiskStore) GC(keep func(id ChunkID) bool) (GCStats, error) {
-	s.gcMu.Lock()
-	defer s.gcMu.Unlock()
-	var st GCStats
-
-	// Under gcMu no Put adds a chunk and the committer neither renames nor
-	// forgets one, so pending only changes here.
-	s.mu.RLock()
-	pending := make([]*pendingChunk, 0, len(s.pending))
-	for _, e := range s.pending {
-		pending = append(pending, e)
-	}
-	s.mu.RUnlock()
-	decided := make(map[ChunkID]bool, len(pending))
-	for _, e := range pending {
-		decided[e.c.ID] = true
-		if keep(e.c.ID) {
-			st.Kept++
-			continue
-		}
-		s.mu.Lock()
-		size := int64(diskHeaderLen + len(e.c.Body))
-		s.dropLocked(e)
-		s.mu.Unlock()
-		freed, err := s.removeFile(e.c.ID) // in case racing Puts committed it twice
-		if err != nil {
-			return st, fmt.Errorf("gc %s: %w", e.c.ID.Short(), err)
-		}
-		if freed == 0 {
-			freed = size
-		}
-		st.Removed++
-		st.FreedBytes += freed
-	}
-
-	err := s.walkDisk(func(id ChunkID) error {
-		if decided[id] {
-			return nil
-		}
-		if keep(id) {
-			st.Kept++
-			return nil
-		}
-		freed, err := s.removeFile(id)
-		if err != nil {
-			return fmt.Errorf("gc %s: %w", id.Short(), err)
-		}
-		st.Removed++
-		st.FreedBytes += freed
+// syncDirIf fsyncs dir if the store syncs.
+func (s *DiskStore) syncDirIf(dir string) error {
+	if !s.sync {
 		return nil
-	})
-	return st, err
+	}
+	if err := s.fault(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return syncDir(dir)
 }
 
-// removeFile deletes id's file, if there is one, and returns its size.
-func (s *DiskStore) removeFile(id ChunkID) (int64, error) {
-	p := s.path(id)
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+// fault returns the error the Fault test hook injects, if any.
+func (s *DiskStore) fault() error {
+	if s.hooks.fault == nil {
+		return nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, err
-	}
-	return fi.Size(), nil
-}
-
-// Remove implements Store, for callers that found a chunk corrupt on read.
-// A pending chunk is forgotten and will not be written.
-func (s *DiskStore) Remove(id ChunkID) error {
-	s.gcMu.Lock()
-	defer s.gcMu.Unlock()
-	s.mu.Lock()
-	if e := s.pending[id]; e != nil {
-		s.dropLocked(e)
-	}
-	s.mu.Unlock()
-	if _, err := s.removeFile(id); err != nil {
-		return fmt.Errorf("remove chunk %s: %w", id.Short(), err)
-	}
-	return nil
+	return s.hooks.fault()
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,42 +128,18 @@ func wait[T any](tb testing.TB, ch <-chan T, what string) T {
 	}
 }
 
-// chunkPath is where a DiskStore in dir keeps id (see the DiskStore doc
-// comment).
-func chunkPath(dir string, id content.ChunkID) string {
-	h := id.Hex()
-	return filepath.Join(dir, h[:2], h)
-}
-
-// chunkFile flushes s, so that every chunk put is in its file, and returns
-// the file that holds id.
+// chunkFile flushes s and returns a file that holds id's record alone
+// (see IsolateRecord): editing it damages that chunk only, its header from
+// the start of the file and its body to the end.
 func chunkFile(s *content.DiskStore, id content.ChunkID) string {
 	if err := s.Flush(); err != nil {
 		panic(fmt.Sprintf("flush %s: %v", s.Dir(), err))
 	}
-	return chunkPath(s.Dir(), id)
-}
-
-func exists(tb testing.TB, p string) bool {
-	tb.Helper()
-	_, err := os.Lstat(p)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		tb.Fatal(err)
-	}
-	return err == nil
-}
-
-func tmpEntries(tb testing.TB, dir string) []string {
-	tb.Helper()
-	ents, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	p, err := s.IsolateRecord(id)
 	if err != nil {
-		tb.Fatal(err)
+		panic(fmt.Sprintf("isolate %s: %v", id.Short(), err))
 	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
+	return p
 }
 
 func mustPut(tb testing.TB, s content.Store, cs ...content.Chunk) {
@@ -176,8 +151,9 @@ func mustPut(tb testing.TB, s content.Store, cs ...content.Chunk) {
 	}
 }
 
-// TestDiskStoreWriteBehind: Put returns before the chunk's file exists;
-// meanwhile Has, Get and Walk see the chunk; Flush puts it in its file.
+// TestDiskStoreWriteBehind: Put returns before the chunk's record is
+// written; meanwhile Has, Get and Walk see the chunk; Flush puts the
+// record, byte for byte as the format says, in a segment.
 func TestDiskStoreWriteBehind(t *testing.T) {
 	t.Parallel()
 	s, g := openHeld(t, t.TempDir())
@@ -186,10 +162,10 @@ func TestDiskStoreWriteBehind(t *testing.T) {
 	mustPut(t, s, z)
 	wait(t, g.started, "batch") // the committer holds z
 	mustPut(t, s, raw, z)       // raw queued; z again is a no-op
+	if segs := segmentFiles(t, s.Dir()); len(segs) != 0 {
+		t.Fatalf("segments %v exist before the committer ran", segs)
+	}
 	for _, c := range []content.Chunk{z, raw} {
-		if exists(t, chunkPath(s.Dir(), c.ID)) {
-			t.Fatalf("%s is in its file before the committer ran", c.ID)
-		}
 		if !s.Has(c.ID) {
 			t.Fatalf("Has(%s) is false for a pending chunk", c.ID)
 		}
@@ -214,46 +190,37 @@ func TestDiskStoreWriteBehind(t *testing.T) {
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []content.Chunk{z, raw} {
-		b, err := os.ReadFile(chunkPath(s.Dir(), c.ID))
-		if err != nil {
-			t.Fatalf("after Flush: %v", err)
-		}
-		want := []byte{'M', 'C', 'K', 1, byte(c.Enc), 0, 0, 0}
-		want = binary.LittleEndian.AppendUint32(want, uint32(c.Size))
-		want = append(want, c.Body...)
-		if !bytes.Equal(b, want) {
-			t.Fatalf("file of %s: %d bytes, header % x; want %d bytes, header % x", c.ID, len(b), b[:min(len(b), 12)], len(want), want[:12])
-		}
-		if got, err := s.Get(c.ID); err != nil || got.Verify() != nil {
-			t.Fatalf("Get of committed %s: %v", c.ID, err)
-		}
+	want := append(chunkRecord(z), chunkRecord(raw)...)
+	segs := segmentFiles(t, s.Dir())
+	if len(segs) != 1 || filepath.Base(segs[0]) != "00000000.seg" {
+		t.Fatalf("segments after two batches: %v, want 00000000.seg", segs)
 	}
-	if left := tmpEntries(t, s.Dir()); len(left) != 0 {
-		t.Fatalf("commit left %v in tmp/", left)
+	if b, err := os.ReadFile(segs[0]); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("segment holds %d bytes (%v); want the two records, %d bytes", len(b), err, len(want))
+	}
+	for _, c := range []content.Chunk{z, raw} {
+		got, err := s.Get(c.ID)
+		if err != nil || got.Verify() != nil || got.Enc != c.Enc || got.Size != c.Size {
+			t.Fatalf("Get of committed %s: %+v, %v", c.ID, got, err)
+		}
 	}
 }
 
-// TestDiskStoreCloseDrains: Close returns once everything put is in its
-// file, and a store opened again holds it all.
+// TestDiskStoreCloseDrains: Close returns once everything put is in a
+// segment, and a store opened again holds it all.
 func TestDiskStoreCloseDrains(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s, g := openHeld(t, dir)
 	cs := storetest.Chunks(t, 1, 10, 3000)
 	mustPut(t, s, cs...)
-	for _, c := range cs {
-		if exists(t, chunkPath(dir, c.ID)) {
-			t.Fatalf("%s is in its file before the committer ran", c.ID)
-		}
-	}
 	g.open()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		if !exists(t, chunkPath(dir, c.ID)) {
-			t.Fatalf("%s is not in its file after Close", c.ID)
+		if !onDisk(t, dir, c) {
+			t.Fatalf("%s is not in a segment after Close", c.ID)
 		}
 	}
 	extra := storetest.RawChunk(storetest.RandomData(99, 100))
@@ -267,7 +234,16 @@ func TestDiskStoreCloseDrains(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	if !s.Has(cs[0].ID) || s.Has(extra.ID) {
-		t.Fatal("a closed store does not answer Has from its files")
+		t.Fatal("a closed store does not answer Has from its index")
+	}
+	if _, err := s.Get(cs[0].ID); !errors.Is(err, content.ErrStoreClosed) {
+		t.Fatalf("Get after Close: %v, want ErrStoreClosed", err)
+	}
+	if err := s.Remove(cs[0].ID); !errors.Is(err, content.ErrStoreClosed) {
+		t.Fatalf("Remove after Close: %v, want ErrStoreClosed", err)
+	}
+	if _, err := s.GC(func(content.ChunkID) bool { return false }); !errors.Is(err, content.ErrStoreClosed) {
+		t.Fatalf("GC after Close: %v, want ErrStoreClosed", err)
 	}
 
 	s2 := openDiskStore(t, dir)
@@ -287,179 +263,14 @@ func TestDiskStoreCloseDrains(t *testing.T) {
 			t.Fatalf("after reopen: %v", err)
 		}
 	}
-}
-
-func TestDiskStoreRemovesLeftoverTempFiles(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	s := openDiskStore(t, dir)
-	c := storetest.RawChunk(storetest.RandomData(2, 100))
-	mustPut(t, s, c)
-	if err := s.Close(); err != nil {
+	// The next commit starts a segment of its own.
+	more := storetest.RawChunk(storetest.RandomData(98, 100))
+	mustPut(t, s2, more)
+	if err := s2.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if left := tmpEntries(t, dir); len(left) != 0 {
-		t.Fatalf("Put left %v in tmp/", left)
-	}
-	// What a crash in the middle of a batch leaves behind.
-	for _, name := range []string{c.ID.Hex()[:16] + ".123456", "0000000000000000.1"} {
-		if err := os.WriteFile(filepath.Join(dir, "tmp", name), []byte("MCK\x01half a chunk"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s = openDiskStore(t, dir)
-	if left := tmpEntries(t, dir); len(left) != 0 {
-		t.Fatalf("reopening left %v in tmp/", left)
-	}
-	if got, err := s.Get(c.ID); err != nil || got.Verify() != nil {
-		t.Fatalf("the stored chunk did not survive the cleanup: %v", err)
-	}
-}
-
-// TestDiskStoreCrashPoints copies the store's directory at every point of
-// a commit where a crash would freeze it (temporary files written and
-// synced; after each rename), adds a torn temporary file as a crash in
-// the middle of a write would, and opens a store on each copy: no chunk
-// file is ever partial or unverified, exactly the chunks renamed so far
-// are held, and the leftovers are removed. A copy reads the page cache, so
-// this checks the order of writes and renames, not that syncs happened.
-func TestDiskStoreCrashPoints(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	type snapshot struct {
-		name    string
-		dir     string
-		renamed []content.ChunkID // chunks renamed into place when it was taken
-	}
-	var (
-		snaps   []snapshot
-		renamed []content.ChunkID
-		n       int
-	)
-	take := func(name string) {
-		n++
-		dst := filepath.Join(t.TempDir(), fmt.Sprint(n))
-		if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
-			t.Errorf("snapshot %s: %v", name, err)
-		}
-		snaps = append(snaps, snapshot{name, dst, slices.Clone(renamed)})
-	}
-	g := newGate()
-	s := openDiskStore(t, dir, content.WithTestHooks(content.TestHooks{
-		Batch: g.batch,
-		Written: func(ids []content.ChunkID) {
-			if ents, err := os.ReadDir(filepath.Join(dir, "tmp")); err != nil || len(ents) != len(ids) {
-				t.Errorf("batch of %d chunks has %d files in tmp/ (%v)", len(ids), len(ents), err)
-			}
-			take(fmt.Sprintf("%d written", len(ids)))
-		},
-		Renamed: func(id content.ChunkID) {
-			renamed = append(renamed, id)
-			take("renamed " + id.Short())
-		},
-	}))
-	t.Cleanup(g.open)
-	// A batch of one chunk, which fsyncs its file, then one of 19, which
-	// syncs the file system.
-	cs := storetest.Chunks(t, 50, 20, 20000)
-	mustPut(t, s, cs[0])
-	wait(t, g.started, "first batch")
-	mustPut(t, s, cs[1:]...)
-	g.open()
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if len(snaps) != 2+len(cs) || len(renamed) != len(cs) {
-		t.Fatalf("%d snapshots, %d renames; want 2 batches and %d renames", len(snaps), len(renamed), len(cs))
-	}
-
-	for _, snap := range snaps {
-		torn := filepath.Join(snap.dir, "tmp", cs[0].ID.Hex()[:16]+".999")
-		if err := os.WriteFile(torn, []byte("MCK\x01\x01\x00\x00\x00half"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r, err := content.OpenDiskStore(snap.dir)
-		if err != nil {
-			t.Fatalf("%s: %v", snap.name, err)
-		}
-		if left := tmpEntries(t, snap.dir); len(left) != 0 {
-			t.Errorf("%s: opening left %v in tmp/", snap.name, left)
-		}
-		var held []content.ChunkID
-		if err := r.Walk(func(id content.ChunkID) error {
-			held = append(held, id)
-			c, err := r.Get(id)
-			if err != nil {
-				return err
-			}
-			return c.Verify()
-		}); err != nil {
-			t.Errorf("%s: a chunk file does not verify: %v", snap.name, err)
-		}
-		slices.SortFunc(held, func(a, b content.ChunkID) int { return bytes.Compare(a[:], b[:]) })
-		want := slices.SortedFunc(slices.Values(snap.renamed), func(a, b content.ChunkID) int { return bytes.Compare(a[:], b[:]) })
-		if !slices.Equal(held, want) {
-			t.Errorf("%s: the store holds %d chunks, %d were renamed into place", snap.name, len(held), len(want))
-		}
-		if err := r.Close(); err != nil {
-			t.Error(err)
-		}
-	}
-}
-
-// TestDiskStoreDropDuringCommit removes a chunk (by Remove, then by GC)
-// while its temporary file is written but not renamed: it must not appear
-// once the batch ends, and the batch reports no error.
-func TestDiskStoreDropDuringCommit(t *testing.T) {
-	t.Parallel()
-	written := make(chan []content.ChunkID, 1)
-	proceed := make(chan struct{})
-	stop := make(chan struct{}) // if the test fails, so that Close can finish
-	s := openDiskStore(t, t.TempDir(), content.WithTestHooks(content.TestHooks{
-		Written: func(ids []content.ChunkID) {
-			select {
-			case written <- ids:
-			case <-stop:
-			}
-			select {
-			case <-proceed:
-			case <-stop:
-			}
-		},
-	}))
-	t.Cleanup(func() { close(stop) })
-	drops := map[string]func(id content.ChunkID) error{
-		"Remove": s.Remove,
-		"GC": func(id content.ChunkID) error {
-			st, err := s.GC(func(other content.ChunkID) bool { return other != id })
-			if err == nil && st.Removed != 1 {
-				err = fmt.Errorf("GC removed %d chunks, want 1", st.Removed)
-			}
-			return err
-		},
-	}
-	seed := uint64(60)
-	for _, name := range []string{"Remove", "GC"} {
-		seed++
-		c := storetest.RawChunk(storetest.RandomData(seed, 4000))
-		mustPut(t, s, c)
-		wait(t, written, "written batch")
-		if err := drops[name](c.ID); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if s.Has(c.ID) {
-			t.Fatalf("%s: Has is true for a chunk removed while it was committed", name)
-		}
-		proceed <- struct{}{}
-		if err := s.Flush(); err != nil {
-			t.Fatalf("%s: Flush: %v", name, err)
-		}
-		if s.Has(c.ID) || exists(t, chunkPath(s.Dir(), c.ID)) {
-			t.Fatalf("%s: the chunk removed while it was committed came back", name)
-		}
-		if left := tmpEntries(t, s.Dir()); len(left) != 0 {
-			t.Fatalf("%s: the dropped chunk left %v in tmp/", name, left)
-		}
+	if segs := segmentFiles(t, dir); len(segs) != 2 || recordOf(t, dir, more.ID).file != segs[1] {
+		t.Fatalf("after reopening, a commit went to %s of %v", recordOf(t, dir, more.ID).file, segs)
 	}
 }
 
@@ -515,7 +326,7 @@ func TestDiskStorePendingBound(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range cs {
-			if !exists(t, chunkPath(s.Dir(), c.ID)) {
+			if !onDisk(t, s.Dir(), c) {
 				t.Fatalf("%s not committed", c.ID)
 			}
 		}
@@ -536,8 +347,8 @@ func TestDiskStorePendingBound(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, c := range cs {
-			if got := exists(t, chunkPath(s.Dir(), c.ID)); got != (i < 16) {
-				t.Fatalf("after Close, chunk %d is in its file: %v", i, got)
+			if got := onDisk(t, s.Dir(), c); got != (i < 16) {
+				t.Fatalf("after Close, chunk %d is in a segment: %v", i, got)
 			}
 		}
 	})
@@ -554,33 +365,39 @@ func mustPutAll(s content.Store, cs []content.Chunk, done chan<- error) {
 	done <- nil
 }
 
-// TestDiskStoreCommitFailure makes commits fail by removing tmp/ and
+// TestDiskStoreCommitFailure makes commits fail through the Fault hook and
 // checks what callers observe: the failed chunk is no longer held; the
 // next Put refuses its chunk with an error naming both and wrapping the
 // cause; Flush reports the failures since the previous Flush; once
-// commits succeed again so do Puts; Close reports what no Flush did.
+// commits succeed again so do Puts; a segment that failed after a write is
+// cut back; Close reports what no Flush did; a store opened again holds
+// exactly the chunks committed.
 func TestDiskStoreCommitFailure(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, g := openHeld(t, dir)
+	injected := fmt.Errorf("injected: %w", syscall.EIO)
+	var (
+		broken atomic.Bool  // every write, sync and create fails
+		failIn atomic.Int32 // the failIn-th of them from now fails
+	)
+	g := newGate()
+	s := openDiskStore(t, dir, content.WithTestHooks(content.TestHooks{
+		Batch: g.batch,
+		Fault: func() error {
+			if broken.Load() || failIn.Load() > 0 && failIn.Add(-1) == 0 {
+				return injected
+			}
+			return nil
+		},
+	}))
+	t.Cleanup(g.open)
 	cs := storetest.Chunks(t, 900, 8, 3000)
 	a, b, refused, c, d, e := cs[0], cs[1], cs[2], cs[3], cs[4], cs[5]
-	tmp := filepath.Join(dir, "tmp")
-	breakDisk := func() {
-		if err := os.RemoveAll(tmp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	repairDisk := func() {
-		if err := os.Mkdir(tmp, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	mustPut(t, s, a)
 	wait(t, g.started, "batch of a")
 	mustPut(t, s, b) // queued behind a
-	breakDisk()
+	broken.Store(true)
 	g.next(t)                        // a fails
 	wait(t, g.started, "batch of b") // so a's batch has ended
 	if s.Has(a.ID) {
@@ -590,20 +407,20 @@ func TestDiskStoreCommitFailure(t *testing.T) {
 		t.Fatalf("Get of a chunk whose commit failed: %v", err)
 	}
 	err := s.Put(refused)
-	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "store chunk "+refused.ID.String()) || !strings.Contains(err.Error(), "commit chunk "+a.ID.String()) {
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "store chunk "+refused.ID.String()) || !strings.Contains(err.Error(), "commit chunk "+a.ID.String()) {
 		t.Fatalf("Put after a failed commit: %v; want an error wrapping the cause and naming both chunks", err)
 	}
 	t.Logf("Put after a failed commit: %v", err)
 	if s.Has(refused.ID) {
 		t.Fatal("the refused chunk is held")
 	}
-	repairDisk()
+	broken.Store(false)
 	g.next(t) // b commits
-	if err := s.Flush(); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), a.ID.String()) {
+	if err := s.Flush(); !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), a.ID.String()) {
 		t.Fatalf("Flush after a failed commit: %v; want the failure of %s", err, a.ID)
 	}
-	if !s.Has(b.ID) || !exists(t, chunkPath(dir, b.ID)) {
-		t.Fatal("the chunk committed after the failure is not in its file")
+	if !s.Has(b.ID) || !onDisk(t, dir, b) {
+		t.Fatal("the chunk committed after the failure is not in a segment")
 	}
 	g.open()
 	mustPut(t, s, refused, c) // the failure was reported: Puts work again
@@ -611,15 +428,22 @@ func TestDiskStoreCommitFailure(t *testing.T) {
 		t.Fatalf("Flush after the disk was repaired: %v", err)
 	}
 
-	// A failure that Flush reports first is not reported to a Put too.
-	breakDisk()
+	// A sync that fails after the write, reported by Flush first and so
+	// not to a Put too: the batch's record is cut off again.
+	segs := segmentFiles(t, dir)
+	size := fileSize(t, segs[len(segs)-1])
+	failIn.Store(2) // the write, then the sync
 	mustPut(t, s, d)
-	if err := s.Flush(); !strings.Contains(fmt.Sprint(err), d.ID.String()) {
+	if err := s.Flush(); !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), d.ID.String()) {
 		t.Fatalf("Flush: %v; want the failure of %s", err, d.ID)
 	}
+	if got := fileSize(t, segs[len(segs)-1]); got != size {
+		t.Fatalf("the segment whose sync failed has %d bytes, had %d before the batch", got, size)
+	}
+	broken.Store(true)
 	mustPut(t, s, e) // accepted, and fails in turn
 	err = s.Close()
-	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), e.ID.String()) {
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), e.ID.String()) {
 		t.Fatalf("Close: %v; want the failure no Flush reported, of %s", err, e.ID)
 	}
 	for _, c := range []content.Chunk{a, d, e} {
@@ -632,72 +456,100 @@ func TestDiskStoreCommitFailure(t *testing.T) {
 			t.Fatalf("%s was committed but is not held", c.ID)
 		}
 	}
+	checkReopened(t, dir, []content.Chunk{b, refused, c})
 }
 
-func TestDiskStoreDamagedHeader(t *testing.T) {
+// TestDiskStoreRemoveFailure: a Remove whose tombstone cannot be written
+// fails, and the chunk stays held, also in a store opened again.
+func TestDiskStoreRemoveFailure(t *testing.T) {
 	t.Parallel()
-	damage := map[string]func(b []byte) []byte{
-		"magic":          func(b []byte) []byte { copy(b, "JUNK"); return b },
-		"version":        func(b []byte) []byte { b[3] = 2; return b },
-		"encoding":       func(b []byte) []byte { b[4] = 9; return b },
-		"size zero":      func(b []byte) []byte { copy(b[8:12], []byte{0, 0, 0, 0}); return b },
-		"size too large": func(b []byte) []byte { copy(b[8:12], []byte{0xff, 0xff, 0xff, 0x7f}); return b },
-		"truncated":      func(b []byte) []byte { return b[:7] },
-		"empty":          func(b []byte) []byte { return nil },
-	}
-	s := openDiskStore(t, t.TempDir())
-	seed := uint64(10)
-	for name, edit := range damage {
-		seed++
-		t.Run(name, func(t *testing.T) {
-			c := storetest.ZstdChunk(t, storetest.TextData(seed, 5000))
-			if err := s.Put(c); err != nil {
-				t.Fatal(err)
-			}
-			p := chunkFile(s, c.ID)
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatalf("chunk file not where the layout says: %v", err)
-			}
-			if err := os.WriteFile(p, edit(b), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err = s.Get(c.ID)
-			if !errors.Is(err, content.ErrChunkCorrupt) {
-				t.Fatalf("Get of a damaged file: got %v, want ErrChunkCorrupt", err)
-			}
-			var ce *content.ChunkError
-			if !errors.As(err, &ce) || ce.ID != c.ID || !strings.Contains(err.Error(), c.ID.String()) {
-				t.Fatalf("error %q does not name chunk %s", err, c.ID)
-			}
-		})
-	}
-}
-
-func TestDiskStorePermissions(t *testing.T) {
-	t.Parallel()
-	s := openDiskStore(t, t.TempDir())
-	c := storetest.RawChunk(storetest.RandomData(4, 100))
-	if err := s.Put(c); err != nil {
+	dir := t.TempDir()
+	var broken atomic.Bool
+	s := openDiskStore(t, dir, content.WithTestHooks(content.TestHooks{Fault: func() error {
+		if broken.Load() {
+			return syscall.ENOSPC
+		}
+		return nil
+	}}))
+	c := storetest.RawChunk(storetest.RandomData(610, 2000))
+	mustPut(t, s, c)
+	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{chunkFile(s, c.ID), filepath.Dir(chunkFile(s, c.ID)), filepath.Join(s.Dir(), "tmp")} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-			t.Errorf("%s has mode %v; chunk store entries must not be readable by group or others", p, perm)
-		}
+	broken.Store(true)
+	if err := s.Remove(c.ID); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), c.ID.Short()) {
+		t.Fatalf("Remove on a failing disk: %v, want ENOSPC naming the chunk", err)
 	}
+	if got, err := s.Get(c.ID); err != nil || got.Verify() != nil {
+		t.Fatalf("the chunk whose Remove failed: %v", err)
+	}
+	broken.Store(false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkReopened(t, dir, []content.Chunk{c})
 }
 
-// TestDiskStoreFullDisk fills a tiny tmpfs with a stream of Puts. The
-// stream ends with an error wrapping ENOSPC that names a chunk; Flush
-// reports ENOSPC too; chunks accepted but not committed are not held; every
-// chunk held is in its file and verifies; nothing is left in tmp/; once
-// space is freed, Puts succeed again.
-func TestDiskStoreFullDisk(t *testing.T) {
+// TestDiskStoreRemoveDuringCommit removes a chunk (by Remove, then by GC)
+// while its batch is written and synced but not yet indexed: the removal
+// waits for the commit, then removes the chunk, durably; the batch
+// reports no error.
+func TestDiskStoreRemoveDuringCommit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	written := make(chan []content.ChunkID, 1)
+	proceed := make(chan struct{})
+	stop := make(chan struct{}) // if the test fails, so that Close can finish
+	s := openDiskStore(t, dir, content.WithTestHooks(content.TestHooks{
+		Written: func(ids []content.ChunkID) {
+			select {
+			case written <- ids:
+			case <-stop:
+			}
+			select {
+			case <-proceed:
+			case <-stop:
+			}
+		},
+	}))
+	t.Cleanup(func() { close(stop) })
+	drops := map[string]func(id content.ChunkID) error{
+		"Remove": s.Remove,
+		"GC": func(id content.ChunkID) error {
+			st, err := s.GC(func(other content.ChunkID) bool { return other != id })
+			if err == nil && st.Removed != 1 {
+				err = fmt.Errorf("GC removed %d chunks, want 1", st.Removed)
+			}
+			return err
+		},
+	}
+	seed := uint64(60)
+	for _, name := range []string{"Remove", "GC"} {
+		seed++
+		c := storetest.RawChunk(storetest.RandomData(seed, 4000))
+		mustPut(t, s, c)
+		wait(t, written, "written batch")
+		removed := make(chan error, 1)
+		go func() { removed <- drops[name](c.ID) }()
+		proceed <- struct{}{}
+		if err := wait(t, removed, name); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if s.Has(c.ID) {
+			t.Fatalf("%s: Has is true for a chunk removed while it was committed", name)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatalf("%s: Flush: %v", name, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkReopened(t, dir, nil)
+}
+
+// mountTmpfs mounts a 256 KiB tmpfs for one test, or skips it.
+func mountTmpfs(t *testing.T) string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs (run the tests as root, e.g. in a container, to fill a disk)")
 	}
@@ -713,7 +565,60 @@ func TestDiskStoreFullDisk(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", dir, err, out)
 		}
 	})
+	return dir
+}
 
+// TestDiskStoreFullDiskOneBatch commits one batch that is larger than the
+// disk: the chunks that fit are kept, the others dropped, and the segment
+// ends after the last one kept.
+func TestDiskStoreFullDiskOneBatch(t *testing.T) {
+	dir := mountTmpfs(t)
+	s, g := openHeld(t, dir)
+	cs := make([]content.Chunk, 40) // 640 KiB, written at once
+	for i := range cs {
+		cs[i] = storetest.RawChunk(storetest.RandomData(uint64(1400+i), 16<<10))
+	}
+	mustPut(t, s, cs[0])
+	wait(t, g.started, "first batch")
+	mustPut(t, s, cs[1:]...)
+	g.open()
+	if err := s.Flush(); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "more chunks of the batch") {
+		t.Fatalf("Flush of a batch larger than the disk: %v, want ENOSPC", err)
+	}
+	n := 0 // the chunks held are the first n
+	for n < len(cs) && s.Has(cs[n].ID) {
+		n++
+	}
+	for i := n; i < len(cs); i++ {
+		if s.Has(cs[i].ID) {
+			t.Fatalf("chunk %d is held after chunk %d was dropped", i, n)
+		}
+	}
+	held := cs[:n]
+	size := int64(n) * (recHeaderLen + 16<<10)
+	if len(held) < 5 || len(held) == len(cs) {
+		t.Fatalf("%d of %d chunks held; want those that fit", len(held), len(cs))
+	}
+	var segBytes int64
+	for _, p := range segmentFiles(t, dir) {
+		segBytes += fileSize(t, p)
+	}
+	if segBytes != size {
+		t.Fatalf("the segments hold %d bytes, the records of the chunks held %d", segBytes, size)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkReopened(t, dir, held)
+}
+
+// TestDiskStoreFullDisk fills a tiny tmpfs with a stream of Puts. The
+// stream ends with an error wrapping ENOSPC that names a chunk; Flush
+// reports ENOSPC too; chunks accepted but not committed are not held; every
+// chunk held is in a segment and verifies; the failed commits were cut
+// off; once GC has freed space, without writing, Puts succeed again.
+func TestDiskStoreFullDisk(t *testing.T) {
+	dir := mountTmpfs(t)
 	// Four chunks pending at most, so the stream cannot run far ahead of
 	// the disk.
 	s, err := content.OpenDiskStore(dir, content.WithPendingBytes(64<<10))
@@ -749,16 +654,15 @@ func TestDiskStoreFullDisk(t *testing.T) {
 	if err := s.Flush(); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Flush after the disk filled: %v, want ENOSPC", err)
 	}
-	if left := tmpEntries(t, dir); len(left) != 0 {
-		t.Fatalf("the failed commits left %v in tmp/", left)
-	}
 
 	var held, dropped []content.Chunk
+	var size int64 // of the records held
 	for _, c := range accepted {
 		if s.Has(c.ID) {
 			held = append(held, c)
-			if !exists(t, chunkPath(dir, c.ID)) {
-				t.Fatalf("%s is held after Flush but not in its file", c.ID)
+			size += recHeaderLen + int64(len(c.Body))
+			if !onDisk(t, dir, c) {
+				t.Fatalf("%s is held after Flush but not in a segment", c.ID)
 			}
 		} else {
 			dropped = append(dropped, c)
@@ -770,51 +674,48 @@ func TestDiskStoreFullDisk(t *testing.T) {
 	if len(held) == 0 || len(dropped) == 0 {
 		t.Fatalf("%d accepted chunks held and %d dropped; the test needs both", len(held), len(dropped))
 	}
-	n := 0
-	if err := s.Walk(func(id content.ChunkID) error {
-		n++
-		c, err := s.Get(id)
-		if err != nil {
-			return err
-		}
-		return c.Verify()
-	}); err != nil {
-		t.Fatalf("a chunk held on the full disk does not verify: %v", err)
-	}
-	if n != len(held) {
+	if n := len(verifyAll(t, s)); n != len(held) {
 		t.Fatalf("store walks %d chunks, Has says %d", n, len(held))
 	}
+	var segBytes int64
+	for _, p := range segmentFiles(t, dir) {
+		segBytes += fileSize(t, p)
+	}
+	if segBytes != size {
+		t.Fatalf("the segments hold %d bytes, the records of the chunks held %d: failed commits were not cut off", segBytes, size)
+	}
 
-	for _, c := range held[:2] {
-		if err := s.Remove(c.ID); err != nil {
-			t.Fatal(err)
-		}
+	st, err := s.GC(func(content.ChunkID) bool { return false })
+	if err != nil || st.Removed != len(held) {
+		t.Fatalf("GC on the full disk: %+v, %v", st, err)
 	}
 	mustPut(t, s, refused)
 	if err := s.Flush(); err != nil {
 		t.Fatalf("Flush after freeing space: %v", err)
 	}
 	got, err := s.Get(refused.ID)
-	if err != nil || got.Verify() != nil || !exists(t, chunkPath(dir, refused.ID)) {
+	if err != nil || got.Verify() != nil || !onDisk(t, dir, refused) {
 		t.Fatalf("the chunk put after freeing space: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	checkReopened(t, dir, []content.Chunk{refused})
 }
 
 // BenchmarkDiskStorePut puts 64 KiB raw chunks from parallel goroutines
 // (parallelism × GOMAXPROCS of them: 1 is RunParallel's default, 4 models
 // several peers' streams per CPU) until they are durable: the final Flush
 // is timed. "group-commit" is DiskStore; "fsync-each" is what it did
-// before write-behind (a temporary file, fsync and rename per chunk, in
-// the Put); "nosync" is DiskStore without fsync, the ceiling that the file
-// system's other costs leave.
+// before write-behind and segments (a file per chunk: a temporary file,
+// fsync and rename, in the Put); "nosync" is DiskStore without fsync, the
+// ceiling that the file system's other costs leave.
 //
 // Each case keeps one store for all its rounds. On ext4 without a journal
 // (as here), allocating an inode skips those freed in the last minute, so
-// a run right after another, whose stores were just deleted, measures that
-// scan: give each run a fresh TMPDIR at the top of the file system.
+// "fsync-each" right after another run, whose files were just deleted,
+// measures that scan: give each run a fresh TMPDIR at the top of the file
+// system.
 func BenchmarkDiskStorePut(b *testing.B) {
 	const size = 64 << 10
 	base := storetest.RandomData(1, size)
@@ -865,10 +766,15 @@ func BenchmarkDiskStorePut(b *testing.B) {
 	}
 }
 
-// fsyncEach is the DiskStore's Put before write-behind, kept to measure
-// against: verify, then a temporary file written, fsynced and renamed into
-// place before Put returns.
+// fsyncEach is the DiskStore's Put before write-behind and segments, kept
+// to measure against: verify, then a file per chunk, written to a
+// temporary name, fsynced and renamed into place before Put returns.
 type fsyncEach struct{ dir string }
+
+func (s *fsyncEach) path(id content.ChunkID) string {
+	h := id.Hex()
+	return filepath.Join(s.dir, h[:2], h)
+}
 
 func openFsyncEach(tb testing.TB, dir string) *fsyncEach {
 	for i := range 256 {
@@ -883,7 +789,7 @@ func openFsyncEach(tb testing.TB, dir string) *fsyncEach {
 }
 
 func (s *fsyncEach) put(c content.Chunk) (err error) {
-	if _, err := os.Lstat(chunkPath(s.dir, c.ID)); err == nil {
+	if _, err := os.Lstat(s.path(c.ID)); err == nil {
 		return nil
 	}
 	if err := c.Verify(); err != nil {
@@ -913,5 +819,5 @@ func (s *fsyncEach) put(c content.Chunk) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), chunkPath(s.dir, c.ID))
+	return os.Rename(f.Name(), s.path(c.ID))
 }

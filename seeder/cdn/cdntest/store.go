@@ -1,43 +1,24 @@
 package cdntest
 
 import (
-	"encoding/hex"
 	"errors"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/meshcast/meshcast/content"
 )
 
-// StoredChunks lists the chunk files of a content.DiskStore directory
-// without opening the store, so it is safe while a fetch writes to it. A
-// missing directory holds none.
+// StoredChunks lists the chunks committed to a content.DiskStore directory
+// without opening the store (content.ScanDiskStore), so it is safe while a
+// fetch writes to it. A missing directory holds none.
 func StoredChunks(t testing.TB, dir string) []content.ChunkID {
 	t.Helper()
-	var ids []content.ChunkID
-	shards, err := os.ReadDir(dir)
+	ids, err := content.ScanDiskStore(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, sh := range shards {
-		if !sh.IsDir() || len(sh.Name()) != 2 {
-			continue
-		}
-		ents, err := os.ReadDir(filepath.Join(dir, sh.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range ents {
-			var id content.ChunkID
-			if n, err := hex.Decode(id[:], []byte(e.Name())); err == nil && n == len(id) {
-				ids = append(ids, id)
-			}
-		}
 	}
 	return ids
 }
