@@ -95,7 +95,9 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 	// The store writes behind: count what is on disk, which is what a
 	// later run will not fetch again.
 	if ferr := store.Flush(); err == nil && ferr != nil {
-		err = ferr
+		// The store failed, as when a Put does: a disk full after every
+		// Put returned is reported here.
+		err = &SinkError{fmt.Errorf("store: %w", ferr)}
 	}
 	for _, ref := range missing {
 		if store.Has(ref.ID) {
