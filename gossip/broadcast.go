@@ -113,11 +113,12 @@ type dedup struct {
 	seen map[msgID]struct{}
 	ring []msgID // FIFO of the ids in seen; next is the oldest slot
 	next int
+	size int // the most ids remembered
 }
 
-func newDedup(size int) *dedup {
-	return &dedup{seen: make(map[msgID]struct{}, size), ring: make([]msgID, 0, size)}
-}
+// newDedup remembers up to size ids; its memory grows with the ids seen,
+// so that a quiet site does not pay for a busy one.
+func newDedup(size int) *dedup { return &dedup{seen: make(map[msgID]struct{}), size: size} }
 
 // add records id and reports whether it was new.
 func (d *dedup) add(id msgID) bool {
@@ -126,7 +127,7 @@ func (d *dedup) add(id msgID) bool {
 	if _, ok := d.seen[id]; ok {
 		return false
 	}
-	if len(d.ring) < cap(d.ring) {
+	if len(d.ring) < d.size {
 		d.ring = append(d.ring, id)
 	} else {
 		delete(d.seen, d.ring[d.next])
