@@ -89,7 +89,10 @@ type writer struct {
 	tmp []byte
 }
 
-func newWriter(w io.Writer) *writer { return &writer{w: bufio.NewWriterSize(w, 256<<10)} }
+// newWriter buffers 64 KiB: control messages are small, and a piece
+// larger than what is free goes to the stream directly. A member keeps
+// one per peer, so the buffer is per-peer memory.
+func newWriter(w io.Writer) *writer { return &writer{w: bufio.NewWriterSize(w, 64<<10)} }
 
 func (w *writer) frame(body []byte) error {
 	var hdr [binary.MaxVarintLen64]byte
