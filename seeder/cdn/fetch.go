@@ -77,7 +77,10 @@ type SinkError struct{ Err error }
 func (e *SinkError) Error() string { return e.Err.Error() }
 func (e *SinkError) Unwrap() error { return e.Err }
 
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, content.MaxChunkSize); return &b }}
+// bodyPool holds the buffers chunk bodies are read into, each grown to the
+// largest body it has held (not MaxChunkSize: a seeder keeps one per
+// request in flight).
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // FetchChunks fetches the bodies of refs from their packs with coalesced
 // Range requests, verifies each body
@@ -173,6 +176,9 @@ func (c *Client) streamSpan(ctx context.Context, u string, s *span, next *int, s
 			if _, err := io.CopyN(io.Discard, r, gap); err != nil {
 				return fmt.Errorf("GET %s: at byte %d: %w", u, pos, unexpected(err))
 			}
+		}
+		if cap(*bp) < ref.Stored {
+			*bp = make([]byte, ref.Stored)
 		}
 		body := (*bp)[:ref.Stored]
 		if _, err := io.ReadFull(r, body); err != nil {
