@@ -195,6 +195,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		closing bool // guarded by mu: no handler may start any more
 		active  sync.WaitGroup
 	)
+	if s.limiter != nil {
+		if err := clampMSS(ln, wanMSS); err != nil {
+			s.log.Debug("cdn: clamp segment size", "err", err)
+		}
+	}
 	h := s.Handler()
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -238,19 +243,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// minSendBuffer is the smallest socket send buffer of a rate-capped
-// server's connections (the kernel doubles it).
-const minSendBuffer = 16 << 10
+// wanSendBuffer is the socket send buffer of a rate-capped server's
+// connections (the kernel doubles it).
+const wanSendBuffer = 16 << 10
 
-// connContext gives each connection of a rate-capped server the send
-// buffer of a link with 20 ms of buffering at its rate (at least
-// minSendBuffer). The limiter paces writes into the socket, and the server
-// counts a byte as sent when the socket takes it: the megabytes of a
-// loopback socket's default buffer would count bytes that a client which
-// stops reading, or dies, never receives, bytes that on a WAN would never
-// have left the origin. A few kilobytes only would be a link that stops
-// whenever the client is late to read: on a loaded host (a site benchmark
-// on one machine) that held a 12.5 MB/s origin to 4 MB/s.
+// wanMSS is the segment size of a rate-capped server's connections: an
+// Ethernet path's, not loopback's 64 KiB.
+const wanMSS = 1448
+
+// connContext gives each connection of a rate-capped server a small send
+// buffer. The limiter paces writes into the socket, and the server counts
+// a byte as sent when the socket takes it; a large buffer (megabytes on
+// loopback) would count bytes that a client which stops reading, or dies,
+// never receives, bytes that on a WAN would never have left the origin.
+// The listener's segments are clamped to wanMSS (see Serve): with
+// loopback's 64 KiB segments, a send buffer of 32 KiB holds less than
+// one, the client's kernel delays its acknowledgement of a partial
+// segment, and the link stalls for up to 40 ms at a time (a 12.5 MB/s
+// origin delivered 4 MB/s to a site benchmark).
 func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	if s.limiter == nil {
 		return ctx
@@ -259,7 +269,7 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 		c = tc.NetConn()
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		if err := tc.SetWriteBuffer(max(minSendBuffer, int(s.limiter.Limit()/50))); err != nil {
+		if err := tc.SetWriteBuffer(wanSendBuffer); err != nil {
 			s.log.Debug("cdn: set send buffer", "err", err)
 		}
 	}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package cdn
+
+import "net"
+
+// clampMSS does nothing here: only Linux clamps a listener's segments.
+func clampMSS(net.Listener, int) error { return nil }
