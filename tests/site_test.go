@@ -153,10 +153,13 @@ func TestSiteLateJoinerUsesPeers(t *testing.T) {
 // elected, resumes the fetch without fetching again what the site holds,
 // and the release completes.
 //
-// The timing figures (a new leader within 2 s with the LAN timeouts; the
-// origin sends at most 1.05 × the release over the run, counting what was
-// in flight to the dead leader) are asserted without the race detector
-// only: under it, a 2-core machine running 13 members is so starved that
+// What is fetched twice is bounded by the design: the chunks the dead
+// leader alone held (at most the spread window, 8 chunks for a release
+// this small) and those its range requests were reading (4 requests in
+// flight). The timing figures (a new leader within 2 s with the LAN
+// timeouts; the origin sends at most 0.1 × the release more than the
+// chunks fetched, for the bytes in flight to the dead leader's four
+// connections) are asserted without the race detector only: under it, a 2-core machine running 13 members is so starved that
 // Raft's 500 ms heartbeats time out now and then, and every spurious
 // change of leader costs a cancelled fetch. The chunks fetched, which
 // only a fault in the design would inflate, are checked always.
@@ -197,8 +200,9 @@ func TestSiteLeaderFailover(t *testing.T) {
 		old.Name, fetchedByOld, res.NewBytes, leader.Name, elected.Seconds(), chunkRatio, amp)
 	// What the dead leader alone held (at most the spread window) and the
 	// chunks in flight to it are fetched again; nothing else is.
-	if chunkRatio > 1.05 {
-		t.Errorf("the seeders fetched %.3f of the release from the CDN", chunkRatio)
+	const window, inFlight, avgChunk = 8, 4, 64 << 10
+	if limit := 1 + float64((window+inFlight)*avgChunk)/float64(res.NewBytes); chunkRatio > limit {
+		t.Errorf("the seeders fetched %.3f of the release from the CDN, more than %.3f", chunkRatio, limit)
 	}
 	if raceEnabled() {
 		return
@@ -206,8 +210,8 @@ func TestSiteLeaderFailover(t *testing.T) {
 	if elected > 2*time.Second {
 		t.Errorf("a new leader took %s", elected)
 	}
-	if amp > 1.05 {
-		t.Errorf("CDN amplification %.3f over the run", amp)
+	if amp > chunkRatio+0.1 {
+		t.Errorf("CDN amplification %.3f over the run, for %.3f of the release in chunks", amp, chunkRatio)
 	}
 }
 
