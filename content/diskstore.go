@@ -29,7 +29,7 @@ import (
 // files, and callers that own a DiskStore close it.
 // Memory is bounded by WithPendingBytes: Put blocks while that much is
 // waiting for the disk. The index takes about 100 bytes per chunk held,
-// and the writer buffers 1 MiB.
+// and the writer buffers 1 MiB while it writes.
 //
 // Crash safety: a segment is synced before the next one is started, so
 // only the newest segment can end in records that were not durable when

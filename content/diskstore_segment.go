@@ -223,6 +223,9 @@ func (s *DiskStore) appendRecord(h recHeader, body []byte) (loc, error) {
 		}
 	}
 	l := loc{seg: s.w.seg.num, enc: h.enc, bodyLen: h.bodyLen, size: h.size, off: s.w.used()}
+	if s.w.buf == nil {
+		s.w.buf = make([]byte, 0, writeBufBytes)
+	}
 	s.w.buf = h.appendTo(s.w.buf)
 	s.w.buf = append(s.w.buf, body...)
 	if len(s.w.buf) >= writeBufBytes {
@@ -265,6 +268,7 @@ func (s *DiskStore) writeRecords(next func() (recHeader, []byte, error)) (locs [
 	if err := s.syncActive(); err != nil {
 		return locs, s.fail(locs, durable), err
 	}
+	s.w.buf = nil // an idle store holds no buffer
 	return locs, len(locs), nil
 }
 
@@ -279,7 +283,7 @@ func (s *DiskStore) writeRecords(next func() (recHeader, []byte, error)) (locs [
 // empty is removed.
 func (s *DiskStore) fail(locs []loc, durable int) int {
 	seg, buf := s.w.seg, s.w.buf
-	s.w.seg, s.w.buf = nil, s.w.buf[:0]
+	s.w.seg, s.w.buf = nil, nil
 	if seg == nil {
 		return durable
 	}
@@ -372,7 +376,7 @@ func (s *DiskStore) writeBuf() error {
 	seg.size += int64(len(s.w.buf))
 	s.w.buf = s.w.buf[:0]
 	if cap(s.w.buf) > 2*writeBufBytes {
-		s.w.buf = nil // after a large record
+		s.w.buf = nil // after a large record; appendRecord makes another
 	}
 	return nil
 }
