@@ -596,7 +596,7 @@ func damageChunk(tb testing.TB, s *content.DiskStore, id content.ChunkID, edit f
 
 func TestAssembleCorruptChunkInDiskStore(t *testing.T) {
 	t.Parallel()
-	// One store for all cases: opening a DiskStore costs 257 mkdirs.
+	// One store for all cases, as a node has one.
 	s := openDiskStore(t, t.TempDir())
 	entries := sampleTree()
 	art := buildTree(t, s, entries)
