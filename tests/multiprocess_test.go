@@ -18,9 +18,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/mesh"
 	"github.com/meshcast/meshcast/mesh/p2p"
+	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
 )
 
 // TestMultiProcessSite runs a site of real meshcast processes: a CDN
@@ -127,23 +127,7 @@ func TestMultiProcessSite(t *testing.T) {
 	// store: all chunks of the release, each verifying.
 	mc.stopDaemons(t)
 	for _, m := range members {
-		st, err := content.OpenDiskStore(filepath.Join(m.state, "chunks"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		st.Walk(func(id content.ChunkID) error {
-			c, err := st.Get(id)
-			if err == nil {
-				err = c.Verify()
-			}
-			if err != nil {
-				t.Errorf("%s: chunk %s: %v", m.name, id, err)
-			}
-			n++
-			return nil
-		})
-		st.Close()
+		n := len(cdntest.CheckStore(t, filepath.Join(m.state, "chunks")))
 		if n != statuses[m.name].Total {
 			t.Errorf("%s stores %d chunks, the release has %d", m.name, n, statuses[m.name].Total)
 		}
