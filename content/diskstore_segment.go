@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Segment record format. All integers are little endian.
@@ -224,7 +225,7 @@ func (s *DiskStore) appendRecord(h recHeader, body []byte) (loc, error) {
 	}
 	l := loc{seg: s.w.seg.num, enc: h.enc, bodyLen: h.bodyLen, size: h.size, off: s.w.used()}
 	if s.w.buf == nil {
-		s.w.buf = make([]byte, 0, writeBufBytes)
+		s.w.buf = getWriteBuf()
 	}
 	s.w.buf = h.appendTo(s.w.buf)
 	s.w.buf = append(s.w.buf, body...)
@@ -268,7 +269,8 @@ func (s *DiskStore) writeRecords(next func() (recHeader, []byte, error)) (locs [
 	if err := s.syncActive(); err != nil {
 		return locs, s.fail(locs, durable), err
 	}
-	s.w.buf = nil // an idle store holds no buffer
+	putWriteBuf(s.w.buf) // an idle store holds no buffer
+	s.w.buf = nil
 	return locs, len(locs), nil
 }
 
@@ -376,9 +378,29 @@ func (s *DiskStore) writeBuf() error {
 	seg.size += int64(len(s.w.buf))
 	s.w.buf = s.w.buf[:0]
 	if cap(s.w.buf) > 2*writeBufBytes {
-		s.w.buf = nil // after a large record; appendRecord makes another
+		s.w.buf = nil // after a large record; appendRecord takes another
 	}
 	return nil
+}
+
+// writeBufs holds the segment writers' buffers between operations: a
+// store that commits batch after batch reuses one instead of allocating
+// (and zeroing) 1 MiB a batch, and an idle one holds none, since the pool
+// lets go of what is unused for two garbage collections.
+var writeBufs sync.Pool
+
+func getWriteBuf() []byte {
+	if b, ok := writeBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, writeBufBytes)
+}
+
+// putWriteBuf returns b to the pool, unless a large record grew it.
+func putWriteBuf(b []byte) {
+	if b != nil && cap(b) <= 2*writeBufBytes {
+		writeBufs.Put(&b)
+	}
 }
 
 // syncActive writes the buffered records and syncs the active segment:
