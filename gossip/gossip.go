@@ -136,6 +136,8 @@ type Gossip struct {
 	alive   atomic.Int64  // alive members, self included (sizes the broadcast queue's retransmits)
 	badMsgs atomic.Uint64
 	pruned  atomic.Uint64
+	// pushWakes counts pushLoop's wake-ups (a test bounds them).
+	pushWakes atomic.Uint64
 
 	// lifeMu serializes what changes memberlist's own state: UpdateNode,
 	// Leave and Shutdown (memberlist panics on Leave after Shutdown, and an
@@ -385,6 +387,7 @@ func (g *Gossip) pushLoop() {
 		if skip {
 			continue
 		}
+		g.pushWakes.Add(1)
 		now := time.Now()
 		progressOnly := m != pushed && m.withProgress(pushed.Progress) == pushed
 		switch {
@@ -393,12 +396,21 @@ func (g *Gossip) pushLoop() {
 			if !progressOnly {
 				repeatAt = now.Add(g.cfg.prof.repeatAfter)
 			}
-			pushed, lastAt, progressAt = m, now, time.Time{}
-		case m != pushed: // Progress alone, too soon
-			progressAt = lastAt.Add(g.progressEvery())
+			pushed, lastAt = m, now
 		case !repeatAt.IsZero() && !now.Before(repeatAt):
+			// The repeat announces the current Meta: a change of
+			// Progress waiting for its turn goes with it.
 			g.updateNode()
 			repeatAt = time.Time{}
+			pushed, lastAt = m, now
+		}
+		// Every time kept is in the future, so the loop sleeps until
+		// something is due (a due repeat left behind a waiting change of
+		// Progress used to wake it at once, again and again, for up to
+		// progressEvery).
+		progressAt = time.Time{}
+		if m != pushed { // Progress alone, too soon
+			progressAt = lastAt.Add(g.progressEvery())
 		}
 		if next := earliest(repeatAt, progressAt); !next.IsZero() {
 			timer.Reset(time.Until(next))

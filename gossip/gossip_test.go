@@ -312,3 +312,45 @@ func TestPartitionHeals(t *testing.T) {
 	t.Logf("after the partition healed, all saw all alive again in %v (reconnect interval %v)",
 		time.Since(healed).Round(time.Millisecond), profiles[ProfileTest].reconnectInterval)
 }
+
+// The status pusher sleeps until something is due. A change of Progress
+// waiting for its turn when the repeat of a status change fell due used
+// to make it wake at once, again and again, until that turn came: a core
+// spun for up to members × 400 ms with the lan profile, on every member.
+func TestPusherDoesNotSpinWhileProgressWaits(t *testing.T) {
+	nodes := newCluster(t, "spin", 2, nil)
+	src := nodes[0]
+	m := testMeta(src.name)
+	calls := 0
+	set := func() {
+		t.Helper()
+		if err := src.SetMeta(m); err != nil {
+			t.Fatal(err)
+		}
+		calls++
+	}
+	before := src.pushWakes.Load()
+	// Status changes, each with a repeat 250 ms later, and between them
+	// changes of Progress every 10 ms (each waits up to 100 ms, the test
+	// profile's rate for a site of 2): a repeat falls due while one waits.
+	for round := range 5 {
+		m.Phase = []Phase{PhaseFetching, PhaseVerified}[round%2]
+		set()
+		for range 40 {
+			time.Sleep(10 * time.Millisecond)
+			m.Progress = (m.Progress + 1) % MaxProgress
+			set()
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the last repeat and push
+	wakes := src.pushWakes.Load() - before
+	// One wake-up per SetMeta at most, and one per timer: a push of
+	// Progress or a repeat, each at most one per SetMeta.
+	t.Logf("%d SetMeta calls woke the pusher %d times", calls, wakes)
+	if limit := uint64(3*calls + 10); wakes > limit {
+		t.Fatalf("%d SetMeta calls woke the status pusher %d times; at most %d are due", calls, wakes, limit)
+	}
+	if got := nodes[1].Members(); !slices.ContainsFunc(got, func(x Member) bool { return x.Name == src.name && x.Meta == m }) {
+		t.Errorf("%s does not show %s's last status %+v: %+v", nodes[1].name, src.name, m, got)
+	}
+}
