@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 
+	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/mesh"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder/cdn"
@@ -57,6 +58,9 @@ type SiteResult struct {
 	Goodput          float64   `json:"swarm_goodput_mb_s"` // uncapped: nodes × ΔS / time
 	RawStream        float64   `json:"raw_stream_mb_s"`
 	ExchangeVsRaw    float64   `json:"exchange_vs_raw"`
+	RawCPUPerGB      float64   `json:"raw_cpu_s_per_gb"`  // CPU-seconds per GB the raw stream cost, both ends
+	DiskWrite        float64   `json:"disk_write_mb_s"`   // one chunk store's durable write rate on the benchmark's disk
+	DiskBoundVsRaw   float64   `json:"disk_bound_vs_raw"` // the most exchange_vs_raw could be with every member's store on that one disk
 	BitswapGoodput   float64   `json:"bitswap_goodput_mb_s"`
 	BitswapVsRaw     float64   `json:"bitswap_vs_raw"`
 	DuplicateRatio   float64   `json:"duplicate_ratio"`
@@ -90,7 +94,7 @@ func Site(ctx context.Context, tb sitetest.TB, opt SiteOptions, log *slog.Logger
 
 	// The capped run. CPU is counted from the end of the publish, which is
 	// the operator's work, not the site's.
-	site := sitetest.New(tb, sitetest.Seeders(opt.Seeders), sitetest.Nodes(opt.Nodes),
+	site := sitetest.New(tb, sitetest.Seeders(opt.Seeders), sitetest.Nodes(opt.Nodes), sitetest.LANGossip(), sitetest.LANRaft(),
 		sitetest.WAN(opt.WAN/8), sitetest.LAN(opt.LAN/8), sitetest.Dir(filepath.Join(opt.Dir, "capped")))
 	cdn0 := site.CDN.BytesSent()
 	pub := site.Publish("1.0.0", release)
@@ -190,7 +194,8 @@ func directFetch(ctx context.Context, opt SiteOptions, release string) (float64,
 // efficiency runs the site without caps and compares its aggregate goodput
 // with one raw libp2p stream and with bitswap, measured in the same run.
 func efficiency(ctx context.Context, tb sitetest.TB, opt SiteOptions, release string, res *SiteResult) error {
-	site := sitetest.New(tb, sitetest.Seeders(opt.Seeders), sitetest.Nodes(opt.Nodes), sitetest.Dir(filepath.Join(opt.Dir, "uncapped")))
+	site := sitetest.New(tb, sitetest.Seeders(opt.Seeders), sitetest.Nodes(opt.Nodes), sitetest.LANGossip(), sitetest.LANRaft(),
+		sitetest.Dir(filepath.Join(opt.Dir, "uncapped")))
 	site.Publish("1.0.0", release)
 	t0 := time.Now()
 	site.WaitVerified("1.0.0", 30*time.Minute)
@@ -204,12 +209,27 @@ func efficiency(ctx context.Context, tb sitetest.TB, opt SiteOptions, release st
 	blocks := site.ReleaseChunks("1.0.0")
 	site.Close()
 
-	raw, err := rawStream(ctx, min(res.DeltaS, 256<<20))
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	rawBytes := min(res.DeltaS, 256<<20)
+	raw, err := rawStream(ctx, rawBytes)
 	if err != nil {
 		return err
 	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	res.RawCPUPerGB = (tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)) / (float64(rawBytes) / 1e9)
 	res.RawStream = raw / 1e6
 	res.ExchangeVsRaw = res.Goodput / res.RawStream
+	// The raw stream stores nothing; every member of the site stores the
+	// release durably, on the one disk they share here. The disk's rate
+	// alone caps the goodput at nodes × ΔS ÷ ((members) × ΔS ÷ rate).
+	disk, err := diskWrite(filepath.Join(opt.Dir, "disk"), min(res.DeltaS, 256<<20))
+	if err != nil {
+		return err
+	}
+	res.DiskWrite = disk / 1e6
+	members := opt.Nodes + opt.Seeders
+	res.DiskBoundVsRaw = float64(opt.Nodes) / float64(members) * res.DiskWrite / res.RawStream
 	if !opt.SkipBitswap && opt.Bitswap != nil {
 		secs, err := opt.Bitswap(ctx, blocks, opt.Nodes)
 		if err != nil {
@@ -219,6 +239,35 @@ func efficiency(ctx context.Context, tb sitetest.TB, opt SiteOptions, release st
 		res.BitswapVsRaw = res.BitswapGoodput / res.RawStream
 	}
 	return nil
+}
+
+// diskWrite measures the rate at which a chunk store, as members open it,
+// durably takes n bytes of incompressible 64 KiB chunks, in bytes per
+// second. Hashing the chunks is not timed.
+func diskWrite(dir string, n int64) (float64, error) {
+	defer os.RemoveAll(dir)
+	st, err := content.OpenDiskStore(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	const size = 64 << 10
+	chunks := make([]content.Chunk, 0, n/size+1)
+	for left := n; left > 0; left -= size {
+		b := make([]byte, min(left, size))
+		rand.Read(b)
+		chunks = append(chunks, content.Chunk{ID: content.SumChunk(b), Size: len(b), Enc: content.EncodingRaw, Body: b})
+	}
+	start := time.Now()
+	for _, c := range chunks {
+		if err := st.Put(c); err != nil {
+			return 0, err
+		}
+	}
+	if err := st.Flush(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 // rawStream measures one raw libp2p QUIC stream between two hosts.
