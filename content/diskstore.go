@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // DiskStore is a Store in a directory: append-only segment files in
@@ -76,6 +77,7 @@ import (
 type DiskStore struct {
 	dir          string
 	sync         bool
+	linger       time.Duration // see commitLinger; 0 without sync
 	maxPending   int64
 	segmentBytes int64
 	hooks        commitHooks // test seams; zero in production
@@ -109,9 +111,12 @@ type DiskStore struct {
 	nextSeq      uint64                    // seq of the last accepted chunk
 	doneSeq      uint64                    // every chunk up to here is committed or dropped
 	committing   bool                      // a committer goroutine runs
-	closed       bool
-	committer    sync.WaitGroup
-	failures     failureLog
+	// hurry (1-buffered) ends the committer's linger: a Flush or Close
+	// waits, a Put waits for room, or a batch is full.
+	hurry     chan struct{}
+	closed    bool
+	committer sync.WaitGroup
+	failures  failureLog
 }
 
 // pendingChunk is a chunk accepted by Put and not yet committed. Its fields
@@ -143,6 +148,7 @@ type DiskOption func(*diskOptions)
 
 type diskOptions struct {
 	sync         bool
+	linger       time.Duration
 	pendingBytes int64
 	segmentBytes int64
 	hooks        commitHooks
@@ -169,7 +175,7 @@ func withSegmentBytes(n int64) DiskOption { return func(o *diskOptions) { o.segm
 // imports the chunk files of the layout before segments (one file per
 // chunk in two-hex shard directories), removing them.
 func OpenDiskStore(dir string, opts ...DiskOption) (*DiskStore, error) {
-	o := diskOptions{sync: true}
+	o := diskOptions{sync: true, linger: commitLinger}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -189,11 +195,16 @@ func OpenDiskStore(dir string, opts ...DiskOption) (*DiskStore, error) {
 		dir:          dir,
 		sync:         o.sync,
 		maxPending:   o.pendingBytes,
+		linger:       o.linger,
 		segmentBytes: o.segmentBytes,
 		hooks:        o.hooks,
 		pending:      make(map[ChunkID]*pendingChunk),
 	}
 	s.cond = sync.NewCond(&s.mu)
+	s.hurry = make(chan struct{}, 1)
+	if !s.sync {
+		s.linger = 0 // a commit without fsync is cheap
+	}
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("open chunk store %s: %w", dir, err)
 	}
@@ -285,6 +296,7 @@ func (s *DiskStore) Put(c Chunk) error {
 		// No room: wait without gcMu, which the committer needs to free
 		// some (and a waiting GC would stop it from getting).
 		s.gcMu.RUnlock()
+		s.hurryLocked()
 		for !s.closed && s.failures.forPut() == nil && !s.fitsLocked(n) {
 			if s.hooks.putWait != nil {
 				s.hooks.putWait()
@@ -319,6 +331,9 @@ func (s *DiskStore) admitLocked(e *pendingChunk, n int64) (done bool, err error)
 	s.pending[id] = e
 	s.queue = append(s.queue, e)
 	s.pendingBytes += n
+	if s.pendingBytes >= commitBatchBytes {
+		s.hurryLocked()
+	}
 	if !s.committing {
 		s.committing = true
 		s.committer.Add(1)
@@ -360,6 +375,7 @@ func (s *DiskStore) Flush() error {
 func (s *DiskStore) waitLocked() error {
 	from, target := s.failures.flushMark, s.nextSeq
 	s.failures.flushing++
+	s.hurryLocked()
 	for s.doneSeq < target {
 		s.cond.Wait()
 	}

@@ -1,5 +1,7 @@
 package content
 
+import "time"
+
 // TestHooks are the DiskStore's test seams. Each runs on the goroutine
 // that writes (the committer; GC or Remove for Fault; the Put's for
 // PutWait, holding the store's lock) and must not call the store.
@@ -46,3 +48,7 @@ func (s *DiskStore) IsolateRecord(id ChunkID) (string, error) {
 	s.addToIndex([]Chunk{c}, locs)
 	return s.segments[locs[0].seg].f.Name(), nil
 }
+
+// WithLinger sets how long a DiskStore's committer lets Puts gather before
+// it takes a batch (commitLinger by default).
+func WithLinger(d time.Duration) DiskOption { return withLinger(d) }

@@ -206,6 +206,70 @@ func TestDiskStoreWriteBehind(t *testing.T) {
 	}
 }
 
+// TestDiskStoreLinger: the committer lets Puts gather into one batch, and
+// whoever waits for it ends the linger at once: Flush, a Put that waits
+// for pending room, Close. The linger here is an hour, so a wait it did
+// not end would fail the test at eventWait.
+func TestDiskStoreLinger(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	batches := make(chan []content.ChunkID, 64)
+	s := openDiskStore(t, dir, content.WithLinger(time.Hour), content.WithPendingBytes(4<<16),
+		content.WithTestHooks(content.TestHooks{Batch: func(ids []content.ChunkID) { batches <- ids }}))
+	cs := make([]content.Chunk, 8)
+	for i := range cs {
+		cs[i] = storetest.RawChunk(storetest.RandomData(uint64(900+i), 1<<16))
+	}
+	flush := func(what string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- s.Flush() }()
+		if err := wait(t, done, what); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	mustPut(t, s, cs[:3]...)
+	select {
+	case ids := <-batches:
+		t.Fatalf("a batch of %d was taken while the committer lingered", len(ids))
+	default:
+	}
+	flush("Flush behind a lingering committer")
+	if ids := wait(t, batches, "batch"); len(ids) != 3 {
+		t.Fatalf("the three Puts made a batch of %d", len(ids))
+	}
+
+	// Room for 4 chunks: the fifth Put waits for room, and ends the linger.
+	done := make(chan error, 1)
+	go mustPutAll(s, cs[3:], done)
+	if err := wait(t, done, "Puts beyond the pending bound"); err != nil {
+		t.Fatal(err)
+	}
+	flush("Flush after Puts that waited for room")
+	n := 0
+	for len(batches) > 0 {
+		n += len(<-batches)
+	}
+	if n != 5 {
+		t.Fatalf("batches after the Flush hold %d chunks, want 5", n)
+	}
+
+	more := storetest.Chunks(t, 3, 2, 5000)
+	mustPut(t, s, more...)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	if err := wait(t, closed, "Close behind a lingering committer"); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openDiskStore(t, dir)
+	for _, c := range append(cs, more...) {
+		if !s2.Has(c.ID) {
+			t.Fatalf("a store opened again lacks %s", c.ID)
+		}
+	}
+}
+
 // TestDiskStoreCloseDrains: Close returns once everything put is in a
 // segment, and a store opened again holds it all.
 func TestDiskStoreCloseDrains(t *testing.T) {
