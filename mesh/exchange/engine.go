@@ -137,6 +137,7 @@ type Engine struct {
 	wg     sync.WaitGroup
 	lists  sync.Map // SwarmID → []content.ChunkRef, immutable once joined
 	live   sync.Map // peer.ID → struct{}: peers with an outbound stream
+	reads  sync.Map // peer.ID → *atomic.Int64: when bytes from it were last read (Unix ns)
 
 	// Counters updated from any goroutine.
 	received, receivedN, dup, bad, served, servedN, pushed, rejected, reissued, bans atomic.Int64

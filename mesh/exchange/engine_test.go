@@ -351,6 +351,99 @@ func TestStalledPeerRequestsMoveElsewhere(t *testing.T) {
 	}
 }
 
+// slowWriter passes the first fast bytes at once, then 4 KiB per delay:
+// a peer that is loaded, not gone.
+type slowWriter struct {
+	w      io.WriteCloser
+	fast   int
+	delay  time.Duration
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k := len(p) - n
+		if s.fast > 0 {
+			k = min(k, s.fast)
+			s.fast -= k
+		} else {
+			k = min(k, 4<<10)
+			select {
+			case <-time.After(s.delay):
+			case <-s.closed:
+				return n, io.ErrClosedPipe
+			}
+		}
+		m, err := s.w.Write(p[n : n+k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (s *slowWriter) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return s.w.Close()
+}
+
+// A peer that is slow but still sending has its requests recalled: the
+// piece it is in the middle of arrives, what it had not started is
+// rejected and asked of another peer, and nothing arrives twice.
+func TestSlowPeerRequestsMoveWithoutDuplicates(t *testing.T) {
+	refs, chunks := testChunks(t, 80, 16<<10)
+	cfg := Config{RequestTimeout: 200 * time.Millisecond, Tick: 20 * time.Millisecond}
+	site := newTestSite(t, 3, cfg)
+	slow, fast, victim := site.nodes[0], site.nodes[1], site.nodes[2]
+	for _, c := range chunks {
+		slow.store.Put(c)
+		fast.store.Put(c)
+	}
+	// slow → victim: its hello, bitfield and a few pieces at once, then a
+	// 16 KiB piece every 400 ms, twice RequestTimeout.
+	r, w := net.Pipe()
+	sw := &slowWriter{w: w, fast: 64 << 10, delay: 100 * time.Millisecond, closed: make(chan struct{})}
+	slow.e.AddPeer(victim.id, sw)
+	site.wg.Add(1)
+	go func() { defer site.wg.Done(); victim.e.HandleInbound(slow.id, r) }()
+	r2, w2 := net.Pipe()
+	victim.e.AddPeer(slow.id, w2)
+	site.wg.Add(1)
+	go func() { defer site.wg.Done(); slow.e.HandleInbound(victim.id, r2) }()
+	id := SwarmID{5}
+	for _, nd := range []*testNode{slow, fast} {
+		if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swarm, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fast joins late, so the victim first asks slow for all it may.
+	time.Sleep(100 * time.Millisecond)
+	site.link(fast, victim)
+	waitDone(t, swarm, 30*time.Second)
+	st := victim.e.Stats()
+	t.Logf("%+v", st)
+	if st.Reissued == 0 {
+		t.Fatalf("no request was moved off the slow peer: %+v", st)
+	}
+	// A piece the slow peer was sending when its requests moved arrives
+	// up to 400 ms later: watch for it for five times that.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if st := victim.e.Stats(); st.Duplicate != 0 {
+			t.Fatalf("%d bytes arrived twice: a recalled request was asked elsewhere before the slow peer answered", st.Duplicate)
+		}
+	}
+	if st.ReceivedCount != int64(len(chunks)) {
+		t.Fatalf("received %d pieces for %d chunks", st.ReceivedCount, len(chunks))
+	}
+}
+
 // A spreading seeder that waits on WaitSpread between chunks never holds
 // more than the window (and the chunk just offered) that no member holds;
 // WaitSpread returns at once with nobody to spread to, and when the

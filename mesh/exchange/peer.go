@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/meshcast/meshcast/content"
@@ -38,20 +40,14 @@ type peerWriter struct {
 
 	wake chan struct{} // 1-buffered
 
-	mu        sync.Mutex
-	ops       []wop
-	pieces    []pieceOp
-	cancelled map[pieceKey]bool
-	closed    bool
-}
-
-type pieceKey struct {
-	swarm SwarmID
-	index int
+	mu     sync.Mutex
+	ops    []wop
+	pieces []pieceOp
+	closed bool
 }
 
 func newPeerWriter(e *Engine, id peer.ID, w io.WriteCloser) *peerWriter {
-	return &peerWriter{e: e, id: id, w: w, wake: make(chan struct{}, 1), cancelled: map[pieceKey]bool{}}
+	return &peerWriter{e: e, id: id, w: w, wake: make(chan struct{}, 1)}
 }
 
 func (pw *peerWriter) start() {
@@ -83,16 +79,32 @@ func (pw *peerWriter) queue(op wop) {
 func (pw *peerWriter) queuePiece(p pieceOp) {
 	pw.mu.Lock()
 	pw.pieces = append(pw.pieces, p)
-	delete(pw.cancelled, pieceKey{p.swarm, p.index})
 	pw.mu.Unlock()
 	pw.signal()
 }
 
-// cancel drops a queued piece if it has not been sent yet.
-func (pw *peerWriter) cancel(s SwarmID, index int) {
+// drop removes from the queue the pieces of swarm s at the indexes given
+// and returns them. A piece the writer already took is not among them: it
+// is sent, and before anything queued after this call.
+func (pw *peerWriter) drop(s SwarmID, indexes []int) []pieceOp {
+	want := make(map[int]bool, len(indexes))
+	for _, i := range indexes {
+		want[i] = true
+	}
 	pw.mu.Lock()
-	pw.cancelled[pieceKey{s, index}] = true
-	pw.mu.Unlock()
+	defer pw.mu.Unlock()
+	var dropped []pieceOp
+	kept := pw.pieces[:0]
+	for _, p := range pw.pieces {
+		if p.swarm == s && want[p.index] {
+			dropped = append(dropped, p)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	clear(pw.pieces[len(kept):])
+	pw.pieces = kept
+	return dropped
 }
 
 func (pw *peerWriter) close() {
@@ -128,22 +140,12 @@ func (pw *peerWriter) run() error {
 			ops := pw.ops
 			pw.ops = nil
 			var p *pieceOp
-			var skipped []pieceOp
-			for len(pw.pieces) > 0 && p == nil {
+			if len(pw.pieces) > 0 {
 				next := pw.pieces[0]
 				pw.pieces = pw.pieces[1:]
-				k := pieceKey{next.swarm, next.index}
-				if pw.cancelled[k] {
-					delete(pw.cancelled, k)
-					skipped = append(skipped, next)
-					continue
-				}
 				p = &next
 			}
 			pw.mu.Unlock()
-			for _, s := range skipped {
-				pw.e.send(evSent{id: pw.id, w: pw, swarm: s.swarm, index: s.index, pushed: s.pushed, cancelled: true})
-			}
 			if len(ops) == 0 && p == nil {
 				break
 			}
@@ -237,8 +239,34 @@ func (e *Engine) HandleInbound(id peer.ID, r io.ReadCloser) {
 	}
 }
 
+// progressReader notes when bytes last arrived from a peer: one in the
+// middle of a long piece is slow, not gone (see Engine.timeouts).
+type progressReader struct {
+	r  io.Reader
+	at *atomic.Int64
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.at.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// lastRead returns when bytes from id were last read; zero if never.
+func (e *Engine) lastRead(id peer.ID) time.Time {
+	if v, ok := e.reads.Load(id); ok {
+		if ns := v.(*atomic.Int64).Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+	}
+	return time.Time{}
+}
+
 func (e *Engine) readPeer(id peer.ID, r io.Reader) error {
-	rd := newReader(r)
+	v, _ := e.reads.LoadOrStore(id, new(atomic.Int64))
+	rd := newReader(progressReader{r, v.(*atomic.Int64)})
 	m, err := rd.next()
 	if err != nil {
 		return err

@@ -79,6 +79,7 @@ type peerState struct {
 	inflight   int       // our requests it has not answered
 	progressAt time.Time // last piece from it, or when we started waiting
 	stalled    bool      // timed out: one request at a time until it delivers
+	recallAt   time.Time // when its requests were cancelled, waiting for its reject; zero: none
 	serving    int       // its requests queued at our writer
 	strikes    int
 	backoff    time.Time // it rejected us: do not ask before this
@@ -138,9 +139,10 @@ func (s *swarm) wakeWaiters() {
 }
 
 type pend struct {
-	peer  peer.ID
-	at    time.Time
-	extra peer.ID // endgame: a second peer asked for the same chunk
+	peer     peer.ID
+	at       time.Time
+	extra    peer.ID // endgame: a second peer asked for the same chunk
+	recalled bool    // cancelled at a slow peer: asked elsewhere when it rejects
 }
 
 type push struct {
@@ -288,6 +290,7 @@ func (e *Engine) sendBitfield(p *peerState, s *swarm) {
 func (e *Engine) dropPeer(p *peerState, now time.Time) {
 	delete(e.peers, p.id)
 	e.live.Delete(p.id)
+	e.reads.Delete(p.id)
 	e.npeers.Store(int64(len(e.peers)))
 	p.w.close()
 	for _, s := range e.swarms {
@@ -307,6 +310,33 @@ func (e *Engine) dropPeer(p *peerState, now time.Time) {
 				e.push(s, i, now)
 			}
 		}
+	}
+}
+
+// recallGrace × stallAfter is how long a recalled peer may send nothing
+// before its requests are asked elsewhere without its answer.
+const recallGrace = 4
+
+// latest returns the later of two times.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// recall cancels at p every request of s that waits on it; they stay
+// pending there until its reject or its pieces arrive.
+func (e *Engine) recall(s *swarm, p *peerState) {
+	var cancel []int
+	for i, pd := range s.pending {
+		if pd.peer == p.id || pd.extra == p.id {
+			pd.recalled = true
+			cancel = append(cancel, i)
+		}
+	}
+	if len(cancel) > 0 {
+		p.w.queue(wop{typ: msgCancel, swarm: s.h.ID, idx: cancel})
 	}
 }
 
@@ -420,17 +450,40 @@ func (e *Engine) message(p *peerState, ev evMsg, now time.Time) {
 			p.w.queue(wop{typ: msgReject, swarm: ev.swarm, idx: reject})
 		}
 	case msgCancel:
-		for _, i := range ev.indexes {
-			p.w.cancel(ev.swarm, i)
+		// What is still queued is dropped and rejected. The reject goes
+		// out after any piece of those indexes already being written, so
+		// the requester may ask elsewhere for what it names without
+		// getting it twice.
+		var reject []int
+		for _, op := range p.w.drop(ev.swarm, ev.indexes) {
+			e.sent(evSent{id: p.id, w: p.w, swarm: op.swarm, index: op.index, pushed: op.pushed, cancelled: true}, now)
+			if !op.pushed {
+				reject = append(reject, op.index)
+			}
+		}
+		if len(reject) > 0 {
+			p.w.queue(wop{typ: msgReject, swarm: ev.swarm, idx: reject})
 		}
 	case msgReject:
 		if s == nil {
 			return
 		}
+		refused := false
 		for _, i := range ev.indexes {
 			if pd := s.pending[i]; pd != nil && (pd.peer == p.id || pd.extra == p.id) {
+				if pd.recalled {
+					e.reissued.Add(1)
+					pd.recalled = false
+				}
 				e.unpend(s, i, p.id)
+				refused = true
 			}
+		}
+		if !refused {
+			return // the answer to a cancel of requests already answered
+		}
+		if p.inflight == 0 {
+			p.recallAt = time.Time{}
 		}
 		p.backoff = now.Add(50 * time.Millisecond)
 		e.scheduleAll(s, now)
@@ -469,7 +522,7 @@ func (e *Engine) piece(ev evPiece, now time.Time) {
 	p := e.peers[ev.id]
 	s := e.swarms[ev.swarm]
 	if p != nil {
-		p.progressAt, p.stalled = now, false
+		p.progressAt, p.stalled, p.recallAt = now, false, time.Time{}
 	}
 	if s == nil || ev.index >= len(s.chunks) {
 		return
@@ -736,13 +789,28 @@ func (e *Engine) pump(s *swarm, now time.Time) {
 
 // timeouts moves requests off peers that stopped delivering and pushes
 // again chunks nobody announced.
+//
+// A peer that delivers no piece for stallAfter is recalled: its requests
+// are cancelled there, and asked elsewhere as its reject of them arrives
+// (see msgCancel). A piece it was already sending arrives before that
+// reject and is no duplicate: a loaded peer is usually slow, not gone.
+// One that sends no byte at all for recallGrace × stallAfter after the
+// recall has its requests asked elsewhere at once; one that is gone (its
+// connection closed) has them asked elsewhere when it goes.
 func (e *Engine) timeouts(now time.Time) {
 	for _, p := range e.peers {
-		if p.inflight > 0 && now.Sub(p.progressAt) > e.stallAfter() {
-			e.log.Debug("exchange: peer is slow; asking others", "peer", p.id, "inflight", p.inflight)
-			p.stalled = true
+		switch {
+		case p.inflight == 0:
+		case p.recallAt.IsZero() && now.Sub(p.progressAt) > e.stallAfter():
+			e.log.Debug("exchange: peer is slow; recalling its requests", "peer", p.id, "inflight", p.inflight)
+			p.stalled, p.recallAt = true, now
+			for _, s := range e.swarms {
+				e.recall(s, p)
+			}
+		case !p.recallAt.IsZero() && now.Sub(latest(p.recallAt, e.lastRead(p.id))) > recallGrace*e.stallAfter():
+			e.log.Debug("exchange: peer does not answer; asking others", "peer", p.id, "inflight", p.inflight)
 			p.inflight = 0
-			p.progressAt = now
+			p.progressAt, p.recallAt = now, time.Time{}
 			for _, s := range e.swarms {
 				e.reissue(s, p.id, now)
 			}

@@ -23,6 +23,11 @@ import (
 //	reject  = swarm [32] | n uvarint | n × index uvarint
 //	piece   = swarm [32] | index uvarint | chunk body (the rest of the frame)
 //
+// A cancel asks a peer to drop requests it has not started to answer; it
+// answers with a reject of those it dropped, written after any piece of
+// the others, so that the requester knows what will not come and may ask
+// for it elsewhere without getting it twice.
+//
 // A swarm is the ordered list of distinct chunks of one release for one
 // platform; both sides derive it from the same signed manifest, so an
 // index names a chunk. Every count and length is bounded before anything
