@@ -444,6 +444,67 @@ func TestSlowPeerRequestsMoveWithoutDuplicates(t *testing.T) {
 	}
 }
 
+// A peer that keeps talking (haves) but answers neither the requests nor
+// their cancel does not hold them for ever: they go elsewhere after
+// recallMax × the stall timeout, although bytes keep arriving from it.
+func TestMuteButTalkingPeerDoesNotHoldRequests(t *testing.T) {
+	refs, chunks := testChunks(t, 80, 16<<10)
+	cfg := Config{RequestTimeout: 100 * time.Millisecond, Tick: 20 * time.Millisecond}
+	site := newTestSite(t, 2, cfg)
+	fast, victim := site.nodes[0], site.nodes[1]
+	for _, c := range chunks {
+		fast.store.Put(c)
+	}
+	id := SwarmID{6}
+	if _, err := fast.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	swarm, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mute peer: it claims every chunk, reads and ignores what the
+	// victim sends, and announces a have every 20 ms.
+	mute := peer.ID("mute")
+	toMute, fromVictim := net.Pipe()
+	if err := victim.e.AddPeer(mute, fromVictim); err != nil {
+		t.Fatal(err)
+	}
+	site.wg.Add(1)
+	go func() { defer site.wg.Done(); io.Copy(io.Discard, toMute) }()
+	r, w := net.Pipe()
+	site.wg.Add(1)
+	go func() { defer site.wg.Done(); victim.e.HandleInbound(mute, r) }()
+	site.wg.Add(1)
+	go func() {
+		defer site.wg.Done()
+		defer w.Close()
+		mw := newWriter(w)
+		bits := make([]byte, (len(refs)+7)/8)
+		for i := range bits {
+			bits[i] = 0xff
+		}
+		if mw.hello() != nil || mw.bitfield(id, len(refs), bits) != nil || mw.flush() != nil {
+			return
+		}
+		for site.ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+			if mw.indexes(msgHave, id, []int{0}) != nil || mw.flush() != nil {
+				return
+			}
+		}
+	}()
+	// The victim asks the mute peer first; fast joins later.
+	time.Sleep(50 * time.Millisecond)
+	site.link(fast, victim)
+	waitDone(t, swarm, 30*time.Second)
+	st := victim.e.Stats()
+	t.Logf("%+v", st)
+	if st.Reissued == 0 {
+		t.Fatalf("the victim completed without moving a request off the mute peer: %+v", st)
+	}
+}
+
 // A spreading seeder that waits on WaitSpread between chunks never holds
 // more than the window (and the chunk just offered) that no member holds;
 // WaitSpread returns at once with nobody to spread to, and when the

@@ -313,9 +313,13 @@ func (e *Engine) dropPeer(p *peerState, now time.Time) {
 	}
 }
 
-// recallGrace × stallAfter is how long a recalled peer may send nothing
-// before its requests are asked elsewhere without its answer.
-const recallGrace = 4
+// A recalled peer's requests are asked elsewhere without its answer when
+// it sends nothing for recallGrace × stallAfter, or answers neither with
+// their pieces nor with a reject for recallMax × stallAfter.
+const (
+	recallGrace = 4
+	recallMax   = 16
+)
 
 // latest returns the later of two times.
 func latest(a, b time.Time) time.Time {
@@ -795,8 +799,10 @@ func (e *Engine) pump(s *swarm, now time.Time) {
 // (see msgCancel). A piece it was already sending arrives before that
 // reject and is no duplicate: a loaded peer is usually slow, not gone.
 // One that sends no byte at all for recallGrace × stallAfter after the
-// recall has its requests asked elsewhere at once; one that is gone (its
-// connection closed) has them asked elsewhere when it goes.
+// recall, or answers neither way for recallMax × stallAfter (it talks
+// but does not answer), has its requests asked elsewhere at once; one
+// that is gone (its connection closed) has them asked elsewhere when it
+// goes.
 func (e *Engine) timeouts(now time.Time) {
 	for _, p := range e.peers {
 		switch {
@@ -807,7 +813,8 @@ func (e *Engine) timeouts(now time.Time) {
 			for _, s := range e.swarms {
 				e.recall(s, p)
 			}
-		case !p.recallAt.IsZero() && now.Sub(latest(p.recallAt, e.lastRead(p.id))) > recallGrace*e.stallAfter():
+		case !p.recallAt.IsZero() && (now.Sub(latest(p.recallAt, e.lastRead(p.id))) > recallGrace*e.stallAfter() ||
+			now.Sub(p.recallAt) > recallMax*e.stallAfter()):
 			e.log.Debug("exchange: peer does not answer; asking others", "peer", p.id, "inflight", p.inflight)
 			p.inflight = 0
 			p.progressAt, p.recallAt = now, time.Time{}
