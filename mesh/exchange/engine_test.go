@@ -60,11 +60,19 @@ func newTestSite(t testing.TB, n int, cfg Config) *testSite {
 }
 
 // link connects a and b with one pipe each way.
-func (s *testSite) link(a, b *testNode) {
+func (s *testSite) link(a, b *testNode) { s.linkWrapped(a, b, nil) }
+
+// linkWrapped connects a and b with one pipe each way, a writing to b
+// through wrap (if not nil).
+func (s *testSite) linkWrapped(a, b *testNode, wrap func(io.WriteCloser) io.WriteCloser) {
 	for _, dir := range [][2]*testNode{{a, b}, {b, a}} {
 		from, to := dir[0], dir[1]
 		r, w := net.Pipe()
-		if err := from.e.AddPeer(to.id, w); err != nil {
+		var out io.WriteCloser = w
+		if from == a && wrap != nil {
+			out = wrap(w)
+		}
+		if err := from.e.AddPeer(to.id, out); err != nil {
 			s.t.Fatal(err)
 		}
 		s.wg.Add(1)
@@ -314,24 +322,32 @@ func (s *stallWriter) Close() error {
 
 // A peer that stops delivering has its requests issued to another peer.
 func TestStalledPeerRequestsMoveElsewhere(t *testing.T) {
+	// slow → victim stalls after its hello and bitfield and a few pieces.
+	site, fast, victim, swarm, _ := slowPeerSite(t, func(w io.WriteCloser) io.WriteCloser {
+		return &stallWriter{w: w, left: 64 << 10, closed: make(chan struct{})}
+	})
+	site.link(fast, victim)
+	waitDone(t, swarm, 30*time.Second)
+	st := victim.e.Stats()
+	t.Logf("%+v", st)
+	if st.Reissued == 0 || st.Peers != 2 {
+		t.Fatalf("no request was moved off the stalled peer, which is still connected: %+v", st)
+	}
+}
+
+// slowPeerSite starts a site of slow, fast and victim (RequestTimeout
+// 200 ms), where slow and fast hold 80 chunks of 16 KiB and all three
+// have joined their swarm. slow is linked to victim, writing through wrap;
+// fast is not linked yet.
+func slowPeerSite(t *testing.T, wrap func(io.WriteCloser) io.WriteCloser) (site *testSite, fast, victim *testNode, swarm *Swarm, chunks []content.Chunk) {
 	refs, chunks := testChunks(t, 80, 16<<10)
-	cfg := Config{RequestTimeout: 200 * time.Millisecond, Tick: 20 * time.Millisecond}
-	site := newTestSite(t, 3, cfg)
+	site = newTestSite(t, 3, Config{RequestTimeout: 200 * time.Millisecond, Tick: 20 * time.Millisecond})
 	slow, fast, victim := site.nodes[0], site.nodes[1], site.nodes[2]
 	for _, c := range chunks {
 		slow.store.Put(c)
 		fast.store.Put(c)
 	}
-	// slow → victim stalls after its hello and bitfield and a few pieces.
-	r, w := net.Pipe()
-	sw := &stallWriter{w: w, left: 64 << 10, closed: make(chan struct{})}
-	slow.e.AddPeer(victim.id, sw)
-	site.wg.Add(1)
-	go func() { defer site.wg.Done(); victim.e.HandleInbound(slow.id, r) }()
-	r2, w2 := net.Pipe()
-	victim.e.AddPeer(slow.id, w2)
-	site.wg.Add(1)
-	go func() { defer site.wg.Done(); slow.e.HandleInbound(victim.id, r2) }()
+	site.linkWrapped(slow, victim, wrap)
 	id := SwarmID{4}
 	for _, nd := range []*testNode{slow, fast} {
 		if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
@@ -342,13 +358,7 @@ func TestStalledPeerRequestsMoveElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site.link(fast, victim)
-	waitDone(t, swarm, 30*time.Second)
-	st := victim.e.Stats()
-	t.Logf("%+v", st)
-	if st.Reissued == 0 || st.Peers != 2 {
-		t.Fatalf("no request was moved off the stalled peer, which is still connected: %+v", st)
-	}
+	return site, fast, victim, swarm, chunks
 }
 
 // slowWriter passes the first fast bytes at once, then 4 KiB per delay:
@@ -394,35 +404,11 @@ func (s *slowWriter) Close() error {
 // piece it is in the middle of arrives, what it had not started is
 // rejected and asked of another peer, and nothing arrives twice.
 func TestSlowPeerRequestsMoveWithoutDuplicates(t *testing.T) {
-	refs, chunks := testChunks(t, 80, 16<<10)
-	cfg := Config{RequestTimeout: 200 * time.Millisecond, Tick: 20 * time.Millisecond}
-	site := newTestSite(t, 3, cfg)
-	slow, fast, victim := site.nodes[0], site.nodes[1], site.nodes[2]
-	for _, c := range chunks {
-		slow.store.Put(c)
-		fast.store.Put(c)
-	}
 	// slow → victim: its hello, bitfield and a few pieces at once, then a
 	// 16 KiB piece every 400 ms, twice RequestTimeout.
-	r, w := net.Pipe()
-	sw := &slowWriter{w: w, fast: 64 << 10, delay: 100 * time.Millisecond, closed: make(chan struct{})}
-	slow.e.AddPeer(victim.id, sw)
-	site.wg.Add(1)
-	go func() { defer site.wg.Done(); victim.e.HandleInbound(slow.id, r) }()
-	r2, w2 := net.Pipe()
-	victim.e.AddPeer(slow.id, w2)
-	site.wg.Add(1)
-	go func() { defer site.wg.Done(); slow.e.HandleInbound(victim.id, r2) }()
-	id := SwarmID{5}
-	for _, nd := range []*testNode{slow, fast} {
-		if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	swarm, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	site, fast, victim, swarm, chunks := slowPeerSite(t, func(w io.WriteCloser) io.WriteCloser {
+		return &slowWriter{w: w, fast: 64 << 10, delay: 100 * time.Millisecond, closed: make(chan struct{})}
+	})
 	// fast joins late, so the victim first asks slow for all it may.
 	time.Sleep(100 * time.Millisecond)
 	site.link(fast, victim)
