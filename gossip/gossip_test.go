@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/deploy"
 )
 
 // Five members that know only the first one all end up knowing each
@@ -48,7 +51,7 @@ func TestStatusChangeSeenByAllWithinASecond(t *testing.T) {
 	nodes := newCluster(t, "status", 5, nil)
 	src := nodes[2]
 	m := testMeta(src.name)
-	m.Staged, m.Phase, m.Progress = ReleaseRef{"gateway", "1.1.0"}, PhaseFetching, 123
+	m.Staged, m.Phase, m.Progress = content.Release{Name: "gateway", Version: "1.1.0"}, deploy.PhaseFetching, 123
 	start := time.Now()
 	if err := src.SetMeta(m); err != nil {
 		t.Fatal(err)
@@ -205,7 +208,7 @@ func TestAPIErrors(t *testing.T) {
 	if err := n.SetMeta(Meta{Progress: 1001}); !errors.Is(err, ErrBadMeta) {
 		t.Errorf("SetMeta with progress 1001: %v; want ErrBadMeta", err)
 	}
-	if err := n.SetMeta(Meta{Phase: PhaseVerified}); err != nil || n.Meta().ID != "api-00" {
+	if err := n.SetMeta(Meta{Phase: deploy.PhaseVerified}); err != nil || n.Meta().ID != "api-00" {
 		t.Errorf("SetMeta without ID: %v, ID %q; want nil and the member's name", err, n.Meta().ID)
 	}
 	if err := n.Broadcast(make([]byte, MaxBroadcastSize+1)); !errors.Is(err, ErrTooLarge) {
@@ -334,7 +337,7 @@ func TestPusherDoesNotSpinWhileProgressWaits(t *testing.T) {
 	// changes of Progress every 10 ms (each waits up to 100 ms, the test
 	// profile's rate for a site of 2): a repeat falls due while one waits.
 	for round := range 5 {
-		m.Phase = []Phase{PhaseFetching, PhaseVerified}[round%2]
+		m.Phase = []deploy.Phase{deploy.PhaseFetching, deploy.PhaseVerified}[round%2]
 		set()
 		for range 40 {
 			time.Sleep(10 * time.Millisecond)

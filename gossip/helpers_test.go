@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/deploy"
 )
 
 // converge bounds waits for things the test profile does in well under a
@@ -274,7 +277,7 @@ func (n *tnode) seedAddr() string {
 // testMeta is the status a test member starts with.
 func testMeta(name string) Meta {
 	return Meta{ID: name, Role: RoleNode, Platform: "linux/amd64", P2PPort: 4001,
-		Running: ReleaseRef{"gateway", "1.0.0"}, Phase: PhaseHealthy, Health: HealthHealthy}
+		Running: content.Release{Name: "gateway", Version: "1.0.0"}, Phase: deploy.PhaseHealthy, Health: HealthHealthy}
 }
 
 // newNode starts a member with the test profile and testKey, as changed by

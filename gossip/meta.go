@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/deploy"
 )
 
 // Role says what a member runs: `meshcast node` or `meshcast seeder`.
@@ -53,69 +56,6 @@ func (r *Role) UnmarshalText(b []byte) error {
 	return err
 }
 
-// Phase is where a member stands with the release it stages, as the rollout
-// follower reports it. The values are part of the NodeMeta encoding: a new
-// phase needs a new encoding version.
-type Phase uint8
-
-const (
-	PhaseIdle       Phase = 0 // nothing staged
-	PhaseFetching   Phase = 1 // fetching the staged release's chunks
-	PhaseVerified   Phase = 2 // the staged release is complete and verified
-	PhaseActivating Phase = 3 // switching to the staged release
-	PhaseActive     Phase = 4 // the staged release runs; health not yet known
-	PhaseHealthy    Phase = 5 // the staged release runs and passed its checks
-	PhaseFailed     Phase = 6 // fetching, verifying or activating failed
-	PhaseRolledBack Phase = 7 // the previous release runs again
-)
-
-var phaseNames = [...]string{
-	PhaseIdle:       "idle",
-	PhaseFetching:   "fetching",
-	PhaseVerified:   "verified",
-	PhaseActivating: "activating",
-	PhaseActive:     "active",
-	PhaseHealthy:    "healthy",
-	PhaseFailed:     "failed",
-	PhaseRolledBack: "rolled-back",
-}
-
-// String returns the phase's name ("rolled-back", say; "phase(N)" for an
-// unknown value).
-func (p Phase) String() string {
-	if int(p) < len(phaseNames) {
-		return phaseNames[p]
-	}
-	return fmt.Sprintf("phase(%d)", uint8(p))
-}
-
-// ParsePhase parses the String form of a phase.
-func ParsePhase(s string) (Phase, error) {
-	for i, n := range phaseNames {
-		if n == s {
-			return Phase(i), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown phase %q (want one of %s)", s, strings.Join(phaseNames[:], ", "))
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (p Phase) MarshalText() ([]byte, error) {
-	if int(p) >= len(phaseNames) {
-		return nil, fmt.Errorf("unknown phase %d", uint8(p))
-	}
-	return []byte(p.String()), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (p *Phase) UnmarshalText(b []byte) error {
-	v, err := ParsePhase(string(b))
-	if err == nil {
-		*p = v
-	}
-	return err
-}
-
 // Values of Meta.Health.
 const (
 	HealthUnknown   uint8 = 0
@@ -123,39 +63,21 @@ const (
 	HealthUnhealthy uint8 = 2
 )
 
-// ReleaseRef names a release by its manifest's name and version. The zero
-// value means "none"; otherwise both are set.
-type ReleaseRef struct {
-	Name    string // at most MaxFieldLen bytes of UTF-8
-	Version string // at most MaxFieldLen bytes of UTF-8
-}
-
-// IsZero reports whether r names no release.
-func (r ReleaseRef) IsZero() bool { return r == ReleaseRef{} }
-
-// String returns "name@version", or "none".
-func (r ReleaseRef) String() string {
-	if r.IsZero() {
-		return "none"
-	}
-	return r.Name + "@" + r.Version
-}
-
 // Meta is a member's status as the site sees it: carried in memberlist's
 // NodeMeta, so every member learns every other member's status through
 // gossip. Every Meta that Encode accepts fits in MaxMetaSize bytes.
 type Meta struct {
-	ID       string     // the node's libp2p peer id, text form; at most MaxFieldLen bytes
-	Role     Role       // RoleNode or RoleSeeder
-	Platform string     // "linux/arm64"; at most MaxFieldLen bytes
-	P2PPort  uint16     // the node's libp2p QUIC port (the IP is the gossip address)
-	Running  ReleaseRef // the release that runs; zero = none
-	Staged   ReleaseRef // the release being rolled out to this node; zero = none
-	Phase    Phase      // where the node stands with Staged
-	Progress uint16     // per mille of the staged release held, 0..1000
-	Health   uint8      // HealthUnknown, HealthHealthy or HealthUnhealthy
-	Leader   bool       // this seeder is the Raft leader (set by the seeder)
-	Term     uint64     // its Raft term when Leader
+	ID       string          // the node's libp2p peer id, text form; at most MaxFieldLen bytes
+	Role     Role            // RoleNode or RoleSeeder
+	Platform string          // "linux/arm64"; at most MaxFieldLen bytes
+	P2PPort  uint16          // the node's libp2p QUIC port (the IP is the gossip address)
+	Running  content.Release // the release that runs, by name and version (no id); zero = none
+	Staged   content.Release // the release being rolled out to this node, likewise
+	Phase    deploy.Phase    // where the node stands with Staged
+	Progress uint16          // per mille of the staged release held, 0..1000
+	Health   uint8           // HealthUnknown, HealthHealthy or HealthUnhealthy
+	Leader   bool            // this seeder is the Raft leader (set by the seeder)
+	Term     uint64          // its Raft term when Leader
 }
 
 const (
@@ -198,8 +120,9 @@ var (
 // Encode returns the compact binary form of m (encoding version 1), for
 // memberlist's NodeMeta. It fails, wrapping ErrBadMeta, if a field is out of
 // range: an unknown role or phase, Progress above 1000, Health above 2, a
-// text field longer than MaxFieldLen bytes or not UTF-8, a ReleaseRef with
-// only one of name and version.
+// text field longer than MaxFieldLen bytes or not UTF-8, a release with
+// only one of name and version, or with an id (gossip carries releases by
+// name and version; see content.Release.WithoutID).
 //
 // Encoding 1, all integers big-endian:
 //
@@ -256,8 +179,8 @@ func (m Meta) validate() error {
 	if int(m.Role) >= len(roleNames) {
 		return fmt.Errorf("%w: role %d unknown (want 0 node or 1 seeder)", ErrBadMeta, m.Role)
 	}
-	if int(m.Phase) >= len(phaseNames) {
-		return fmt.Errorf("%w: phase %d unknown (want 0..%d)", ErrBadMeta, m.Phase, len(phaseNames)-1)
+	if !m.Phase.Known() {
+		return fmt.Errorf("%w: phase %d unknown (want 0..%d)", ErrBadMeta, m.Phase, deploy.PhaseRolledBack)
 	}
 	if m.Health > HealthUnhealthy {
 		return fmt.Errorf("%w: health %d unknown (want 0 unknown, 1 healthy or 2 unhealthy)", ErrBadMeta, m.Health)
@@ -272,10 +195,13 @@ func (m Meta) validate() error {
 	}
 	for _, r := range [...]struct {
 		name string
-		ref  ReleaseRef
+		ref  content.Release
 	}{{"running", m.Running}, {"staged", m.Staged}} {
 		if (r.ref.Name == "") != (r.ref.Version == "") {
 			return fmt.Errorf("%w: %s release %q@%q: set both name and version, or neither", ErrBadMeta, r.name, r.ref.Name, r.ref.Version)
+		}
+		if r.ref.ID != (content.ReleaseID{}) {
+			return fmt.Errorf("%w: %s release %s carries an id; gossip carries name and version only", ErrBadMeta, r.name, r.ref)
 		}
 	}
 	return nil
@@ -334,7 +260,7 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 	m.Leader = flags&flagLeader != 0
 	leaving = flags&flagLeaving != 0
 	m.Role = Role(b[2])
-	m.Phase = Phase(b[3])
+	m.Phase = deploy.Phase(b[3])
 	m.Health = b[4]
 	m.Progress = binary.BigEndian.Uint16(b[5:7])
 	m.P2PPort = binary.BigEndian.Uint16(b[7:9])

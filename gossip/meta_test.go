@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/deploy"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/meta_v1.golden")
@@ -23,13 +26,13 @@ var metaCases = []struct {
 }{
 	{"zero", Meta{}},
 	{"node-idle", Meta{ID: "12D3KooWQvVrVtaFspjHuNzE6gUbyx8F3kN2S2pVTxvHPm2C6TwV", Platform: "linux/arm64", P2PPort: 4433,
-		Running: ReleaseRef{"gateway", "2.3.1"}, Phase: PhaseIdle, Health: HealthHealthy}},
+		Running: content.Release{Name: "gateway", Version: "2.3.1"}, Phase: deploy.PhaseIdle, Health: HealthHealthy}},
 	{"node-fetching", Meta{ID: "12D3KooWQvVrVtaFspjHuNzE6gUbyx8F3kN2S2pVTxvHPm2C6TwV", Platform: "linux/arm64", P2PPort: 4433,
-		Running: ReleaseRef{"gateway", "2.3.1"}, Staged: ReleaseRef{"gateway", "2.4.0-rc.1"}, Phase: PhaseFetching,
+		Running: content.Release{Name: "gateway", Version: "2.3.1"}, Staged: content.Release{Name: "gateway", Version: "2.4.0-rc.1"}, Phase: deploy.PhaseFetching,
 		Progress: 427, Health: HealthHealthy}},
 	{"seeder-leader", Meta{ID: "12D3KooWBhSEGQyRz6ZrTAvGM3hN8KxBW5ZPQ7N1m2LgkD9Ev6rA", Role: RoleSeeder, Platform: "linux/amd64",
-		P2PPort: 65535, Running: ReleaseRef{"gateway", "2.3.1"}, Staged: ReleaseRef{"gateway", "2.4.0"},
-		Phase: PhaseRolledBack, Progress: MaxProgress, Health: HealthUnhealthy, Leader: true, Term: 1<<40 + 7}},
+		P2PPort: 65535, Running: content.Release{Name: "gateway", Version: "2.3.1"}, Staged: content.Release{Name: "gateway", Version: "2.4.0"},
+		Phase: deploy.PhaseRolledBack, Progress: MaxProgress, Health: HealthUnhealthy, Leader: true, Term: 1<<40 + 7}},
 	{"max", maxMeta()},
 }
 
@@ -37,7 +40,7 @@ var metaCases = []struct {
 func maxMeta() Meta {
 	s := func(c byte) string { return strings.Repeat(string(c), MaxFieldLen) }
 	return Meta{ID: s('i'), Role: RoleSeeder, Platform: s('p'), P2PPort: 65535,
-		Running: ReleaseRef{s('a'), s('b')}, Staged: ReleaseRef{s('c'), s('d')}, Phase: PhaseRolledBack,
+		Running: content.Release{Name: s('a'), Version: s('b')}, Staged: content.Release{Name: s('c'), Version: s('d')}, Phase: deploy.PhaseRolledBack,
 		Progress: MaxProgress, Health: HealthUnhealthy, Leader: true, Term: ^uint64(0)}
 }
 
@@ -130,15 +133,15 @@ func TestMetaEncodeRefusesBadFields(t *testing.T) {
 	}{
 		{"long id", func(m *Meta) { m.ID = long }, "id is 65 bytes, limit 64"},
 		{"long platform", func(m *Meta) { m.Platform = long }, "platform is 65 bytes"},
-		{"long running name", func(m *Meta) { m.Running = ReleaseRef{long, "1"} }, "running name is 65 bytes"},
-		{"long staged version", func(m *Meta) { m.Staged = ReleaseRef{"a", long} }, "staged version is 65 bytes"},
+		{"long running name", func(m *Meta) { m.Running = content.Release{Name: long, Version: "1"} }, "running name is 65 bytes"},
+		{"long staged version", func(m *Meta) { m.Staged = content.Release{Name: "a", Version: long} }, "staged version is 65 bytes"},
 		{"not utf-8", func(m *Meta) { m.Platform = "linux/\xff" }, "platform \"linux/\\xff\" is not UTF-8"},
 		{"role", func(m *Meta) { m.Role = 2 }, "role 2 unknown"},
 		{"phase", func(m *Meta) { m.Phase = 8 }, "phase 8 unknown"},
 		{"health", func(m *Meta) { m.Health = 3 }, "health 3 unknown"},
 		{"progress", func(m *Meta) { m.Progress = 1001 }, "progress 1001 above 1000"},
-		{"half release", func(m *Meta) { m.Running = ReleaseRef{Name: "gateway"} }, "running release \"gateway\"@\"\""},
-		{"half staged", func(m *Meta) { m.Staged = ReleaseRef{Version: "1.0"} }, "staged release"},
+		{"half release", func(m *Meta) { m.Running = content.Release{Name: "gateway"} }, "running release \"gateway\"@\"\""},
+		{"half staged", func(m *Meta) { m.Staged = content.Release{Version: "1.0"} }, "staged release"},
 	} {
 		m := maxMeta()
 		c.mod(&m)
@@ -201,31 +204,7 @@ func TestDecodeMetaRefusesBadInput(t *testing.T) {
 	}
 }
 
-func TestPhaseAndRoleNames(t *testing.T) {
-	want := []string{"idle", "fetching", "verified", "activating", "active", "healthy", "failed", "rolled-back"}
-	for i, name := range want {
-		p := Phase(i)
-		if p.String() != name {
-			t.Errorf("Phase(%d) = %q; want %q", i, p, name)
-		}
-		got, err := ParsePhase(name)
-		if err != nil || got != p {
-			t.Errorf("ParsePhase(%q) = %v, %v", name, got, err)
-		}
-		var q Phase
-		if err := q.UnmarshalText([]byte(name)); err != nil || q != p {
-			t.Errorf("UnmarshalText(%q) = %v, %v", name, q, err)
-		}
-	}
-	if _, err := ParsePhase("done"); err == nil || !strings.Contains(err.Error(), "rolled-back") {
-		t.Errorf("ParsePhase(done): %v; want an error listing the phases", err)
-	}
-	if s := Phase(8).String(); s != "phase(8)" {
-		t.Errorf("Phase(8) = %q", s)
-	}
-	if _, err := Phase(8).MarshalText(); err == nil {
-		t.Error("Phase(8).MarshalText succeeded")
-	}
+func TestRoleNames(t *testing.T) {
 	if RoleNode.String() != "node" || RoleSeeder.String() != "seeder" || Role(5).String() != "role(5)" {
 		t.Errorf("role names: %s %s %s", RoleNode, RoleSeeder, Role(5))
 	}
@@ -234,9 +213,6 @@ func TestPhaseAndRoleNames(t *testing.T) {
 	}
 	if b, _ := RoleSeeder.MarshalText(); string(b) != "seeder" {
 		t.Errorf("RoleSeeder.MarshalText = %q", b)
-	}
-	if (ReleaseRef{}).String() != "none" || (ReleaseRef{"a", "1"}).String() != "a@1" {
-		t.Error("ReleaseRef.String")
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/meshcast/meshcast/deploy"
 )
 
 var otherKey = bytes.Repeat([]byte{0x17}, 32)
@@ -116,7 +118,7 @@ func afterGarbage(t *testing.T, nodes []*tnode) {
 	t.Helper()
 	waitConverged(t, nodes, names(nodes))
 	m := testMeta(nodes[1].name)
-	m.Phase = PhaseVerified
+	m.Phase = deploy.PhaseVerified
 	if err := nodes[1].SetMeta(m); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/meshcast/meshcast/deploy"
 )
 
 // TestProfileTimings measures, for each profile in a site of 10, how long
@@ -23,7 +25,7 @@ func TestProfileTimings(t *testing.T) {
 			for i := range 5 {
 				src := nodes[i]
 				m := testMeta(src.name)
-				m.Phase = Phase(i % 3)
+				m.Phase = deploy.Phase(i % 3)
 				start := time.Now()
 				if err := src.SetMeta(m); err != nil {
 					t.Fatal(err)

@@ -13,17 +13,18 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/tuf"
+	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/meta"
 	"github.com/meshcast/meshcast/seeder"
-	"github.com/meshcast/meshcast/seeder/cdn"
 )
 
 // staged is the release a node is working on, and the goroutine that
 // works on it.
 type staged struct {
-	rel    cdn.Release
+	rel    tuf.Target
 	swarm  *exchange.Swarm
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -61,7 +62,7 @@ func (n *Node) follow(ctx context.Context) error {
 		case <-t.C:
 		}
 		want, ok := n.siteTarget()
-		if !ok || (cur != nil && cur.rel.Name == want.Name && cur.rel.Version == want.Version) {
+		if !ok || (cur != nil && cur.rel.Matches(want)) {
 			continue
 		}
 		rel, art, err := n.resolve(ctx, want)
@@ -87,7 +88,7 @@ func (n *Node) follow(ctx context.Context) error {
 
 // source is where the node gets signed metadata: the CDN for the leading
 // seeder, the site's peers for everyone else.
-func (n *Node) source() (cdn.Source, string) {
+func (n *Node) source() (tuf.Source, string) {
 	if n.cdn != nil && n.raft != nil {
 		if _, _, leader := n.raft.Leader(); leader {
 			return n.cdn, n.cfg.CDN.URL
@@ -98,40 +99,40 @@ func (n *Node) source() (cdn.Source, string) {
 
 // resolve finds a release in freshly verified metadata and returns its
 // artifact for the node's platform.
-func (n *Node) resolve(ctx context.Context, want gossip.ReleaseRef) (cdn.Release, *content.Artifact, error) {
+func (n *Node) resolve(ctx context.Context, want content.Release) (tuf.Target, *content.Artifact, error) {
 	src, name := n.source()
-	trusted, err := cdn.RefreshFrom(ctx, src, name, n.tufDir(), n.cfg.TrustedRoot, n.log)
+	trusted, err := tuf.Refresh(ctx, src, name, n.tufDir(), n.cfg.TrustedRoot, n.log)
 	if err != nil {
-		return cdn.Release{}, nil, err
+		return tuf.Target{}, nil, err
 	}
-	rel, err := trusted.Find(want.Name, want.Version)
+	rel, err := trusted.Find(want)
 	if err != nil {
-		return cdn.Release{}, nil, err
+		return tuf.Target{}, nil, err
 	}
 	if n.fsm != nil {
 		if t := n.fsm.State().Target; t != nil && t.Name == rel.Name && t.Version == rel.Version && t.ID != rel.ID {
-			return cdn.Release{}, nil, fmt.Errorf("release %s: the site staged id %s, the signed metadata says %s", rel, t.ID.Short(), rel.ID.Short())
+			return tuf.Target{}, nil, fmt.Errorf("release %s: the site staged id %s, the signed metadata says %s", rel, t.ID.Short(), rel.ID.Short())
 		}
 	}
 	m, err := trusted.Manifest(ctx, rel, n.cfg.Limits)
 	if err != nil {
-		return cdn.Release{}, nil, err
+		return tuf.Target{}, nil, err
 	}
 	art := m.Platforms[n.cfg.Platform]
 	if art == nil {
-		return cdn.Release{}, nil, fmt.Errorf("release %s has no artifact for %s", rel, n.cfg.Platform)
+		return tuf.Target{}, nil, fmt.Errorf("release %s has no artifact for %s", rel, n.cfg.Platform)
 	}
 	return rel, art, nil
 }
 
 // stagedRef is the release the node stages, for its gossiped status.
-func (n *Node) stagedRef() (gossip.ReleaseRef, bool) {
+func (n *Node) stagedRef() (content.Release, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.status.Release == "" {
-		return gossip.ReleaseRef{}, false
+	if n.status.Release.IsZero() {
+		return content.Release{}, false
 	}
-	return gossip.ReleaseRef{Name: n.staged.Name, Version: n.staged.Version}, true
+	return n.staged.Release.WithoutID(), true
 }
 
 // lead runs while this seeder leads its site, for one Raft term: it
@@ -190,21 +191,21 @@ func (n *Node) lead(ctx context.Context, term uint64) {
 // stageNewest proposes the highest signed version of the release if the
 // site does not stage it yet.
 func (n *Node) stageNewest(ctx context.Context, term uint64) {
-	trusted, err := n.cdn.Refresh(ctx, n.tufDir(), n.cfg.TrustedRoot)
+	trusted, err := tuf.Refresh(ctx, n.cdn, n.cfg.CDN.URL, n.tufDir(), n.cfg.TrustedRoot, n.log)
 	if err != nil {
 		if ctx.Err() == nil {
 			n.note(err)
 		}
 		return
 	}
-	rel, err := trusted.Find(n.cfg.Release, "")
+	rel, err := trusted.Find(content.Release{Name: n.cfg.Release})
 	if err != nil {
 		return // nothing published yet
 	}
 	if t := n.fsm.State().Target; t != nil && t.ID == rel.ID {
 		return
 	}
-	cmd, err := seeder.EncodeCommand(seeder.CmdStageRelease, seeder.StageRelease{Name: rel.Name, Version: rel.Version, ID: rel.ID, Term: term})
+	cmd, err := seeder.EncodeCommand(seeder.CmdStageRelease, seeder.StageRelease{Release: rel.Release, Term: term})
 	if err != nil {
 		n.note(err)
 		return
@@ -296,7 +297,7 @@ func (n *Node) note(err error) {
 
 // stage joins a release's swarm and starts the goroutine that waits for
 // it (and, on a seeder, fetches from the CDN what the site lacks).
-func (n *Node) stage(ctx context.Context, rel cdn.Release, art *content.Artifact) (*staged, error) {
+func (n *Node) stage(ctx context.Context, rel tuf.Target, art *content.Artifact) (*staged, error) {
 	chunks := art.Chunks()
 	id := exchange.SwarmIDFor(rel.ID, n.cfg.Platform)
 	sw, err := n.exch.Join(ctx, id, chunks, exchange.JoinOptions{})
@@ -307,7 +308,7 @@ func (n *Node) stage(ctx context.Context, rel cdn.Release, art *content.Artifact
 	sctx, cancel := context.WithCancel(ctx)
 	st := &staged{rel: rel, swarm: sw, cancel: cancel}
 	n.setStatus(func(s *Status) {
-		s.Release, s.ReleaseID, s.Phase, s.Err, s.DoneAt = rel.String(), rel.ID, PhaseFetching, "", time.Time{}
+		s.Release, s.Phase, s.Err, s.DoneAt = rel.Release, deploy.PhaseFetching, "", time.Time{}
 		s.Total = len(chunks)
 	})
 	n.mu.Lock()
@@ -322,7 +323,7 @@ func (n *Node) stage(ctx context.Context, rel cdn.Release, art *content.Artifact
 			return
 		}
 		n.log.Info("release verified", "release", rel)
-		n.setStatus(func(s *Status) { s.Phase, s.DoneAt = PhaseVerified, time.Now() })
+		n.setStatus(func(s *Status) { s.Phase, s.DoneAt = deploy.PhaseVerified, time.Now() })
 	}()
 	return st, nil
 }
@@ -416,8 +417,8 @@ func (n *Node) seedFromCDN(ctx context.Context, sw *exchange.Swarm) {
 	}
 }
 
-// peerSource is a cdn.Source over the site's peers: it asks them for the
-// files they verified (see cdn.CachedFile). The freshest timestamp among
+// peerSource is a tuf.Source over the site's peers: it asks them for the
+// files they verified (see tuf.CachedFile). The freshest timestamp among
 // the peers wins; any other file comes from the first peer that has it.
 type peerSource struct {
 	h   host.Host
@@ -426,11 +427,11 @@ type peerSource struct {
 	}
 }
 
-// Fetch implements cdn.Source.
+// Fetch implements tuf.Source.
 func (s *peerSource) Fetch(ctx context.Context, path string, maxLength int64) ([]byte, error) {
 	peers := s.h.Network().Peers()
 	if len(peers) == 0 {
-		return nil, fmt.Errorf("%s: no peers connected: %w", path, cdn.ErrNotOnOrigin)
+		return nil, fmt.Errorf("%s: no peers connected: %w", path, tuf.ErrNotFound)
 	}
 	if path == "metadata/timestamp.json" {
 		return s.freshest(ctx, peers, path, maxLength)
@@ -447,7 +448,7 @@ func (s *peerSource) Fetch(ctx context.Context, path string, maxLength int64) ([
 			s.log.Debug("peer file fetch failed", "peer", p, "path", path, "err", err)
 		}
 	}
-	return nil, fmt.Errorf("%s: no peer has it: %w", path, cdn.ErrNotOnOrigin)
+	return nil, fmt.Errorf("%s: no peer has it: %w", path, tuf.ErrNotFound)
 }
 
 func (s *peerSource) freshest(ctx context.Context, peers []peer.ID, path string, maxLength int64) ([]byte, error) {
@@ -484,7 +485,7 @@ func (s *peerSource) freshest(ctx context.Context, peers []peer.ID, path string,
 		}
 	}
 	if best.b == nil {
-		return nil, fmt.Errorf("%s: no peer has it: %w", path, cdn.ErrNotOnOrigin)
+		return nil, fmt.Errorf("%s: no peer has it: %w", path, tuf.ErrNotFound)
 	}
 	return best.b, nil
 }

@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshcast/meshcast/deploy"
 )
 
 // Collector returns a Prometheus collector of the node's figures, read
@@ -29,7 +31,7 @@ var (
 	descMembers        = prometheus.NewDesc("meshcast_site_members", "Members of the site this node sees alive.", nil, nil)
 )
 
-var phases = []string{PhaseIdle, PhaseFetching, PhaseVerified}
+var phases = []deploy.Phase{deploy.PhaseIdle, deploy.PhaseFetching, deploy.PhaseVerified}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBytesFromCDN, descChunkBytesCDN, descBytesFromPeers, descChunksFromPeer, descBytesServed,
@@ -58,7 +60,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if st.Phase == p {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descPhase, prometheus.GaugeValue, v, p)
+		ch <- prometheus.MustNewConstMetric(descPhase, prometheus.GaugeValue, v, p.String())
 	}
 	progress := 0.0
 	if st.Total > 0 {

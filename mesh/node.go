@@ -22,6 +22,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/tuf"
+	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/meta"
@@ -30,24 +32,13 @@ import (
 	"github.com/meshcast/meshcast/seeder/cdn"
 )
 
-// Role is what a node does in its site.
-type Role string
-
-const (
-	// RoleNode is a gateway: it gets releases from its peers.
-	RoleNode Role = "node"
-	// RoleSeeder is a site server: it also fetches from the CDN what the
-	// site lacks and spreads it.
-	RoleSeeder Role = "seeder"
-)
-
 // Config configures a Node. Zero values mean the documented defaults;
 // New validates it and never changes it afterwards.
 type Config struct {
 	// Site names the site the node belongs to.
 	Site string
-	// Role is node (default) or seeder.
-	Role Role
+	// Role is gossip.RoleNode (the default) or gossip.RoleSeeder.
+	Role gossip.Role
 	// StateDir holds the identity, the chunk store and the trusted
 	// metadata. Required.
 	StateDir string
@@ -105,9 +96,9 @@ func (c Config) Validate() error {
 		return errors.New("mesh: release name is required")
 	case len(c.TrustedRoot) == 0:
 		return errors.New("mesh: trusted root is required")
-	case c.Role != RoleNode && c.Role != RoleSeeder:
-		return fmt.Errorf("mesh: role %q is not node or seeder", c.Role)
-	case c.Role == RoleSeeder && c.CDN.URL == "":
+	case c.Role != gossip.RoleNode && c.Role != gossip.RoleSeeder:
+		return fmt.Errorf("mesh: role %s is not node or seeder", c.Role)
+	case c.Role == gossip.RoleSeeder && c.CDN.URL == "":
 		return errors.New("mesh: a seeder needs the CDN URL")
 	case c.Refresh < 0 || c.UploadRate < 0 || c.DownloadRate < 0:
 		return errors.New("mesh: refresh and rates must not be negative")
@@ -127,9 +118,6 @@ func (c Config) Validate() error {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Role == "" {
-		c.Role = RoleNode
-	}
 	if c.Platform == "" {
 		c.Platform = runtime.GOOS + "/" + runtime.GOARCH
 	}
@@ -176,20 +164,19 @@ type Node struct {
 	mu     sync.Mutex
 	status Status
 	swarm  *exchange.Swarm // being staged
-	staged cdn.Release
+	staged tuf.Target
 }
 
 // Status is what a node reports about itself.
 type Status struct {
-	ID        string            `json:"id"`
-	Site      string            `json:"site"`
-	Role      Role              `json:"role"`
-	Release   string            `json:"release,omitempty"` // name@version being staged
-	ReleaseID content.ReleaseID `json:"release_id,omitzero"`
-	Phase     string            `json:"phase"` // idle, fetching, verified
-	Have      int               `json:"have"`
-	Total     int               `json:"total"`
-	Peers     int               `json:"peers"`
+	ID      string          `json:"id"`
+	Site    string          `json:"site"`
+	Role    gossip.Role     `json:"role"`
+	Release content.Release `json:"release,omitzero"` // being staged
+	Phase   deploy.Phase    `json:"phase"`            // idle, fetching, verified
+	Have    int             `json:"have"`
+	Total   int             `json:"total"`
+	Peers   int             `json:"peers"`
 	// BytesFromCDN counts the seeder's CDN traffic (wire bytes, metadata
 	// polling included); ChunksFromCDN and ChunkBytesFromCDN the chunks it
 	// fetched.
@@ -206,10 +193,10 @@ type Status struct {
 
 // SiteStatus is a node's view of its site.
 type SiteStatus struct {
-	Leader  string         `json:"leader,omitempty"` // peer id of the active seeder
-	Term    uint64         `json:"term,omitempty"`
-	Target  string         `json:"target,omitempty"` // name@version the site stages
-	Members []MemberStatus `json:"members"`
+	Leader  string          `json:"leader,omitempty"` // peer id of the active seeder
+	Term    uint64          `json:"term,omitempty"`
+	Target  content.Release `json:"target,omitzero"` // the release the site stages
+	Members []MemberStatus  `json:"members"`
 	// GossipHealth is memberlist's health score: 0 is healthy.
 	GossipHealth int `json:"gossip_health"`
 	// Raft is the Raft state of a seeder: leader, follower, candidate.
@@ -218,25 +205,18 @@ type SiteStatus struct {
 
 // MemberStatus is what a node knows of one member of its site.
 type MemberStatus struct {
-	ID       string  `json:"id"`
-	Addr     string  `json:"addr"`
-	Role     string  `json:"role"`
-	Platform string  `json:"platform"`
-	Running  string  `json:"running,omitempty"`
-	Staged   string  `json:"staged,omitempty"`
-	Phase    string  `json:"phase"`
-	Progress float64 `json:"progress"` // 0..1 of the staged release held
-	Health   string  `json:"health"`
-	Leader   bool    `json:"leader,omitempty"`
-	State    string  `json:"state"` // alive, suspect
+	ID       string          `json:"id"`
+	Addr     string          `json:"addr"`
+	Role     gossip.Role     `json:"role"`
+	Platform string          `json:"platform"`
+	Running  content.Release `json:"running,omitzero"`
+	Staged   content.Release `json:"staged,omitzero"`
+	Phase    deploy.Phase    `json:"phase"`
+	Progress float64         `json:"progress"` // 0..1 of the staged release held
+	Health   string          `json:"health"`
+	Leader   bool            `json:"leader,omitempty"`
+	State    string          `json:"state"` // alive, suspect
 }
-
-// Phases.
-const (
-	PhaseIdle     = "idle"
-	PhaseFetching = "fetching"
-	PhaseVerified = "verified"
-)
 
 // New builds a node: it loads (or creates) the identity, opens the store
 // and starts the libp2p host listening, so that its addresses are known
@@ -263,7 +243,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		ai, _ := peer.AddrInfoFromString(a)
 		n.gater.Allow(ai.ID)
 	}
-	if cfg.Role == RoleSeeder {
+	if cfg.Role == gossip.RoleSeeder {
 		if n.cdn, err = cdn.NewClient(cfg.CDN, log); err != nil {
 			store.Close()
 			return nil, err
@@ -276,7 +256,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	n.log = log.With("node", n.host.ID().ShortString())
 	n.exch = exchange.New(store, banner{n}, cfg.Exchange, n.log)
-	n.status = Status{ID: n.host.ID().String(), Site: cfg.Site, Role: cfg.Role, Phase: PhaseIdle}
+	n.status = Status{ID: n.host.ID().String(), Site: cfg.Site, Role: cfg.Role, Phase: deploy.PhaseIdle}
 	n.changed, n.leaderWake = make(chan struct{}, 1), make(chan struct{}, 1)
 	fail := func(err error) (*Node, error) {
 		n.Close()
@@ -287,7 +267,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if n.gossip, err = gossip.New(gcfg, n.meta0(), n.log); err != nil {
 		return fail(fmt.Errorf("mesh: gossip: %w", err))
 	}
-	if cfg.Role == RoleSeeder {
+	if cfg.Role == gossip.RoleSeeder {
 		rcfg := cfg.Raft
 		rcfg.Dir = filepath.Join(cfg.StateDir, "raft")
 		rcfg.ID = n.host.ID().String()
@@ -304,7 +284,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 // meta0 is the node's first gossip status, before Run.
 func (n *Node) meta0() gossip.Meta {
 	m := gossip.Meta{ID: n.host.ID().String(), Platform: n.cfg.Platform, P2PPort: n.p2pPort()}
-	if n.cfg.Role == RoleSeeder {
+	if n.cfg.Role == gossip.RoleSeeder {
 		m.Role = gossip.RoleSeeder
 	}
 	return m
@@ -386,7 +366,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return nil
 	})
 	meta.Serve(n.host, func(path string) ([]byte, error) {
-		return cdn.CachedFile(n.tufDir(), path)
+		return tuf.CachedFile(n.tufDir(), path)
 	}, n.log)
 	g.Go(func() error { n.keepConnected(ctx); return nil })
 	g.Go(func() error { n.runGossip(ctx); return nil })

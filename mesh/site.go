@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder"
@@ -179,18 +180,9 @@ func (n *Node) publishMeta(ctx context.Context) {
 // meta is the node's status as gossip carries it.
 func (n *Node) meta() gossip.Meta {
 	st := n.localStatus()
-	m := gossip.Meta{ID: n.host.ID().String(), Platform: n.cfg.Platform, P2PPort: n.p2pPort()}
-	if n.cfg.Role == RoleSeeder {
-		m.Role = gossip.RoleSeeder
-	}
+	m := gossip.Meta{ID: n.host.ID().String(), Role: n.cfg.Role, Platform: n.cfg.Platform, P2PPort: n.p2pPort(), Phase: st.Phase}
 	if rel, ok := n.stagedRef(); ok {
 		m.Staged = rel
-	}
-	switch st.Phase {
-	case PhaseFetching:
-		m.Phase = gossip.PhaseFetching
-	case PhaseVerified:
-		m.Phase = gossip.PhaseVerified
 	}
 	if st.Total > 0 {
 		m.Progress = uint16(st.Have * gossip.MaxProgress / st.Total)
@@ -200,7 +192,7 @@ func (n *Node) meta() gossip.Meta {
 			m.Leader, m.Term = true, term
 			// The leader gossips the site's decision, which nodes follow.
 			if t := n.fsm.State().Target; t != nil {
-				m.Staged = gossip.ReleaseRef{Name: t.Name, Version: t.Version}
+				m.Staged = t.Release.WithoutID()
 			}
 		}
 	}
@@ -210,12 +202,12 @@ func (n *Node) meta() gossip.Meta {
 // siteTarget is the release the site stages, and where the node learned it:
 // a seeder reads the Raft FSM, a node the gossiped status of the leader
 // with the highest term.
-func (n *Node) siteTarget() (gossip.ReleaseRef, bool) {
+func (n *Node) siteTarget() (content.Release, bool) {
 	if n.fsm != nil {
 		if t := n.fsm.State().Target; t != nil {
-			return gossip.ReleaseRef{Name: t.Name, Version: t.Version}, true
+			return t.Release.WithoutID(), true
 		}
-		return gossip.ReleaseRef{}, false
+		return content.Release{}, false
 	}
 	var best *gossip.Member
 	for _, m := range n.gossip.Members() {
@@ -224,7 +216,7 @@ func (n *Node) siteTarget() (gossip.ReleaseRef, bool) {
 		}
 	}
 	if best == nil {
-		return gossip.ReleaseRef{}, false
+		return content.Release{}, false
 	}
 	return best.Meta.Staged, true
 }
@@ -233,18 +225,12 @@ func (n *Node) siteTarget() (gossip.ReleaseRef, bool) {
 func (n *Node) siteView() *SiteStatus {
 	s := &SiteStatus{GossipHealth: n.gossip.Health()}
 	if t, ok := n.siteTarget(); ok {
-		s.Target = t.Name + "@" + t.Version
+		s.Target = t
 	}
 	for _, m := range n.gossip.Members() {
 		ms := MemberStatus{ID: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Meta.P2PPort))),
-			Role: m.Meta.Role.String(), Platform: m.Meta.Platform, Phase: m.Meta.Phase.String(),
+			Role: m.Meta.Role, Platform: m.Meta.Platform, Phase: m.Meta.Phase, Running: m.Meta.Running, Staged: m.Meta.Staged,
 			Progress: float64(m.Meta.Progress) / gossip.MaxProgress, Health: healthName(m.Meta.Health), Leader: m.Meta.Leader, State: m.State}
-		if r := m.Meta.Running; r.Name != "" {
-			ms.Running = r.Name + "@" + r.Version
-		}
-		if r := m.Meta.Staged; r.Name != "" {
-			ms.Staged = r.Name + "@" + r.Version
-		}
 		if m.Meta.Leader && m.Meta.Term >= s.Term {
 			s.Leader, s.Term = m.Name, m.Meta.Term
 		}

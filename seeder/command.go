@@ -55,10 +55,10 @@ func (k CommandKind) String() string {
 }
 
 // StageRelease makes a release the site's target (see FSM for the rules).
+// Its body is the release's name, version (semantic, canonical form) and
+// id (the sha256 of its manifest), and the term.
 type StageRelease struct {
-	Name    string            `json:"name"`
-	Version string            `json:"version"` // semantic version, canonical form
-	ID      content.ReleaseID `json:"id"`      // sha256 of the release manifest
+	content.Release
 	// Term is the Raft term in which the proposing leader decided this,
 	// for fencing: the FSM refuses the command unless it was appended to
 	// the log in that same term (FSM explains why).

@@ -24,7 +24,7 @@ func relID(name, version string) content.ReleaseID {
 }
 
 func stage(name, version string, term uint64) seeder.StageRelease {
-	return seeder.StageRelease{Name: name, Version: version, ID: relID(name, version), Term: term}
+	return seeder.StageRelease{Release: content.Release{Name: name, Version: version, ID: relID(name, version)}, Term: term}
 }
 
 func mustEncode(t testing.TB, kind seeder.CommandKind, body any) []byte {
@@ -92,7 +92,7 @@ func TestEncodeCommandRefuses(t *testing.T) {
 		{"nil pointer", seeder.CmdStageRelease, (*seeder.StageRelease)(nil), "nil body"},
 		{"bad name", seeder.CmdStageRelease, stage("Gateway", "1.0.0", 1), `release name "Gateway"`},
 		{"bad version", seeder.CmdStageRelease, stage("gw", "v1.0", 1), `version "v1.0"`},
-		{"zero id", seeder.CmdStageRelease, seeder.StageRelease{Name: "gw", Version: "1.0.0", Term: 1}, "release id is all zeroes"},
+		{"zero id", seeder.CmdStageRelease, seeder.StageRelease{Release: content.Release{Name: "gw", Version: "1.0.0"}, Term: 1}, "release id is all zeroes"},
 		{"zero term", seeder.CmdStageRelease, stage("gw", "1.0.0", 0), "term is 0"},
 		{"long version", seeder.CmdStageRelease, stage("gw", "1.0.0-"+long, 1), "too long"},
 	} {

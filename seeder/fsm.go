@@ -32,9 +32,7 @@ type SiteState struct {
 
 // Target is the staged release.
 type Target struct {
-	Name    string            `json:"name"`
-	Version string            `json:"version"`
-	ID      content.ReleaseID `json:"id"`
+	content.Release
 	// StagedAt is the Raft index of the command that staged it.
 	StagedAt uint64 `json:"staged_at"`
 	// Term is the term of the leader that staged it: an action taken for
@@ -173,7 +171,7 @@ func (f *FSM) stageLocked(s StageRelease, l *raft.Log) (changed bool, err error)
 			return false, fmt.Errorf("version %s is staged already as release %s: %w", t.Version, t.ID.Short(), ErrRefused)
 		}
 	}
-	f.state.Target = &Target{Name: s.Name, Version: s.Version, ID: s.ID, StagedAt: l.Index, Term: s.Term}
+	f.state.Target = &Target{Release: s.Release, StagedAt: l.Index, Term: s.Term}
 	return true, nil
 }
 
@@ -229,7 +227,7 @@ func readSnapshot(r io.Reader) (SiteState, error) {
 		return SiteState{}, fmt.Errorf("snapshot format %d, this seeder reads format %d", s.Format, snapshotFormat)
 	}
 	if t := s.Target; t != nil {
-		sr := StageRelease{Name: t.Name, Version: t.Version, ID: t.ID, Term: t.Term}
+		sr := StageRelease{Release: t.Release, Term: t.Term}
 		if err := sr.validate(); err != nil {
 			return SiteState{}, fmt.Errorf("snapshot target: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/seeder"
 )
 
@@ -55,10 +56,10 @@ func TestFSMStageRules(t *testing.T) {
 		{name: "lower", term: 3, cmd: stage("gw", "1.0.5", 3), refused: "below the target 1.1.0", target: "1.1.0"},
 		{name: "prerelease is lower", term: 3, cmd: stage("gw", "1.1.0-rc.1", 3), refused: "below the target", target: "1.1.0"},
 		{name: "same version, other id", term: 3,
-			cmd:     seeder.StageRelease{Name: "gw", Version: "1.1.0", ID: relID("gw", "other"), Term: 3},
+			cmd:     seeder.StageRelease{Release: content.Release{Name: "gw", Version: "1.1.0", ID: relID("gw", "other")}, Term: 3},
 			refused: "staged already", target: "1.1.0"},
 		{name: "same id, other version", term: 3,
-			cmd:     seeder.StageRelease{Name: "gw", Version: "9.0.0", ID: relID("gw", "1.1.0"), Term: 3},
+			cmd:     seeder.StageRelease{Release: content.Release{Name: "gw", Version: "9.0.0", ID: relID("gw", "1.1.0")}, Term: 3},
 			refused: "release id is the target's", target: "1.1.0"},
 		{name: "other name", term: 3, cmd: stage("other", "2.0.0", 3), refused: "the site's release is gw", target: "1.1.0"},
 		{name: "stale term", term: 5, cmd: stage("gw", "2.0.0", 4), refused: "decided in term 4 but appended in term 5", target: "1.1.0"},
@@ -86,7 +87,7 @@ func TestFSMStageRules(t *testing.T) {
 			t.Errorf("%s: target %+v, want version %s", s.name, st.Target, s.target)
 		}
 	}
-	want := seeder.Target{Name: "gw", Version: "1.10.0", ID: relID("gw", "1.10.0"), StagedAt: uint64(len(steps)), Term: 5}
+	want := seeder.Target{Release: content.Release{Name: "gw", Version: "1.10.0", ID: relID("gw", "1.10.0")}, StagedAt: uint64(len(steps)), Term: 5}
 	if got := f.State().Target; *got != want {
 		t.Errorf("final target %+v, want %+v", *got, want)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/mesh"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
@@ -84,7 +85,7 @@ func TestMultiProcessSite(t *testing.T) {
 	for _, m := range members {
 		for {
 			st, err := apiStatus(m.api)
-			if err == nil && st.Release == "app@1.0.0" && st.Phase == mesh.PhaseVerified {
+			if err == nil && st.Release.String() == "app@1.0.0" && st.Phase == deploy.PhaseVerified {
 				statuses[m.name] = st
 				break
 			}
@@ -106,7 +107,7 @@ func TestMultiProcessSite(t *testing.T) {
 	// meshcast status and /metrics on the running daemons.
 	var viaCLI mesh.Status
 	decodeJSON(t, mc.ok(t, "status", "--api", members[1].api, "--json"), &viaCLI, "id", "phase")
-	if viaCLI.ID != members[1].id.String() || viaCLI.Phase != mesh.PhaseVerified {
+	if viaCLI.ID != members[1].id.String() || viaCLI.Phase != deploy.PhaseVerified {
 		t.Errorf("meshcast status says %s is %s", viaCLI.ID, viaCLI.Phase)
 	}
 	if out := mc.ok(t, "status", "--api", members[1].api); !strings.Contains(out, "verified") || !strings.Contains(out, "app@1.0.0") {
@@ -367,7 +368,7 @@ mdns: false
 				continue
 			}
 			st, err := apiStatus(m.api)
-			if err != nil || st.Release != "app@1.0.0" || st.Phase != mesh.PhaseVerified {
+			if err != nil || st.Release.String() != "app@1.0.0" || st.Phase != deploy.PhaseVerified {
 				return false
 			}
 		}
@@ -432,7 +433,7 @@ func statusShows(out string, st *mesh.Status, members int, dead string) string {
 		switch {
 		case ms.ID == dead:
 			return "the dead seeder is still listed"
-		case ms.Phase != mesh.PhaseVerified:
+		case ms.Phase != deploy.PhaseVerified:
 			return fmt.Sprintf("%s is %s", ms.ID, ms.Phase) // gossip is still carrying the last phase changes
 		}
 	}

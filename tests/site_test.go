@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/deploy"
+	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/tests/sitetest"
 )
 
@@ -134,7 +135,7 @@ func TestSiteLateJoinerUsesPeers(t *testing.T) {
 	res := site.Publish("1.0.0", tree)
 	site.WaitVerified("1.0.0", time.Minute)
 	before := site.Seeders()[0].Status().ChunkBytesFromCDN
-	late := site.Add(mesh.RoleNode)
+	late := site.Add(gossip.RoleNode)
 	site.WaitVerified("1.0.0", time.Minute)
 	site.Check("1.0.0")
 	st := late.Status()
@@ -242,14 +243,14 @@ func TestSitePartitionIsolatesLeader(t *testing.T) {
 	want2 := sitetest.Release + "@2.0.0"
 	waitUntil(t, time.Minute, "the majority to verify 2.0.0", func() bool {
 		for _, m := range site.Members() {
-			if st := m.Status(); m != old && (st.Release != want2 || st.Phase != mesh.PhaseVerified) {
+			if st := m.Status(); m != old && (st.Release.String() != want2 || st.Phase != deploy.PhaseVerified) {
 				return false
 			}
 		}
 		return true
 	})
 	st := old.Status()
-	if st.SiteView.Raft == "leader" || st.ChunkBytesFromCDN != fetched || st.SiteView.Target != want1 || st.Release != want1 {
+	if st.SiteView.Raft == "leader" || st.ChunkBytesFromCDN != fetched || st.SiteView.Target.String() != want1 || st.Release.String() != want1 {
 		t.Fatalf("the isolated old leader acted: raft %s, fetched %d more bytes, target %q, staged %q",
 			st.SiteView.Raft, st.ChunkBytesFromCDN-fetched, st.SiteView.Target, st.Release)
 	}
@@ -262,10 +263,10 @@ func TestSitePartitionIsolatesLeader(t *testing.T) {
 		leaders := 0
 		for _, m := range site.Members() {
 			st := m.Status()
-			if st.SiteView.Target != want2 {
+			if st.SiteView.Target.String() != want2 {
 				return false
 			}
-			if m.Role == mesh.RoleSeeder && st.SiteView.Raft == "leader" {
+			if m.Role == gossip.RoleSeeder && st.SiteView.Raft == "leader" {
 				leaders++
 			}
 		}

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/meshcast/meshcast/content/origin"
-	"github.com/meshcast/meshcast/seeder/cdn"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // tufJSVersion is the tuf-js that tests/tufjs/package.json pins. Later
@@ -193,7 +193,7 @@ func runTufJS(t *testing.T, node, script, base, root, target string) (stdout, st
 	return so.Bytes(), se.Bytes(), err
 }
 
-// servedOrigin is an origin served by cdn.Server on loopback, with the
+// servedOrigin is an origin served by devserver.Server on loopback, with the
 // paths it was asked for.
 type servedOrigin struct {
 	url string
@@ -209,7 +209,7 @@ func (o *servedOrigin) paths() []string {
 
 func serveOrigin(t *testing.T, dir string) *servedOrigin {
 	t.Helper()
-	srv, err := cdn.NewServer(cdn.ServerConfig{Dir: dir, Gzip: true}, nil)
+	srv, err := devserver.New(devserver.Config{Dir: dir, Gzip: true}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,13 +6,14 @@ import (
 	"io"
 	"net"
 
-	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/spf13/cobra"
+
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 func newCDNCmd(g *globals, stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "cdn", Short: "A development CDN origin"}
-	var cfg cdn.ServerConfig
+	var cfg devserver.Config
 	var listen, rate string
 	serve := &cobra.Command{
 		Use:   "serve --dir ORIGIN --listen ADDR [--rate BYTES_PER_SEC]",
@@ -44,8 +45,8 @@ S3-compatible store.`,
 	return cmd
 }
 
-func runCDNServe(ctx context.Context, g *globals, cfg cdn.ServerConfig, listen string, stdout io.Writer) error {
-	srv, err := cdn.NewServer(cfg, g.logger())
+func runCDNServe(ctx context.Context, g *globals, cfg devserver.Config, listen string, stdout io.Writer) error {
+	srv, err := devserver.New(cfg, g.logger(), nil)
 	if err != nil {
 		return err
 	}

@@ -18,14 +18,15 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/meshcast/meshcast/gossip"
-	"github.com/meshcast/meshcast/mesh"
-	"github.com/meshcast/meshcast/seeder"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/meshcast/meshcast/gossip"
+	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/seeder"
 )
 
 type daemonOpts struct {
@@ -40,11 +41,11 @@ type daemonOpts struct {
 }
 
 func newNodeCmd(g *globals, stdout io.Writer) *cobra.Command {
-	return newDaemonCmd(g, stdout, mesh.RoleNode, "node", "Run a gateway: get releases from the site's peers and share them")
+	return newDaemonCmd(g, stdout, gossip.RoleNode, "node", "Run a gateway: get releases from the site's peers and share them")
 }
 
 func newSeederCmd(g *globals, stdout io.Writer) *cobra.Command {
-	cmd := newDaemonCmd(g, stdout, mesh.RoleSeeder, "seeder", "Run a site server: fetch from the CDN what the site lacks and spread it")
+	cmd := newDaemonCmd(g, stdout, gossip.RoleSeeder, "seeder", "Run a site server: fetch from the CDN what the site lacks and spread it")
 	var api string
 	remove := &cobra.Command{
 		Use:   "remove --api LEADER_API PEER_ID",
@@ -77,7 +78,7 @@ which seeder leads.`,
 	return cmd
 }
 
-func newDaemonCmd(g *globals, stdout io.Writer, role mesh.Role, use, short string) *cobra.Command {
+func newDaemonCmd(g *globals, stdout io.Writer, role gossip.Role, use, short string) *cobra.Command {
 	o := &daemonOpts{cfg: mesh.Config{Role: role}}
 	var configFile string
 	cmd := &cobra.Command{
@@ -105,7 +106,7 @@ command line win over the file.`,
 				}
 			}
 			req := []string{"state", "release", "trust"}
-			if role == mesh.RoleSeeder {
+			if role == gossip.RoleSeeder {
 				req = append(req, "cdn")
 			}
 			if err := requireFlags(cmd, req...); err != nil {
@@ -134,7 +135,7 @@ command line win over the file.`,
 	f.StringVar(&o.gossipKey, "gossip-key-file", "", "file holding the site's gossip keys, base64, one per line, the first one primary (meshcast keys gossip)")
 	f.BoolVar(&o.cfg.Gossip.Insecure, "insecure-gossip", false, "gossip without encryption (development only)")
 	f.StringVar(&o.profile, "profile", "lan", "timers of gossip and Raft: lan, or test (short, for tests on one machine)")
-	if role == mesh.RoleSeeder {
+	if role == gossip.RoleSeeder {
 		f.BoolVar(&o.cfg.Bootstrap, "bootstrap", false, "start a new site: this seeder is the first Raft voter (the others join with --join)")
 	}
 	f.StringVar(&o.api, "api", "127.0.0.1:7070", "local HTTP API (/v1/status, /metrics): host:port or unix:/path; empty: none")

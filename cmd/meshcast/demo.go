@@ -14,10 +14,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/meshcast/meshcast/content/origin"
-	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/origin"
+	"github.com/meshcast/meshcast/seeder/cdn"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 type demoOpts struct {
@@ -88,7 +91,7 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 		return repo.Publish(ctx, keys, origin.PublishOptions{Name: "demo-gateway", Version: ver, Artifacts: map[string]string{"linux/amd64": in, "linux/arm64": in}}, log)
 	}
 
-	srv, err := cdn.NewServer(cdn.ServerConfig{Dir: originDir, Rate: rate, Gzip: true}, log)
+	srv, err := devserver.New(devserver.Config{Dir: originDir, Rate: rate, Gzip: true}, log, nil)
 	if err != nil {
 		return err
 	}
@@ -115,7 +118,7 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 	state := filepath.Join(dir, "node")
 	fetch := func(ver string) (*cdn.FetchResult, error) {
 		return cdn.DirectFetch(ctx, client, cdn.DirectFetchOptions{
-			StateDir: state, TrustedRoot: root, Name: "demo-gateway", Version: ver, Platform: "linux/amd64",
+			StateDir: state, TrustedRoot: root, Release: content.Release{Name: "demo-gateway", Version: ver}, Platform: "linux/amd64",
 			Out: filepath.Join(dir, "node", "releases", ver),
 		}, log)
 	}

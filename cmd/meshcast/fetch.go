@@ -9,11 +9,12 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
-	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/spf13/cobra"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/seeder/cdn"
 )
 
 type fetchOpts struct {
@@ -60,7 +61,10 @@ An interrupted fetch resumes without fetching again what it verified.`,
 }
 
 func runFetch(ctx context.Context, g *globals, o *fetchOpts, stdout io.Writer) error {
-	name, ver, _ := strings.Cut(o.release, "@")
+	rel, err := content.ParseRelease(o.release)
+	if err != nil {
+		return fmt.Errorf("--release: %w", err)
+	}
 	root, err := os.ReadFile(o.trust)
 	if err != nil {
 		return fmt.Errorf("--trust: %w", err)
@@ -75,7 +79,7 @@ func runFetch(ctx context.Context, g *globals, o *fetchOpts, stdout io.Writer) e
 	}
 	defer c.Close()
 	res, err := cdn.DirectFetch(ctx, c, cdn.DirectFetchOptions{
-		StateDir: o.state, TrustedRoot: root, Name: name, Version: ver, Platform: o.platform, Out: o.out,
+		StateDir: o.state, TrustedRoot: root, Release: rel, Platform: o.platform, Out: o.out,
 	}, g.logger())
 	if err != nil {
 		return err

@@ -7,8 +7,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/meshcast/meshcast/content/origin"
 	"github.com/spf13/cobra"
+
+	"github.com/meshcast/meshcast/content/origin"
 )
 
 func newKeysCmd(g *globals, stdout io.Writer) *cobra.Command {

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
-	"github.com/spf13/cobra"
 )
 
 type publishOpts struct {

@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/meshcast/meshcast/content/origin"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/meshcast/meshcast/content/origin"
 )
 
 func addExpiryFlags(fs *pflag.FlagSet, e *origin.Expiries) {

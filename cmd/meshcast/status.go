@@ -11,8 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/meshcast/meshcast/mesh"
 	"github.com/spf13/cobra"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/mesh"
 )
 
 func newStatusCmd(g *globals, stdout io.Writer) *cobra.Command {
@@ -94,12 +96,8 @@ func fetchStatus(ctx context.Context, api string) (*mesh.Status, error) {
 
 func renderStatus(w io.Writer, st *mesh.Status) {
 	fmt.Fprintf(w, "node %s (%s) of site %s\n", shortID(st.ID), st.Role, st.Site)
-	rel := st.Release
-	if rel == "" {
-		rel = "none"
-	}
 	fmt.Fprintf(w, "staging %s: %s, %d/%d chunks; %s from peers, %s served, %s from the CDN; %d peers\n",
-		rel, st.Phase, st.Have, st.Total, humanBytes(st.Exchange.Received), humanBytes(st.Exchange.Served), humanBytes(st.BytesFromCDN), st.Peers)
+		st.Release, st.Phase, st.Have, st.Total, humanBytes(st.Exchange.Received), humanBytes(st.Exchange.Served), humanBytes(st.BytesFromCDN), st.Peers)
 	if st.Err != "" {
 		fmt.Fprintf(w, "last error: %s\n", st.Err)
 	}
@@ -111,11 +109,11 @@ func renderStatus(w io.Writer, st *mesh.Status) {
 	if s.Leader != "" {
 		leader = fmt.Sprintf("%s (term %d)", shortID(s.Leader), s.Term)
 	}
-	fmt.Fprintf(w, "site: leader %s, target %s, %d members, gossip health %d\n\n", leader, orNone(s.Target), len(s.Members), s.GossipHealth)
+	fmt.Fprintf(w, "site: leader %s, target %s, %d members, gossip health %d\n\n", leader, s.Target, len(s.Members), s.GossipHealth)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tROLE\tADDR\tRUNNING\tSTAGED\tPHASE\tPROGRESS\tHEALTH\tSTATE")
 	for _, m := range s.Members {
-		role := m.Role
+		role := m.Role.String()
 		if m.Leader {
 			role += "*"
 		}
@@ -131,9 +129,10 @@ func shortID(id string) string {
 	return id
 }
 
-func orNone(s string) string {
-	if s == "" {
+// orNone writes a release as a cell of a table: "-" for none.
+func orNone(r content.Release) string {
+	if r.IsZero() {
 		return "-"
 	}
-	return s
+	return r.String()
 }

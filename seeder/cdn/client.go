@@ -16,8 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshcast/meshcast/content"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/tuf"
 )
 
 // ClientConfig configures a Client. Zero values mean the documented
@@ -192,9 +194,10 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("GET %s: %d %s", e.URL, e.Status, http.StatusText(e.Status))
 }
 
-// Is makes a 404 or 410 match ErrNotOnOrigin.
+// Is makes a 404 or 410 match ErrNotOnOrigin, and tuf.ErrNotFound (the
+// Client is a tuf.Source).
 func (e *HTTPError) Is(target error) bool {
-	return target == ErrNotOnOrigin && (e.Status == http.StatusNotFound || e.Status == http.StatusGone)
+	return (target == ErrNotOnOrigin || target == tuf.ErrNotFound) && (e.Status == http.StatusNotFound || e.Status == http.StatusGone)
 }
 
 // retryable reports whether a failed attempt may succeed when repeated.
@@ -322,7 +325,8 @@ func rangeBody(r *response, start, end int64) error {
 // Fetch returns the file at path below the origin (such as
 // "metadata/timestamp.json"), at most maxLength bytes, retrying transient
 // failures with backoff. A missing file is an error matching
-// ErrNotOnOrigin. Client is the Source of a seeder and of meshcast fetch.
+// ErrNotOnOrigin (and tuf.ErrNotFound). Client is the tuf.Source of a
+// seeder and of meshcast fetch.
 func (c *Client) Fetch(ctx context.Context, path string, maxLength int64) ([]byte, error) {
 	u := c.resolve(path)
 	var last error

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/tuf"
 )
 
 // DirectFetchOptions describe a one-shot download of a release.
@@ -17,9 +18,8 @@ type DirectFetchOptions struct {
 	// StateDir keeps the trusted TUF metadata (tuf/) and the chunk store
 	// (chunks/) between runs, so a second fetch resumes or reuses.
 	StateDir    string
-	TrustedRoot []byte // the root.json this node trusts initially
-	Name        string
-	Version     string // empty: the highest signed version
+	TrustedRoot []byte          // the root.json this node trusts initially
+	Release     content.Release // the name, and a version or none for the highest signed one
 	Platform    string
 	Out         string // must not exist, or be an empty directory
 	Limits      content.Limits
@@ -59,11 +59,11 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 		return nil, err
 	}
 	defer store.Close()
-	trusted, err := c.Refresh(ctx, filepath.Join(opt.StateDir, "tuf"), opt.TrustedRoot)
+	trusted, err := tuf.Refresh(ctx, c, c.cfg.URL, filepath.Join(opt.StateDir, "tuf"), opt.TrustedRoot, c.log)
 	if err != nil {
 		return nil, err
 	}
-	rel, err := trusted.Find(opt.Name, opt.Version)
+	rel, err := trusted.Find(opt.Release)
 	if err != nil {
 		return nil, err
 	}

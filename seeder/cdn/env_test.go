@@ -11,6 +11,7 @@ import (
 	"github.com/meshcast/meshcast/content/origin"
 	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // platform is the one platform the fixtures publish.
@@ -22,7 +23,7 @@ type fixture struct {
 	o    *cdntest.Origin
 	tree string                // the published tree; read-only unless ownTree
 	rel  *origin.PublishResult // app@1.0.0
-	srv  *cdn.Server
+	srv  *cdntest.Server
 	url  string
 	reqs *cdntest.RequestLog
 }
@@ -39,7 +40,7 @@ func newBase(t *testing.T) *fixture {
 
 // clone copies the origin for one test and serves the copy with cfg
 // (Dir defaults to the copy).
-func (f *fixture) clone(t *testing.T, cfg cdn.ServerConfig) *fixture {
+func (f *fixture) clone(t *testing.T, cfg devserver.Config) *fixture {
 	t.Helper()
 	c := f.copyOf(t)
 	if cfg.Dir == "" {
@@ -108,8 +109,7 @@ func fetchOpts(t *testing.T, f *fixture, version string) cdn.DirectFetchOptions 
 	return cdn.DirectFetchOptions{
 		StateDir:    filepath.Join(work, "state"),
 		TrustedRoot: f.o.RootJSON,
-		Name:        "app",
-		Version:     version,
+		Release:     content.Release{Name: "app", Version: version},
 		Platform:    platform,
 		Out:         filepath.Join(work, "out"),
 	}
@@ -124,7 +124,7 @@ func mustFetch(t *testing.T, c *cdn.Client, opt cdn.DirectFetchOptions) *cdn.Fet
 	t.Helper()
 	res, err := directFetch(t, c, opt)
 	if err != nil {
-		t.Fatalf("DirectFetch %s@%s: %v", opt.Name, opt.Version, err)
+		t.Fatalf("DirectFetch %s: %v", opt.Release, err)
 	}
 	t.Logf("fetched: %+v", *res)
 	return res

@@ -8,8 +8,9 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/meshcast/meshcast/content"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/meshcast/meshcast/content"
 )
 
 // span is one Range request: a run of chunk bodies in one pack.

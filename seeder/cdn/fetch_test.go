@@ -15,6 +15,7 @@ import (
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // metadataRequests is what a refresh from scratch asks for: 2.root.json
@@ -49,7 +50,7 @@ func TestDirectFetch(t *testing.T) {
 // and the server, one Range request covers the pack, and a second fetch
 // into another directory asks the CDN for nothing but fresh metadata.
 func testRoundTrip(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 	opt := fetchOpts(t, f, "1.0.0")
@@ -115,7 +116,7 @@ func testRoundTrip(t *testing.T, base *fixture) {
 // left: only the new pack's chunks come from the CDN, the first pack is
 // never asked for again.
 func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 	opt := fetchOpts(t, f, "1.0.0")
 	mustFetch(t, c, opt)
@@ -137,7 +138,7 @@ func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
 		t.Fatal(err)
 	}
 
-	opt.Version = "" // the highest: 2.0.0
+	opt.Release.Version = "" // the highest: 2.0.0
 	opt.Out = filepath.Join(t.TempDir(), "v2")
 	res := mustFetch(t, c, opt)
 	cdntest.RequireSameTree(t, f.tree, opt.Out)
@@ -160,12 +161,12 @@ func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
 // testResumesTruncatedPack cuts the pack response in the middle of a chunk:
 // the retry asks for the rest from that chunk's first byte, not from 0.
 func testResumesTruncatedPack(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
 	pack := f.pack(t)
 	packSize := f.rel.NewBytes
 	cut := packSize / 2
-	f.srv.SetFault(cdn.Fault{Path: f.packPath(t), TruncateAt: cut, Times: 1})
+	f.srv.Faults.Set(f.packPath(t), devserver.Fault{TruncateAt: cut}, 1)
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 	opt := fetchOpts(t, f, "1.0.0")
 
@@ -200,11 +201,11 @@ func testResumesTruncatedPack(t *testing.T, base *fixture) {
 // first chunk is stored; the next fetch with the same state fetches only
 // the chunks that were not stored.
 func testResumesAfterCancel(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
 	// A slow link (the pack takes many seconds) to interrupt, and the
 	// same origin at full speed to finish on.
-	_, slowURL, _ := cdntest.ServeRecorded(t, cdn.ServerConfig{Dir: f.o.Dir, Rate: 64 << 10})
+	_, slowURL, _ := cdntest.ServeRecorded(t, devserver.Config{Dir: f.o.Dir, Rate: 64 << 10})
 	opt := fetchOpts(t, f, "1.0.0")
 	chunks := filepath.Join(opt.StateDir, "chunks")
 
@@ -256,7 +257,7 @@ func testResumesAfterCancel(t *testing.T, base *fixture) {
 // naming that chunk, after a few attempts, without storing it or creating
 // the output, and everything it did store verifies.
 func testCorruptChunk(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
 	// Flip a byte of a raw chunk (one of the random file's): raw bodies
 	// are hashed as they are, so the damage is certain to show as a
@@ -307,7 +308,7 @@ func testCorruptChunk(t *testing.T, base *fixture) {
 
 // testPackNotOnOrigin deletes the pack: a 404 is final, not retried.
 func testPackNotOnOrigin(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	pack := f.pack(t)
 	if err := os.Remove(f.o.PackFile(pack)); err != nil {
 		t.Fatal(err)
@@ -332,7 +333,7 @@ func testPackNotOnOrigin(t *testing.T, base *fixture) {
 // testManifestNotOnOrigin deletes the manifest: the 404 from go-tuf's
 // download matches ErrNotOnOrigin like a missing pack, and is not retried.
 func testManifestNotOnOrigin(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	if err := os.Remove(f.o.TargetFile(f.rel.Target, content.Digest(f.rel.ReleaseID))); err != nil {
 		t.Fatal(err)
 	}
@@ -353,11 +354,11 @@ func testManifestNotOnOrigin(t *testing.T, base *fixture) {
 // on packs and metadata) or for ever (given up after the attempts, with
 // the status in the error).
 func testRetriesServerErrors(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 
 	t.Run("pack", func(t *testing.T) {
-		f.srv.SetFault(cdn.Fault{Path: f.packPath(t), Status: http.StatusServiceUnavailable, Times: 2})
+		f.srv.Faults.Set(f.packPath(t), devserver.Fault{Status: http.StatusServiceUnavailable}, 2)
 		before := len(f.reqs.Wait(t, int(c.Requests())))
 		opt := fetchOpts(t, f, "1.0.0")
 		res := mustFetch(t, c, opt)
@@ -369,7 +370,7 @@ func testRetriesServerErrors(t *testing.T, base *fixture) {
 	})
 	t.Run("metadata", func(t *testing.T) {
 		// Every path: the first three requests (all metadata) fail.
-		f.srv.SetFault(cdn.Fault{Status: http.StatusBadGateway, Times: 3})
+		f.srv.Faults.Set("", devserver.Fault{Status: http.StatusBadGateway}, 3)
 		opt := fetchOpts(t, f, "1.0.0")
 		res := mustFetch(t, c, opt)
 		cdntest.RequireSameTree(t, f.tree, opt.Out)
@@ -378,8 +379,8 @@ func testRetriesServerErrors(t *testing.T, base *fixture) {
 		}
 	})
 	t.Run("metadata forever", func(t *testing.T) {
-		f.srv.SetFault(cdn.Fault{Path: "/metadata/timestamp.json", Status: http.StatusServiceUnavailable})
-		defer f.srv.SetFault(cdn.Fault{})
+		f.srv.Faults.Set("/metadata/timestamp.json", devserver.Fault{Status: http.StatusServiceUnavailable}, 0)
+		defer f.srv.Faults.Set("", devserver.Fault{}, 0)
 		before := c.Requests()
 		opt := fetchOpts(t, f, "1.0.0")
 		_, err := directFetch(t, c, opt)
@@ -393,8 +394,8 @@ func testRetriesServerErrors(t *testing.T, base *fixture) {
 		requireNotExist(t, opt.Out)
 	})
 	t.Run("forever", func(t *testing.T) {
-		f.srv.SetFault(cdn.Fault{Path: f.packPath(t), Status: http.StatusServiceUnavailable})
-		defer f.srv.SetFault(cdn.Fault{})
+		f.srv.Faults.Set(f.packPath(t), devserver.Fault{Status: http.StatusServiceUnavailable}, 0)
+		defer f.srv.Faults.Set("", devserver.Fault{}, 0)
 		opt := fetchOpts(t, f, "1.0.0")
 		res, err := directFetch(t, c, opt)
 		var he *cdn.HTTPError
@@ -411,8 +412,8 @@ func testRetriesServerErrors(t *testing.T, base *fixture) {
 // testStalledResponse sends headers and then nothing: the idle timeout
 // aborts the request and the retry succeeds.
 func testStalledResponse(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
-	f.srv.SetFault(cdn.Fault{Path: f.packPath(t), Stall: true, Times: 1})
+	f := base.clone(t, devserver.Config{})
+	f.srv.Faults.Set(f.packPath(t), devserver.Fault{Stall: true}, 1)
 	cfg := cdntest.ClientConfig(f.url)
 	cfg.IdleTimeout = time.Second
 	c := cdntest.NewClient(t, cfg)
@@ -435,7 +436,7 @@ func testStalledResponse(t *testing.T, base *fixture) {
 // wraps ENOSPC and names the chunk, the store holds only verified chunks,
 // and once the disk grows the next fetch reuses every one of them.
 func testDiskFull(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
 	opt := fetchOpts(t, f, "1.0.0")
 	chunks := filepath.Join(opt.StateDir, "chunks")

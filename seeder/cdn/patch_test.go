@@ -18,6 +18,7 @@ import (
 	"github.com/meshcast/meshcast/content/origin"
 	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // patchFixture is an origin holding app@1.0.0 (the cdntest tree), 1.1.0
@@ -54,7 +55,7 @@ func newPatchBase(t *testing.T) *patchFixture {
 // its requests.
 func (p *patchFixture) clone(t *testing.T) *patchFixture {
 	t.Helper()
-	return &patchFixture{fixture: p.fixture.clone(t, cdn.ServerConfig{}), trees: p.trees, rels: p.rels}
+	return &patchFixture{fixture: p.fixture.clone(t, devserver.Config{}), trees: p.trees, rels: p.rels}
 }
 
 // manifestPath is the URL path of a release's whole manifest.
@@ -97,7 +98,7 @@ func (p *patchFixture) writePatch(t *testing.T, to, from string, b []byte) {
 func (p *patchFixture) fetch(t *testing.T, c *cdn.Client, opt cdn.DirectFetchOptions, version string) (*cdn.FetchResult, []cdntest.Request) {
 	t.Helper()
 	before := len(p.reqs.Wait(t, int(c.Requests())))
-	opt.Version = version
+	opt.Release.Version = version
 	opt.Out = filepath.Join(t.TempDir(), "out")
 	res := mustFetch(t, c, opt)
 	if res.ReleaseID != p.rels[version].ReleaseID {

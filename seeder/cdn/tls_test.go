@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // testHTTPSWithClientCert serves the origin over HTTPS that requires a
@@ -17,7 +18,7 @@ import (
 func testHTTPSWithClientCert(t *testing.T, base *fixture) {
 	f := base.copyOf(t)
 	pki := cdntest.NewPKI(t)
-	_, url := cdntest.ServeTLS(t, cdn.ServerConfig{Dir: f.o.Dir}, pki.Server())
+	_, url := cdntest.ServeTLS(t, devserver.Config{Dir: f.o.Dir}, pki.Server())
 
 	t.Run("client cert", func(t *testing.T) {
 		cfg := cdntest.ClientConfig(url)

@@ -13,18 +13,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
 	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
-	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // testExpiredTimestamp signs the timestamp in the past: go-tuf refuses it
 // and nothing is fetched.
 func testExpiredTimestamp(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	// Signed two days ago with a one-day period: expired yesterday.
 	res := f.o.Refresh(origin.DefaultExpiries(), time.Now().Add(-48*time.Hour))
 	if !res.TimestampExpires.Before(time.Now()) {
@@ -165,7 +167,7 @@ func testRefusesRollback(t *testing.T, base *fixture) {
 	// Each case starts from a copy of it and a client that trusts its
 	// metadata.
 	setup := func(t *testing.T) (*fixture, *cdn.Client, cdn.DirectFetchOptions, string) {
-		f := v2.clone(t, cdn.ServerConfig{})
+		f := v2.clone(t, devserver.Config{})
 		c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 		opt := fetchOpts(t, f, "")
 		if res := mustFetch(t, c, opt); res.Release != "app@2.0.0" {
@@ -228,7 +230,7 @@ func testRefusesRollback(t *testing.T, base *fixture) {
 func testRefusesWrongKey(t *testing.T, base *fixture) {
 	t.Run("timestamp of another origin", func(t *testing.T) {
 		t.Parallel()
-		f := base.clone(t, cdn.ServerConfig{})
+		f := base.clone(t, devserver.Config{})
 		other := cdntest.NewOrigin(t, cdntest.Options{})
 		b, err := os.ReadFile(filepath.Join(other.MetadataDir(), "timestamp.json"))
 		if err != nil {
@@ -247,7 +249,7 @@ func testRefusesWrongKey(t *testing.T, base *fixture) {
 	})
 	t.Run("targets signed by a foreign key", func(t *testing.T) {
 		t.Parallel()
-		f := base.clone(t, cdn.ServerConfig{})
+		f := base.clone(t, devserver.Config{})
 		c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 		opt := fetchOpts(t, f, "1.0.0")
 		mustFetch(t, c, opt)
@@ -265,7 +267,7 @@ func testRefusesWrongKey(t *testing.T, base *fixture) {
 		writeSigned(t, m.tg, foreign, m.dir, fmt.Sprintf("%d.targets.json", m.tg.Signed.Version))
 		m.publishSnapshot(t, f.o.Keys, m.tg.Signed.Version)
 
-		opt.Version, opt.Out = "", filepath.Join(t.TempDir(), "out")
+		opt.Release.Version, opt.Out = "", filepath.Join(t.TempDir(), "out")
 		_, err = directFetch(t, c, opt)
 		if !errors.Is(err, &metadata.ErrUnsignedMetadata{}) {
 			t.Fatalf("fetch with targets signed by a foreign key: %v, want ErrUnsignedMetadata", err)
@@ -292,7 +294,7 @@ func firstChunk(t *testing.T, a *content.Artifact) *content.ChunkRef {
 // that a stolen key or a buggy publisher could produce. Each must fail as
 // a bad manifest before anything is written outside the state dir.
 func testRefusesHostileManifest(t *testing.T, base *fixture) {
-	f := base.clone(t, cdn.ServerConfig{})
+	f := base.clone(t, devserver.Config{})
 	good := f.o.ManifestBytes(f.rel)
 	evil := func(edit func(m *content.Manifest)) []byte {
 		var m content.Manifest
@@ -346,7 +348,7 @@ func testRefusesHostileManifest(t *testing.T, base *fixture) {
 			work := t.TempDir()
 			opt := cdn.DirectFetchOptions{
 				StateDir: filepath.Join(work, "state"), TrustedRoot: f.o.RootJSON,
-				Name: "evil", Version: "1.0.0", Platform: platform,
+				Release: content.Release{Name: "evil", Version: "1.0.0"}, Platform: platform,
 				Out: filepath.Join(work, "out"), Limits: tt.limits,
 			}
 			_, err := directFetch(t, c, opt)

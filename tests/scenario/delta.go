@@ -15,10 +15,13 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
 	"github.com/meshcast/meshcast/seeder/cdn"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 	"github.com/meshcast/meshcast/tests/treegen"
-	"golang.org/x/sync/errgroup"
 )
 
 // DeltaOptions size the delta scenario.
@@ -98,7 +101,7 @@ func Delta(ctx context.Context, opt DeltaOptions, log *slog.Logger) (*DeltaResul
 	// As in the field: v1 is published and fetched, then v2 is published
 	// and the node holding v1 fetches it.
 	var fr [2]*cdn.FetchResult
-	err = serve(ctx, cdn.ServerConfig{Dir: o.dir, Gzip: true}, log, func(url string) error {
+	err = serve(ctx, devserver.Config{Dir: o.dir, Gzip: true}, log, func(url string) error {
 		state := filepath.Join(opt.Dir, "node")
 		for i, in := range []string{v1, v2} {
 			version := fmt.Sprintf("1.%d.0", i)
@@ -124,7 +127,7 @@ func Delta(ctx context.Context, opt DeltaOptions, log *slog.Logger) (*DeltaResul
 				return err
 			}
 			fr[i], err = cdn.DirectFetch(ctx, c, cdn.DirectFetchOptions{
-				StateDir: state, TrustedRoot: o.root, Name: "rootfs", Version: version,
+				StateDir: state, TrustedRoot: o.root, Release: content.Release{Name: "rootfs", Version: version},
 				Platform: "linux/amd64", Out: filepath.Join(state, "releases", strconv.Itoa(i)),
 			}, log)
 			c.Close()
@@ -194,8 +197,8 @@ func targetFile(dir string, pr *origin.PublishResult) (fs.FileInfo, error) {
 }
 
 // serve runs a development CDN over dir on loopback for the duration of fn.
-func serve(ctx context.Context, cfg cdn.ServerConfig, log *slog.Logger, fn func(url string) error) error {
-	srv, err := cdn.NewServer(cfg, log)
+func serve(ctx context.Context, cfg devserver.Config, log *slog.Logger, fn func(url string) error) error {
+	srv, err := devserver.New(cfg, log, nil)
 	if err != nil {
 		return err
 	}

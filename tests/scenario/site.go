@@ -16,7 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/meshcast/meshcast/content"
-	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/meshcast/meshcast/tests/sitetest"
@@ -115,7 +115,7 @@ func Site(ctx context.Context, tb sitetest.TB, opt SiteOptions, log *slog.Logger
 		res.Completions = append(res.Completions, st.DoneAt.Sub(t0).Seconds())
 		received += st.Exchange.Received
 		res.DuplicateRatio += float64(st.Exchange.Duplicate)
-		if m.Role == mesh.RoleSeeder {
+		if m.Role == gossip.RoleSeeder {
 			res.SeederUpload += float64(st.Exchange.Served)
 			res.PushLatency = max(res.PushLatency, ms(st.Exchange.PushLatency))
 		} else {
@@ -184,7 +184,7 @@ func directFetch(ctx context.Context, opt SiteOptions, release string) (float64,
 	defer c.Close()
 	start := time.Now()
 	_, err = cdn.DirectFetch(ctx, c, cdn.DirectFetchOptions{
-		StateDir: filepath.Join(tb.dir, "node"), TrustedRoot: site.Root(), Name: sitetest.Release,
+		StateDir: filepath.Join(tb.dir, "node"), TrustedRoot: site.Root(), Release: content.Release{Name: sitetest.Release},
 		Platform: sitetest.Platform, Out: filepath.Join(tb.dir, "node", "out"),
 	}, nil)
 	secs = time.Since(start).Seconds()

@@ -27,12 +27,14 @@ import (
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
+	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder"
 	"github.com/meshcast/meshcast/seeder/cdn"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // TB is what a site needs of its test or benchmark; *testing.T and
@@ -103,7 +105,7 @@ type Site struct {
 	gossipKey []byte
 	Origin    string // origin directory
 	root      []byte
-	CDN       *cdn.Server
+	CDN       *devserver.Server
 	URL       string
 	cdnWG     sync.WaitGroup
 
@@ -119,7 +121,7 @@ type Site struct {
 // Member is one seeder or node of the site.
 type Member struct {
 	Name  string
-	Role  mesh.Role
+	Role  gossip.Role
 	State string
 	site  *Site
 
@@ -176,7 +178,7 @@ func New(t TB, opts ...Option) *Site {
 	if s.root, err = os.ReadFile(filepath.Join(s.Origin, "metadata", "1.root.json")); err != nil {
 		t.Fatal(err)
 	}
-	if s.CDN, err = cdn.NewServer(cdn.ServerConfig{Dir: s.Origin, Rate: o.wan, Gzip: true}, cdnLog()); err != nil {
+	if s.CDN, err = devserver.New(devserver.Config{Dir: s.Origin, Rate: o.wan, Gzip: true}, cdnLog(), nil); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -187,10 +189,10 @@ func New(t TB, opts ...Option) *Site {
 	s.cdnWG.Add(1)
 	go func() { defer s.cdnWG.Done(); s.CDN.Serve(ctx, ln) }()
 	for i := 0; i < o.seeders; i++ {
-		s.Add(mesh.RoleSeeder)
+		s.Add(gossip.RoleSeeder)
 	}
 	for i := 0; i < o.nodes; i++ {
-		s.Add(mesh.RoleNode)
+		s.Add(gossip.RoleNode)
 	}
 	return s
 }
@@ -211,12 +213,12 @@ func (s *Site) Members() []*Member {
 }
 
 // Seeders returns the seeders.
-func (s *Site) Seeders() []*Member { return s.byRole(mesh.RoleSeeder) }
+func (s *Site) Seeders() []*Member { return s.byRole(gossip.RoleSeeder) }
 
 // Nodes returns the nodes that are not seeders.
-func (s *Site) Nodes() []*Member { return s.byRole(mesh.RoleNode) }
+func (s *Site) Nodes() []*Member { return s.byRole(gossip.RoleNode) }
 
-func (s *Site) byRole(r mesh.Role) []*Member {
+func (s *Site) byRole(r gossip.Role) []*Member {
 	var out []*Member
 	for _, m := range s.Members() {
 		if m.Role == r {
@@ -227,7 +229,7 @@ func (s *Site) byRole(r mesh.Role) []*Member {
 }
 
 // Add starts a new member and connects it to every live member.
-func (s *Site) Add(role mesh.Role) *Member {
+func (s *Site) Add(role gossip.Role) *Member {
 	s.t.Helper()
 	s.mu.Lock()
 	s.seq++
@@ -245,7 +247,7 @@ func (s *Site) config(m *Member) mesh.Config {
 	for _, o := range s.Members() {
 		if o != m && o.Alive() {
 			seeds = append(seeds, o.Node().GossipAddr())
-			if o.Role == mesh.RoleSeeder {
+			if o.Role == gossip.RoleSeeder {
 				bootstrap = false
 			}
 		}
@@ -260,7 +262,7 @@ func (s *Site) config(m *Member) mesh.Config {
 		Refresh: s.o.refresh, UploadRate: s.o.lan, DownloadRate: s.o.lan, Exchange: s.o.exchange,
 		Gossip: gossip.Config{BindAddr: "127.0.0.1", BindPort: gossip.AnyPort, Profile: s.gossipProfile(),
 			Keys: [][]byte{s.gossipKey}, Seeds: seeds, Drop: func(addr string) bool { return s.dropped(m, addr) }},
-		Bootstrap: m.Role == mesh.RoleSeeder && bootstrap,
+		Bootstrap: m.Role == gossip.RoleSeeder && bootstrap,
 		Raft:      raftConfig(s.o.lanRaft),
 	}
 }
@@ -372,7 +374,7 @@ func (s *Site) WaitVerified(version string, d time.Duration) {
 				continue
 			}
 			st := m.Status()
-			if st.Release != want || st.Phase != mesh.PhaseVerified {
+			if st.Release.String() != want || st.Phase != deploy.PhaseVerified {
 				late = append(late, fmt.Sprintf("%s (%s %s %d/%d %s)", m.Name, st.Release, st.Phase, st.Have, st.Total, st.Err))
 			}
 		}

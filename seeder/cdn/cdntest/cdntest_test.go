@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
 	"go.uber.org/goleak"
+
+	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -1,8 +1,8 @@
 // Package cdntest is test support for the CDN client and for everything that
 // fetches releases: a signed origin in a temporary directory (NewOrigin) that
-// publishes real releases through content/origin, a cdn.Server serving it on
-// loopback (Serve, ServeTLS) whose every request can be recorded
-// (RequestLog), a client configuration that retries quickly (ClientConfig),
+// publishes real releases through content/origin, the development origin
+// (devserver.Server) serving it on loopback (Serve, ServeTLS) with failures
+// to inject (Faults) and every request recorded if asked (RequestLog), a client configuration that retries quickly (ClientConfig),
 // a throwaway PKI for HTTPS with client certificates (NewPKI), a small
 // deterministic tree to publish (WriteTree, Mutate) and the checks a test
 // makes on what a fetch left behind (RequireSameTree, CheckStore).

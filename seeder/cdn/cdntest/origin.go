@@ -12,6 +12,7 @@ import (
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
 	"github.com/meshcast/meshcast/seeder/cdn"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // Options configure NewOrigin. Zero values mean the defaults.
@@ -189,7 +190,7 @@ func Packs(m *content.Manifest) []content.Digest {
 }
 
 // Serve serves the origin; see the package-level Serve.
-func (o *Origin) Serve(t testing.TB, cfg cdn.ServerConfig) (*cdn.Server, string) {
+func (o *Origin) Serve(t testing.TB, cfg devserver.Config) (*Server, string) {
 	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = o.Dir

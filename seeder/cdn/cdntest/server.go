@@ -11,17 +11,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshcast/meshcast/seeder/cdn"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 // EventWait bounds every wait for an event in these helpers and the tests
 // that use them; it only expires when something is broken.
 const EventWait = 10 * time.Second
 
-// Serve starts a cdn.Server for cfg on 127.0.0.1:0, logging to t, and
-// returns it with its base URL. The server is stopped, and waited for, when
-// the test ends.
-func Serve(t testing.TB, cfg cdn.ServerConfig) (*cdn.Server, string) {
+// Server is a development origin (devserver.Server) serving for a test,
+// with the Faults it asks about every request (none armed at first).
+type Server struct {
+	*devserver.Server
+	Faults *Faults
+}
+
+// Serve starts a devserver.Server for cfg on 127.0.0.1:0, logging to t,
+// and returns it with its base URL. The server is stopped, and waited for,
+// when the test ends.
+func Serve(t testing.TB, cfg devserver.Config) (*Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -31,7 +38,7 @@ func Serve(t testing.TB, cfg cdn.ServerConfig) (*cdn.Server, string) {
 }
 
 // ServeTLS is Serve over HTTPS with tlsCfg (see PKI.Server).
-func ServeTLS(t testing.TB, cfg cdn.ServerConfig, tlsCfg *tls.Config) (*cdn.Server, string) {
+func ServeTLS(t testing.TB, cfg devserver.Config, tlsCfg *tls.Config) (*Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,12 +47,13 @@ func ServeTLS(t testing.TB, cfg cdn.ServerConfig, tlsCfg *tls.Config) (*cdn.Serv
 	return ServeListener(t, cfg, tls.NewListener(ln, tlsCfg), Logger(t, "cdn")), "https://" + ln.Addr().String()
 }
 
-// ServeListener runs a cdn.Server for cfg on ln until the test ends; then
-// it cancels Serve, waits for it to return and fails the test if Serve
-// failed. A nil log discards.
-func ServeListener(t testing.TB, cfg cdn.ServerConfig, ln net.Listener, log *slog.Logger) *cdn.Server {
+// ServeListener runs a devserver.Server for cfg on ln until the test ends;
+// then it cancels Serve, waits for it to return and fails the test if
+// Serve failed. A nil log discards.
+func ServeListener(t testing.TB, cfg devserver.Config, ln net.Listener, log *slog.Logger) *Server {
 	t.Helper()
-	s, err := cdn.NewServer(cfg, log)
+	faults := new(Faults)
+	s, err := devserver.New(cfg, log, faults)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
@@ -59,7 +67,7 @@ func ServeListener(t testing.TB, cfg cdn.ServerConfig, ln net.Listener, log *slo
 			t.Errorf("cdn serve: %v", err)
 		}
 	})
-	return s
+	return &Server{Server: s, Faults: faults}
 }
 
 // Logger returns a logger that writes every record, debug included, to
@@ -188,7 +196,7 @@ func (r Request) RangeStart() int64 {
 
 // ServeRecorded is Serve with a RequestLog that records every request the
 // server answers.
-func ServeRecorded(t testing.TB, cfg cdn.ServerConfig) (*cdn.Server, string, *RequestLog) {
+func ServeRecorded(t testing.TB, cfg devserver.Config) (*Server, string, *RequestLog) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

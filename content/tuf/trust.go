@@ -1,4 +1,4 @@
-package cdn
+package tuf
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,27 +15,26 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
-	"github.com/meshcast/meshcast/content"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/meshcast/meshcast/content"
 )
 
-// Release is a release the signed metadata lists.
-type Release struct {
-	Name    string
-	Version string
-	Target  string // TUF target path
-	ID      content.ReleaseID
-	Length  int64 // manifest bytes
-	tf      *metadata.TargetFiles
+// Target is a release as the signed targets metadata lists it: the
+// release (with the id its manifest must hash to), the manifest's target
+// path and its length.
+type Target struct {
+	content.Release
+	Path   string // TUF target path, releases/<name>/<version>.json
+	Length int64  // manifest bytes
+	tf     *metadata.TargetFiles
 }
-
-func (r Release) String() string { return r.Name + "@" + r.Version }
 
 // patches returns the manifest patches the signed target lists, by base
 // id, with their lengths.
-func (r Release) patches() map[content.ReleaseID]int64 {
+func (r Target) patches() map[content.ReleaseID]int64 {
 	if r.tf == nil || r.tf.Custom == nil {
 		return nil
 	}
@@ -57,12 +55,17 @@ func (r Release) patches() map[content.ReleaseID]int64 {
 // Source delivers the files of an origin by path below it, such as
 // "metadata/timestamp.json" or "targets/releases/x/<sha256>.1.0.0.json",
 // at most maxLength bytes. A file the source does not have is an error
-// matching ErrNotOnOrigin. The CDN Client is one Source; a node's site
-// peers, which keep what they verified, are another. Sources are trusted
-// for availability only: everything they deliver is verified.
+// matching ErrNotFound. The CDN client (seeder/cdn) is one Source; a
+// node's site peers, which keep what they verified (mesh/meta), are
+// another. Sources are trusted for availability only: everything they
+// deliver is verified.
 type Source interface {
 	Fetch(ctx context.Context, path string, maxLength int64) ([]byte, error)
 }
+
+// ErrNotFound is matched by a Source's error for a file it does not have
+// (a CDN's 404, no peer holding the file).
+var ErrNotFound = errors.New("file not found at the source")
 
 // Trusted is a node's verified view of the origin's TUF metadata after a
 // refresh. Its methods are not safe for concurrent use.
@@ -73,17 +76,12 @@ type Trusted struct {
 	up         *updater.Updater
 	fetcher    *sourceFetcher
 	targetsDir string
-	releases   []Release
+	releases   []Target
 }
 
 // ErrNoRelease means the signed metadata does not list the release asked
 // for.
 var ErrNoRelease = errors.New("no such release in the signed metadata")
-
-// Refresh runs a TUF client update against the origin; see RefreshFrom.
-func (c *Client) Refresh(ctx context.Context, dir string, trustedRoot []byte) (*Trusted, error) {
-	return RefreshFrom(ctx, c, c.cfg.URL, dir, trustedRoot, c.log)
-}
 
 // sourceBase is the URL go-tuf is given for the origin; the fetcher turns
 // its URLs back into origin paths for the Source.
@@ -112,14 +110,14 @@ func (f *sourceFetcher) DownloadFile(u string, maxLength int64, _ time.Duration)
 		f.roots = append(f.roots, fetchedRoot{path, b})
 	}
 	var dh *metadata.ErrDownloadHTTP
-	if errors.Is(err, ErrNotOnOrigin) && !errors.As(err, &dh) {
+	if errors.Is(err, ErrNotFound) && !errors.As(err, &dh) {
 		// go-tuf reads a 404 on N+1.root.json as "no newer root".
-		return nil, errors.Join(err, &metadata.ErrDownloadHTTP{StatusCode: http.StatusNotFound, URL: u})
+		return nil, errors.Join(err, &metadata.ErrDownloadHTTP{StatusCode: 404, URL: u})
 	}
 	return b, err
 }
 
-// RefreshFrom runs a TUF client update against src (named name in
+// Refresh runs a TUF client update against src (named name in
 // errors), starting from the trusted metadata kept in dir (or from
 // trustedRoot on first use), and persists what it verified in dir.
 // Expired, rolled-back, mix-and-matched or wrongly signed metadata fails
@@ -128,7 +126,7 @@ func (f *sourceFetcher) DownloadFile(u string, maxLength int64, _ time.Duration)
 // before the failure is kept (it guards the next refresh against
 // rollback), while the trusted targets, and so the list of releases,
 // change only when the whole refresh verified.
-func RefreshFrom(ctx context.Context, src Source, name, dir string, trustedRoot []byte, log *slog.Logger) (*Trusted, error) {
+func Refresh(ctx context.Context, src Source, name, dir string, trustedRoot []byte, log *slog.Logger) (*Trusted, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -206,43 +204,45 @@ func trustAnchor(dir string, configured []byte) ([]byte, error) {
 	return b, nil
 }
 
-func parseReleaseTarget(path string, tf *metadata.TargetFiles) (Release, bool) {
+func parseReleaseTarget(path string, tf *metadata.TargetFiles) (Target, bool) {
 	rest, ok := strings.CutPrefix(path, "releases/")
 	if !ok {
-		return Release{}, false
+		return Target{}, false
 	}
 	name, file, ok := strings.Cut(rest, "/")
 	version, ok2 := strings.CutSuffix(file, ".json")
 	if !ok || !ok2 || content.ValidateName(name) != nil {
-		return Release{}, false
+		return Target{}, false
 	}
 	if _, err := content.ParseVersion(version); err != nil {
-		return Release{}, false
+		return Target{}, false
 	}
 	h := tf.Hashes["sha256"]
 	if len(h) != len(content.ReleaseID{}) {
-		return Release{}, false
+		return Target{}, false
 	}
-	return Release{Name: name, Version: version, Target: path, ID: content.ReleaseID(h), Length: tf.Length, tf: tf}, true
+	return Target{Release: content.Release{Name: name, Version: version, ID: content.ReleaseID(h)}, Path: path, Length: tf.Length, tf: tf}, true
 }
 
 // Releases lists the signed releases, by name and then version.
-func (t *Trusted) Releases() []Release { return append([]Release(nil), t.releases...) }
+func (t *Trusted) Releases() []Target { return append([]Target(nil), t.releases...) }
 
-// Find returns a release; an empty version means the highest one.
-func (t *Trusted) Find(name, version string) (Release, error) {
-	var found *Release
+// Find returns the target of a release; an empty version means the
+// highest one. A release with an id must have that id in the signed
+// metadata.
+func (t *Trusted) Find(want content.Release) (Target, error) {
+	var found *Target
 	for i := range t.releases {
 		r := &t.releases[i]
-		if r.Name == name && (version == "" || r.Version == version) {
+		if r.Name == want.Name && (want.Version == "" || r.Version == want.Version) {
 			found = r // sorted ascending: the last match is the highest
 		}
 	}
 	if found == nil {
-		if version == "" {
-			return Release{}, fmt.Errorf("%w: %s", ErrNoRelease, name)
-		}
-		return Release{}, fmt.Errorf("%w: %s@%s", ErrNoRelease, name, version)
+		return Target{}, fmt.Errorf("%w: %s", ErrNoRelease, want)
+	}
+	if want.Version != "" && !want.Matches(found.Release) {
+		return Target{}, fmt.Errorf("%w: %s is signed with id %s, not %s", ErrNoRelease, want, found.ID.Short(), want.ID.Short())
 	}
 	return *found, nil
 }
@@ -252,7 +252,7 @@ func (t *Trusted) Find(name, version string) (Release, error) {
 // and caches the result. It returns nil when there is no such pair or the
 // patch does not produce the signed bytes; the caller then downloads the
 // whole manifest.
-func (t *Trusted) patched(r Release) []byte {
+func (t *Trusted) patched(r Target) []byte {
 	patches := r.patches()
 	if len(patches) == 0 {
 		return nil
@@ -267,7 +267,7 @@ func (t *Trusted) patched(r Release) []byte {
 		if err != nil || old == nil {
 			continue
 		}
-		patch, err := t.src.Fetch(t.fetcher.ctx, "targets/"+content.ManifestPatchPath(r.Target, r.ID, base.ID), n)
+		patch, err := t.src.Fetch(t.fetcher.ctx, "targets/"+content.ManifestPatchPath(r.Path, r.ID, base.ID), n)
 		if err == nil {
 			var b []byte
 			if b, err = content.ApplyManifestPatch(old, patch, r.Length); err == nil {
@@ -285,8 +285,8 @@ func (t *Trusted) patched(r Release) []byte {
 }
 
 // cache stores a verified manifest where go-tuf's FindCachedTarget looks.
-func (t *Trusted) cache(r Release, b []byte) {
-	p := filepath.Join(t.targetsDir, url.PathEscape(r.Target))
+func (t *Trusted) cache(r Target, b []byte) {
+	p := filepath.Join(t.targetsDir, url.PathEscape(r.Path))
 	tmp := p + ".tmp"
 	if os.WriteFile(tmp, b, 0o644) == nil {
 		os.Rename(tmp, p)
@@ -296,7 +296,7 @@ func (t *Trusted) cache(r Release, b []byte) {
 // Manifest downloads (or takes from the local cache) a release's manifest,
 // checks its length and hash against the signed target, decodes and
 // validates it, and checks that it names the release it is signed as.
-func (t *Trusted) Manifest(ctx context.Context, r Release, l content.Limits) (*content.Manifest, error) {
+func (t *Trusted) Manifest(ctx context.Context, r Target, l content.Limits) (*content.Manifest, error) {
 	if r.Length > l.ManifestBytes {
 		return nil, fmt.Errorf("manifest %s: %w: %d bytes exceeds the limit of %d", r, content.ErrBadManifest, r.Length, l.ManifestBytes)
 	}

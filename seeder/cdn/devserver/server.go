@@ -1,4 +1,4 @@
-package cdn
+package devserver
 
 import (
 	"compress/gzip"
@@ -40,14 +40,14 @@ const (
 	cacheRevalidate = "no-cache"
 )
 
-// ErrBadConfig is returned by NewServer for a ServerConfig it cannot use.
-var ErrBadConfig = errors.New("cdn: invalid server config")
+// ErrBadConfig is returned by New for a Config it cannot use.
+var ErrBadConfig = errors.New("devserver: invalid config")
 
 // errNotRegular marks a path that exists but is not a regular file.
 var errNotRegular = errors.New("not a regular file")
 
-// ServerConfig configures a Server. Zero values mean the default.
-type ServerConfig struct {
+// Config configures a Server. Zero values mean the default.
+type Config struct {
 	// Dir is the origin directory, served read-only. Required.
 	Dir string
 	// Rate caps the body bytes per second of all responses together, over
@@ -56,17 +56,26 @@ type ServerConfig struct {
 	// Gzip compresses ".json" responses on the fly when the client accepts
 	// gzip and asks for no Range, as real CDNs do.
 	Gzip bool
+	// ShutdownGrace is how long Serve lets responses in flight finish once
+	// its context is done, before it closes their connections. Default 5 s.
+	ShutdownGrace time.Duration
 }
 
-// Fault is a failure the Server injects into matching requests (see
-// Server.SetFault). When several kinds are set, Status wins over Stall, and
-// Stall over TruncateAt. The zero Fault injects nothing.
+// Faults decides which failure, if any, the Server injects into a
+// request: it is asked once per request (never for /metrics), with the
+// request's URL path, on the request's goroutine, so it must be safe for
+// concurrent use. Tests pass one to New (see cdntest.Faults); without one
+// the Server injects nothing.
+type Faults interface {
+	Fault(urlPath string) Fault
+}
+
+// Fault is a failure the Server injects into one request. When several
+// kinds are set, Status wins over Stall, and Stall over TruncateAt. The
+// zero Fault injects nothing.
 type Fault struct {
-	// Path is the exact URL path the fault applies to, e.g.
-	// "/packs/ab12….pack"; "" means every path (but never /metrics).
-	Path string
 	// Status, if non-zero, is answered instead of the file, with no body.
-	// It must be 200–599.
+	// It must be 200–599 (the request is answered 500 otherwise).
 	Status int
 	// TruncateAt, if > 0, closes the connection as soon as this many body
 	// bytes of the response are written, so the client reads a short body
@@ -75,10 +84,6 @@ type Fault struct {
 	// Stall sends the headers and then no body byte until the client goes
 	// away. A response without a body (HEAD, empty file) is not stalled.
 	Stall bool
-	// Times is how many matching requests the fault applies to; 0 means
-	// every one. Each matching request counts, whatever its outcome; the
-	// fault is cleared when the count reaches zero.
-	Times int
 }
 
 func (f Fault) active() bool { return f.Status != 0 || f.TruncateAt > 0 || f.Stall }
@@ -91,25 +96,26 @@ type Server struct {
 	gzip    bool          // compress .json for clients that accept gzip
 	limiter *rate.Limiter // shared by all responses; nil when unlimited
 	metrics http.Handler  // the private registry in Prometheus text format
-	grace   time.Duration // shutdownGrace; tests shorten it
+	grace   time.Duration // Config.ShutdownGrace
+	faults  Faults        // nil: none
 
 	sent     atomic.Int64 // body bytes written
 	requests atomic.Int64 // requests answered, /metrics excluded
 	codes    *prometheus.CounterVec
 	ranges   prometheus.Counter
-
-	mu    sync.Mutex
-	fault Fault // guarded by mu
 }
 
-// NewServer returns a Server for cfg, after checking that cfg.Dir is a
-// directory it can open. A nil log discards.
-func NewServer(cfg ServerConfig, log *slog.Logger) (*Server, error) {
+// New returns a Server for cfg, after checking that cfg.Dir is a directory
+// it can open. A nil log discards; faults, if not nil, injects failures.
+func New(cfg Config, log *slog.Logger, faults Faults) (*Server, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("%w: Dir is required", ErrBadConfig)
 	}
-	if cfg.Rate < 0 {
-		return nil, fmt.Errorf("%w: Rate %d is negative", ErrBadConfig, cfg.Rate)
+	if cfg.Rate < 0 || cfg.ShutdownGrace < 0 {
+		return nil, fmt.Errorf("%w: Rate %d or ShutdownGrace %v is negative", ErrBadConfig, cfg.Rate, cfg.ShutdownGrace)
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = shutdownGrace
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -123,7 +129,7 @@ func NewServer(cfg ServerConfig, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, dir: dir, gzip: cfg.Gzip, grace: shutdownGrace}
+	s := &Server{log: log, dir: dir, gzip: cfg.Gzip, grace: cfg.ShutdownGrace, faults: faults}
 	if cfg.Rate > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), int(max(minBurst, cfg.Rate/20)))
 	}
@@ -151,31 +157,15 @@ func (s *Server) BytesSent() int64 { return s.sent.Load() }
 // Requests returns the requests answered so far, /metrics excluded.
 func (s *Server) Requests() int64 { return s.requests.Load() }
 
-// SetFault replaces the current fault; SetFault(Fault{}) clears it. It
-// panics if f.Status is non-zero and not 200–599: that is a bug in the test.
-func (s *Server) SetFault(f Fault) {
-	if f.Status != 0 && (f.Status < 200 || f.Status > 599) {
-		panic(fmt.Sprintf("cdn: SetFault: status %d is not 200-599", f.Status))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault = f
-}
-
-// takeFault returns the fault that applies to a request for urlPath, and
-// counts it down.
-func (s *Server) takeFault(urlPath string) Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.fault
-	if !f.active() || (f.Path != "" && f.Path != urlPath) {
+// fault returns the fault to inject into a request for urlPath.
+func (s *Server) fault(urlPath string) Fault {
+	if s.faults == nil {
 		return Fault{}
 	}
-	if f.Times > 0 {
-		s.fault.Times--
-		if s.fault.Times == 0 {
-			s.fault = Fault{}
-		}
+	f := s.faults.Fault(urlPath)
+	if f.Status != 0 && (f.Status < 200 || f.Status > 599) {
+		s.log.Error("devserver: a fault asked for status outside 200-599; answering 500", "status", f.Status)
+		f.Status = http.StatusInternalServerError
 	}
 	return f
 }
@@ -197,7 +187,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	)
 	if s.limiter != nil {
 		if err := clampMSS(ln, wanMSS); err != nil {
-			s.log.Debug("cdn: clamp segment size", "err", err)
+			s.log.Debug("devserver: clamp segment size", "err", err)
 		}
 	}
 	h := s.Handler()
@@ -226,7 +216,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	select {
 	case err = <-errc:
 		srv.Close()
-		err = fmt.Errorf("cdn: serve on %s: %w", ln.Addr(), err)
+		err = fmt.Errorf("devserver: serve on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), s.grace)
 		if srv.Shutdown(sctx) != nil {
@@ -270,7 +260,7 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		if err := tc.SetWriteBuffer(wanSendBuffer); err != nil {
-			s.log.Debug("cdn: set send buffer", "err", err)
+			s.log.Debug("devserver: set send buffer", "err", err)
 		}
 	}
 	return ctx
@@ -286,7 +276,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if rangeHdr != "" {
 		s.ranges.Inc()
 	}
-	b := &body{ResponseWriter: w, s: s, ctx: r.Context(), fault: s.takeFault(r.URL.Path)}
+	b := &body{ResponseWriter: w, s: s, ctx: r.Context(), fault: s.fault(r.URL.Path)}
 	defer func() {
 		attrs := []slog.Attr{
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),

@@ -1,4 +1,4 @@
-package cdn
+package devserver_test
 
 import (
 	"bufio"
@@ -21,6 +21,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
+	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -144,22 +147,24 @@ func (r *recorder) waitRequests(n int) []map[string]string {
 
 // testServer is a Server running Serve on a loopback listener.
 type testServer struct {
-	*Server
-	rec  *recorder
-	addr string
-	url  string
-	stop func() error // cancels Serve and returns what it returned
+	*devserver.Server
+	faults *cdntest.Faults
+	rec    *recorder
+	addr   string
+	url    string
+	stop   func() error // cancels Serve and returns what it returned
 }
 
 // start runs a Server for cfg until the test ends.
-func start(t *testing.T, cfg ServerConfig) *testServer {
+func start(t *testing.T, cfg devserver.Config) *testServer {
 	t.Helper()
 	rec := &recorder{t: t, changed: make(chan struct{}, 1)}
-	s, err := NewServer(cfg, slog.New(rec))
+	faults := new(cdntest.Faults)
+	cfg.ShutdownGrace = 100 * time.Millisecond
+	s, err := devserver.New(cfg, slog.New(rec), faults)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.grace = 100 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +174,7 @@ func start(t *testing.T, cfg ServerConfig) *testServer {
 	go func() { done <- s.Serve(ctx, ln) }()
 	var once sync.Once
 	var serveErr error
-	ts := &testServer{Server: s, rec: rec, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
+	ts := &testServer{Server: s, faults: faults, rec: rec, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
 	ts.stop = func() error {
 		once.Do(func() { cancel(); serveErr = <-done })
 		return serveErr
@@ -234,24 +239,25 @@ func rawGet(t *testing.T, addr, target string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func TestNewServerRejectsBadConfig(t *testing.T) {
+func TestNewRejectsBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for name, cfg := range map[string]ServerConfig{
-		"no dir":        {},
-		"missing dir":   {Dir: filepath.Join(dir, "missing")},
-		"dir is a file": {Dir: file},
-		"negative rate": {Dir: dir, Rate: -1},
+	for name, cfg := range map[string]devserver.Config{
+		"no dir":         {},
+		"missing dir":    {Dir: filepath.Join(dir, "missing")},
+		"dir is a file":  {Dir: file},
+		"negative rate":  {Dir: dir, Rate: -1},
+		"negative grace": {Dir: dir, ShutdownGrace: -1},
 	} {
-		if _, err := NewServer(cfg, nil); !errors.Is(err, ErrBadConfig) {
-			t.Errorf("%s: NewServer = %v, want ErrBadConfig", name, err)
+		if _, err := devserver.New(cfg, nil, nil); !errors.Is(err, devserver.ErrBadConfig) {
+			t.Errorf("%s: New = %v, want devserver.ErrBadConfig", name, err)
 		}
 	}
-	if _, err := NewServer(ServerConfig{Dir: dir}, nil); err != nil {
-		t.Errorf("NewServer with a nil logger: %v", err)
+	if _, err := devserver.New(devserver.Config{Dir: dir}, nil, nil); err != nil {
+		t.Errorf("New with a nil logger: %v", err)
 	}
 }
 
@@ -259,7 +265,7 @@ func TestNewServerRejectsBadConfig(t *testing.T) {
 // headers, HEAD returns the headers and no body, and both are counted.
 func TestGetAndHead(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
+	s := start(t, devserver.Config{Dir: o.dir})
 	c := newClient(t, false)
 
 	resp, body := do(t, c, "GET", s.url+"/packs/p1.pack")
@@ -290,7 +296,7 @@ func TestGetAndHead(t *testing.T) {
 // request gets the whole body.
 func TestRanges(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
+	s := start(t, devserver.Config{Dir: o.dir})
 	c := newClient(t, false)
 	n := len(o.pack)
 	for _, tc := range []struct {
@@ -340,7 +346,7 @@ func TestRanges(t *testing.T) {
 // TestHeaders proves the Content-Type and Cache-Control of each kind of name.
 func TestHeaders(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
+	s := start(t, devserver.Config{Dir: o.dir})
 	c := newClient(t, false)
 	const immutable, revalidate = "public, max-age=31536000, immutable", "no-cache"
 	for _, tc := range []struct{ path, ctype, cache string }{
@@ -364,7 +370,7 @@ func TestHeaders(t *testing.T) {
 // reaches a file outside the origin.
 func TestNeverOutsideOrigin(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
+	s := start(t, devserver.Config{Dir: o.dir})
 	for _, target := range []string{
 		"/../secret.txt",
 		"/%2e%2e/secret.txt",
@@ -387,7 +393,7 @@ func TestNeverOutsideOrigin(t *testing.T) {
 // and other methods are refused.
 func TestHiddenAndDirectories(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
+	s := start(t, devserver.Config{Dir: o.dir})
 	for _, target := range []string{"/.tmp-123", "/packs/.tmp-x", "/.git/config", "/packs", "/packs/", "/", "//packs/p1.pack"} {
 		if code, body := rawGet(t, s.addr, target); code != 404 || strings.Contains(body, secret) {
 			t.Errorf("GET %s: status %d body %q, want 404", target, code, body)
@@ -403,7 +409,7 @@ func TestHiddenAndDirectories(t *testing.T) {
 // and asks for no range, and that BytesSent counts the compressed bytes.
 func TestGzip(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir, Gzip: true})
+	s := start(t, devserver.Config{Dir: o.dir, Gzip: true})
 	raw := newClient(t, true)
 	url := s.url + "/metadata/big.json"
 
@@ -451,7 +457,7 @@ func TestGzip(t *testing.T) {
 		t.Errorf("default client: Uncompressed %v, %d bytes", resp.Uncompressed, len(body))
 	}
 
-	off := start(t, ServerConfig{Dir: o.dir})
+	off := start(t, devserver.Config{Dir: o.dir})
 	resp, _ = do(t, raw, "GET", off.url+"/metadata/big.json", "Accept-Encoding", "gzip")
 	if resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Vary") != "" {
 		t.Errorf("Gzip off: Content-Encoding %q Vary %q", resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"))
@@ -462,7 +468,7 @@ func TestGzip(t *testing.T) {
 // and is itself neither counted nor logged as a request.
 func TestMetrics(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
+	s := start(t, devserver.Config{Dir: o.dir})
 	c := newClient(t, false)
 	var got int
 	for _, r := range []struct{ method, path, rng string }{
@@ -529,7 +535,7 @@ func TestRateCapsAllConnections(t *testing.T) {
 	}
 	const rateBps, burst = 256 << 10, 64 << 10 // burst: max(64 KiB, Rate/20)
 	begin := time.Now()                        // before the bucket exists
-	s := start(t, ServerConfig{Dir: o.dir, Rate: rateBps})
+	s := start(t, devserver.Config{Dir: o.dir, Rate: rateBps})
 	c := newClient(t, false)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
@@ -572,7 +578,7 @@ func TestClientCancelStopsResponse(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(o.dir, "packs/big.pack"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := start(t, ServerConfig{Dir: o.dir, Rate: 64 << 10})
+	s := start(t, devserver.Config{Dir: o.dir, Rate: 64 << 10})
 	c := newClient(t, false)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -596,14 +602,15 @@ func TestClientCancelStopsResponse(t *testing.T) {
 }
 
 // TestFaultStatus proves a Status fault answers only its path, with an
-// empty body, exactly Times times even under concurrent requests; and that
-// a fault for every path spares /metrics.
+// empty body, exactly as many times as armed even under concurrent
+// requests; that a fault for every path spares /metrics; and that a status
+// that is not one is answered 500.
 func TestFaultStatus(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
+	s := start(t, devserver.Config{Dir: o.dir})
 	c := newClient(t, false)
 
-	s.SetFault(Fault{Path: "/metadata/timestamp.json", Status: 503, Times: 3})
+	s.faults.Set("/metadata/timestamp.json", devserver.Fault{Status: 503}, 3)
 	if resp, _ := do(t, c, "GET", s.url+"/packs/p1.pack"); resp.StatusCode != 200 {
 		t.Errorf("other path: status %d, want 200", resp.StatusCode)
 	}
@@ -633,7 +640,7 @@ func TestFaultStatus(t *testing.T) {
 		t.Errorf("statuses %v, want 3×503 and 5×200", count)
 	}
 
-	s.SetFault(Fault{Status: 500})
+	s.faults.Set("", devserver.Fault{Status: 500}, 0)
 	for _, m := range []string{"GET", "HEAD"} {
 		for _, p := range []string{"/packs/p1.pack", "/missing"} {
 			if resp, _ := do(t, c, m, s.url+p); resp.StatusCode != 500 {
@@ -644,29 +651,28 @@ func TestFaultStatus(t *testing.T) {
 	if resp, _ := do(t, c, "GET", s.url+"/metrics"); resp.StatusCode != 200 {
 		t.Errorf("/metrics under a fault: %d", resp.StatusCode)
 	}
-	s.SetFault(Fault{})
+	s.faults.Set("", devserver.Fault{}, 0)
 	if resp, _ := do(t, c, "GET", s.url+"/missing"); resp.StatusCode != 404 {
 		t.Errorf("after clearing: %d, want 404", resp.StatusCode)
 	}
 
-	defer func() {
-		if recover() == nil {
-			t.Error("SetFault accepted status 42")
-		}
-	}()
-	s.SetFault(Fault{Status: 42})
+	// A status that is not one is answered 500, not sent.
+	s.faults.Set("", devserver.Fault{Status: 42}, 0)
+	if resp, _ := do(t, c, "GET", s.url+"/packs/p1.pack"); resp.StatusCode != 500 {
+		t.Errorf("a fault of status 42: %d, want 500", resp.StatusCode)
+	}
 }
 
 // TestFaultTruncate proves the client sees exactly TruncateAt correct bytes
 // and then an unexpected EOF, for a plain and a compressed body, and that
-// the fault ends after Times.
+// the fault ends after the requests it was armed for.
 func TestFaultTruncate(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir, Gzip: true})
+	s := start(t, devserver.Config{Dir: o.dir, Gzip: true})
 	c := newClient(t, true)
 
 	for _, tc := range []struct{ path, enc string }{{"/packs/p1.pack", ""}, {"/metadata/big.json", "gzip"}} {
-		s.SetFault(Fault{Path: tc.path, TruncateAt: 1000, Times: 1})
+		s.faults.Set(tc.path, devserver.Fault{TruncateAt: 1000}, 1)
 		before := s.BytesSent()
 		req, _ := http.NewRequest("GET", s.url+tc.path, nil)
 		if tc.enc != "" {
@@ -688,7 +694,7 @@ func TestFaultTruncate(t *testing.T) {
 			t.Errorf("%s: BytesSent grew by %d, want 1000", tc.path, sent)
 		}
 		if resp, body := do(t, c, "GET", s.url+tc.path); resp.StatusCode != 200 || int64(len(body)) != resp.ContentLength {
-			t.Errorf("%s after Times: status %d, %d bytes of %d", tc.path, resp.StatusCode, len(body), resp.ContentLength)
+			t.Errorf("%s after the fault: status %d, %d bytes of %d", tc.path, resp.StatusCode, len(body), resp.ContentLength)
 		}
 	}
 }
@@ -697,8 +703,8 @@ func TestFaultTruncate(t *testing.T) {
 // byte until the client goes away, and then its handler ends.
 func TestFaultStall(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
-	s.SetFault(Fault{Stall: true})
+	s := start(t, devserver.Config{Dir: o.dir})
+	s.faults.Set("", devserver.Fault{Stall: true}, 0)
 	c := newClient(t, false)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -730,8 +736,8 @@ func TestFaultStall(t *testing.T) {
 // that handler ended; and that it reports a listener that fails.
 func TestServeShutsDown(t *testing.T) {
 	o := newOrigin(t)
-	s := start(t, ServerConfig{Dir: o.dir})
-	s.SetFault(Fault{Stall: true})
+	s := start(t, devserver.Config{Dir: o.dir})
+	s.faults.Set("", devserver.Fault{Stall: true}, 0)
 	c := newClient(t, false)
 
 	resp, err := c.Get(s.url + "/packs/p1.pack")

@@ -1,4 +1,4 @@
-package cdn
+package tuf
 
 import (
 	"crypto/sha256"

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package cdn
+package devserver
 
 import "net"
 
