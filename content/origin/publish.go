@@ -77,59 +77,128 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if opt.Chunking == (content.Chunking{}) {
-		opt.Chunking = content.DefaultChunking()
-	}
-	if opt.Level == 0 {
-		opt.Level = content.DefaultLevel
-	}
-	if opt.Expiries == (Expiries{}) {
-		opt.Expiries = DefaultExpiries()
-	}
-	if len(opt.Rollout.Waves) == 0 && opt.Rollout.HealthTimeout == 0 {
-		opt.Rollout = content.DefaultRollout()
-	}
+	opt = opt.withDefaults()
 	release := opt.Name + "@" + opt.Version
 	fail := func(err error) (*PublishResult, error) { return nil, fmt.Errorf("publish %s: %w", release, err) }
-	if err := content.ValidateName(opt.Name); err != nil {
+	if err := opt.validate(); err != nil {
 		return fail(err)
-	}
-	if _, err := content.ParseVersion(opt.Version); err != nil {
-		return fail(err)
-	}
-	if err := opt.Chunking.Validate(); err != nil {
-		return fail(err)
-	}
-	if err := opt.Expiries.Validate(); err != nil {
-		return fail(err)
-	}
-	if len(opt.Artifacts) == 0 {
-		return fail(errors.New("no artifacts"))
-	}
-	for p := range opt.Artifacts {
-		if err := content.ValidatePlatform(p); err != nil {
-			return fail(err)
-		}
 	}
 	if err := r.checkKeys(keys, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP); err != nil {
 		return fail(err)
 	}
-	comp, err := content.NewCompressor(opt.Level)
+	p, err := r.newPublisher(opt, log)
 	if err != nil {
 		return fail(err)
+	}
+	defer p.pack.discard()
+
+	platforms, arts, err := p.collectArtifacts(ctx, opt)
+	if err != nil {
+		return fail(err)
+	}
+	newPack, err := p.pack.finish()
+	if err != nil {
+		return fail(err)
+	}
+	m, res := p.manifest(opt, platforms, arts, newPack)
+	encoded, err := m.Encode()
+	if err != nil {
+		return fail(err)
+	}
+	id := content.ManifestID(encoded)
+	res.Release, res.ReleaseID = release, id
+	res.Target = content.ReleaseTarget(opt.Name, opt.Version)
+
+	unchanged, err := r.republished(res.Target, id)
+	if err != nil {
+		return fail(err)
+	}
+	if unchanged {
+		res.Unchanged, res.NewChunks, res.NewBytes = true, 0, 0
+		res.Seconds = time.Since(start).Seconds()
+		return res, nil
+	}
+
+	if newPack != nil {
+		if err := p.pack.commit(newPack); err != nil {
+			return fail(err)
+		}
+		res.Pack = newPack.Pack.String()
+	}
+	if err := r.addRelease(keys, opt, res.Target, id, encoded, log); err != nil {
+		return fail(err)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	log.Info("published", "release", release, "id", id.Short(), "chunks", res.Chunks, "new_chunks", res.NewChunks,
+		"input_bytes", res.InputBytes, "new_bytes", res.NewBytes, "seconds", res.Seconds)
+	return res, nil
+}
+
+// withDefaults fills the zero fields of o with their documented defaults.
+func (o PublishOptions) withDefaults() PublishOptions {
+	if o.Chunking == (content.Chunking{}) {
+		o.Chunking = content.DefaultChunking()
+	}
+	if o.Level == 0 {
+		o.Level = content.DefaultLevel
+	}
+	if o.Expiries == (Expiries{}) {
+		o.Expiries = DefaultExpiries()
+	}
+	if len(o.Rollout.Waves) == 0 && o.Rollout.HealthTimeout == 0 {
+		o.Rollout = content.DefaultRollout()
+	}
+	return o
+}
+
+// validate checks o (defaults applied), naming the first thing wrong.
+func (o PublishOptions) validate() error {
+	if err := content.ValidateName(o.Name); err != nil {
+		return err
+	}
+	if _, err := content.ParseVersion(o.Version); err != nil {
+		return err
+	}
+	if err := o.Chunking.Validate(); err != nil {
+		return err
+	}
+	if err := o.Expiries.Validate(); err != nil {
+		return err
+	}
+	if len(o.Artifacts) == 0 {
+		return errors.New("no artifacts")
+	}
+	for p := range o.Artifacts {
+		if err := content.ValidatePlatform(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newPublisher returns a publisher that knows the chunks the origin holds
+// and writes new ones to a pending pack; the caller discards that pack
+// unless it commits it.
+func (r *Repo) newPublisher(opt PublishOptions, log *slog.Logger) (*publisher, error) {
+	comp, err := content.NewCompressor(opt.Level)
+	if err != nil {
+		return nil, err
 	}
 	known, err := loadChunkIndex(r.PacksDir(), log)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
-
 	pw, err := newPendingPack(r.PacksDir())
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
-	defer pw.discard()
+	return &publisher{known: known, added: map[content.ChunkID]location{}, comp: comp, chunking: opt.Chunking, pack: pw}, nil
+}
 
-	p := &publisher{known: known, added: map[content.ChunkID]location{}, comp: comp, chunking: opt.Chunking, pack: pw}
+// collectArtifacts opens every platform's artifact, then runs them
+// through the pipeline one after the other in platform order, reporting
+// progress over all of them. It returns the platforms in that order.
+func (p *publisher) collectArtifacts(ctx context.Context, opt PublishOptions) ([]string, map[string]*collected, error) {
 	platforms := make([]string, 0, len(opt.Artifacts))
 	for pl := range opt.Artifacts {
 		platforms = append(platforms, pl)
@@ -144,7 +213,7 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 			for _, o := range srcs[:i] {
 				o.close()
 			}
-			return fail(fmt.Errorf("artifact %s: %w", pl, err))
+			return nil, nil, fmt.Errorf("artifact %s: %w", pl, err)
 		}
 		srcs[i] = s
 		total.Add(s.total())
@@ -162,7 +231,7 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 			for _, o := range srcs[i+1:] {
 				o.close()
 			}
-			return fail(fmt.Errorf("artifact %s (%s): %w", pl, opt.Artifacts[pl], err))
+			return nil, nil, fmt.Errorf("artifact %s (%s): %w", pl, opt.Artifacts[pl], err)
 		}
 		consumed.Add(counters[i])
 		arts[pl] = a
@@ -170,50 +239,37 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 	if opt.Progress != nil {
 		opt.Progress(total.Load(), total.Load())
 	}
+	return platforms, arts, nil
+}
 
-	newPack, err := pw.finish()
+// republished reports whether the origin already lists target as release
+// id: an identical re-publish. A target there with another id fails with
+// ErrVersionExists, since versions are immutable.
+func (r *Repo) republished(target string, id content.ReleaseID) (bool, error) {
+	old, ok := r.targets.Signed.Targets[target]
+	if !ok {
+		return false, nil
+	}
+	if h := old.Hashes["sha256"]; len(h) == sha256.Size && [sha256.Size]byte(h) == id {
+		return true, nil
+	}
+	return false, fmt.Errorf("%w (origin has release id %x, this content is %s)", ErrVersionExists, []byte(old.Hashes["sha256"]), id)
+}
+
+// addRelease writes the manifest patches to release id and its encoded
+// manifest as target, listing the patches in the target's custom
+// metadata, and re-signs targets, snapshot and timestamp.
+func (r *Repo) addRelease(keys Keys, opt PublishOptions, target string, id content.ReleaseID, encoded []byte, log *slog.Logger) error {
+	patches, err := r.writePatches(opt.Name, opt.Version, target, id, encoded, log)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	m, res := p.manifest(opt, platforms, arts, newPack)
-	encoded, err := m.Encode()
-	if err != nil {
-		return fail(err)
-	}
-	id := content.ManifestID(encoded)
-	res.Release, res.ReleaseID = release, id
-	res.Target = content.ReleaseTarget(opt.Name, opt.Version)
-
-	if old, ok := r.targets.Signed.Targets[res.Target]; ok {
-		if h := old.Hashes["sha256"]; len(h) == sha256.Size && [sha256.Size]byte(h) == id {
-			res.Unchanged, res.NewChunks, res.NewBytes = true, 0, 0
-			res.Seconds = time.Since(start).Seconds()
-			return res, nil
-		}
-		return fail(fmt.Errorf("%w (origin has release id %x, this content is %s)", ErrVersionExists, []byte(old.Hashes["sha256"]), id))
-	}
-
-	if newPack != nil {
-		if err := pw.commit(newPack); err != nil {
-			return fail(err)
-		}
-		res.Pack = newPack.Pack.String()
-	}
-	info := content.TargetInfo{Name: opt.Name, Version: opt.Version}
-	if info.Patches, err = r.writePatches(opt.Name, opt.Version, res.Target, id, encoded, log); err != nil {
-		return fail(err)
-	}
+	info := content.TargetInfo{Name: opt.Name, Version: opt.Version, Patches: patches}
 	custom, err := json.Marshal(content.TargetCustom{Meshcast: info})
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	if err := r.AddTarget(keys, opt.Expiries, res.Target, encoded, custom); err != nil {
-		return fail(err)
-	}
-	res.Seconds = time.Since(start).Seconds()
-	log.Info("published", "release", release, "id", id.Short(), "chunks", res.Chunks, "new_chunks", res.NewChunks,
-		"input_bytes", res.InputBytes, "new_bytes", res.NewBytes, "seconds", res.Seconds)
-	return res, nil
+	return r.AddTarget(keys, opt.Expiries, target, encoded, custom)
 }
 
 // patchBases is how many earlier versions of a release get a manifest
