@@ -514,89 +514,126 @@ func (p *publisher) artifact(ctx context.Context, src source, progress func()) (
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 
-	g.Go(func() error { // reader
-		defer close(jobs)
-		seq := 0
-		send := func(it *item) error {
-			select {
-			case tokens <- struct{}{}:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			it.seq = seq
-			seq++
-			jobs <- it
-			return nil
-		}
-		for {
-			e, err := src.next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if err := send(&item{e: e}); err != nil {
-				return err
-			}
-			if e.typ != content.TypeFile || e.linkTo != "" {
-				continue
-			}
-			h := sha256.New()
-			ch := content.NewChunker(e.r, p.chunking)
-			var n int64
-			for {
-				b, err := ch.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					return fmt.Errorf("%s: %w", e.path, err)
-				}
-				h.Write(b)
-				n += int64(len(b))
-				bp := dataPool.Get().(*[]byte)
-				data := append((*bp)[:0], b...)
-				if err := send(&item{data: data, bp: bp}); err != nil {
-					return err
-				}
-				progress()
-			}
-			if n != e.size {
-				return fmt.Errorf("%s: read %d bytes, expected %d", e.path, n, e.size)
-			}
-			it := &item{end: true, size: n}
-			h.Sum(it.sum[:0])
-			if err := send(it); err != nil {
-				return err
-			}
-		}
-	})
+	g.Go(func() error { return p.read(gctx, src, tokens, jobs, progress) })
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		g.Go(func() error {
 			defer wg.Done()
-			for it := range jobs {
-				if it.data != nil {
-					it.id = content.SumChunk(it.data)
-					if _, it.known = p.known[it.id]; !it.known {
-						it.bodyP = bodyPool.Get().(*[]byte)
-						it.enc, it.body = p.comp.Encode((*it.bodyP)[:0], it.data)
-					}
-				}
-				select {
-				case results <- it:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			return nil
+			return p.encode(gctx, jobs, results)
 		})
 	}
 	go func() { wg.Wait(); close(results) }()
 
 	c := &collected{kind: src.kind()}
+	collectErr := p.collectInOrder(c, results, tokens, cancel)
+	// A collect error cancelled the reader and the workers, so g.Wait
+	// reports only that cancellation: the collect error is the cause.
+	err := g.Wait()
+	if collectErr != nil {
+		return nil, collectErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(c.files, func(i, j int) bool { return c.files[i].Path < c.files[j].Path })
+	return c, nil
+}
+
+// read is the reader of the pipeline: it sends each entry of src, and
+// each regular file's chunks and its end, as items numbered in input
+// order, taking a token for each. It closes jobs when it returns.
+func (p *publisher) read(ctx context.Context, src source, tokens chan<- struct{}, jobs chan<- *item, progress func()) error {
+	defer close(jobs)
+	seq := 0
+	send := func(it *item) error {
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		it.seq = seq
+		seq++
+		jobs <- it
+		return nil
+	}
+	for {
+		e, err := src.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := send(&item{e: e}); err != nil {
+			return err
+		}
+		if e.typ != content.TypeFile || e.linkTo != "" {
+			continue
+		}
+		if err := p.readFile(e, send, progress); err != nil {
+			return err
+		}
+	}
+}
+
+// readFile cuts the regular file e into chunks and sends each, then, if
+// it read the size the source announced, an end item with the file's
+// size and sha256.
+func (p *publisher) readFile(e *entry, send func(*item) error, progress func()) error {
+	h := sha256.New()
+	ch := content.NewChunker(e.r, p.chunking)
+	var n int64
+	for {
+		b, err := ch.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.path, err)
+		}
+		h.Write(b)
+		n += int64(len(b))
+		bp := dataPool.Get().(*[]byte)
+		data := append((*bp)[:0], b...)
+		if err := send(&item{data: data, bp: bp}); err != nil {
+			return err
+		}
+		progress()
+	}
+	if n != e.size {
+		return fmt.Errorf("%s: read %d bytes, expected %d", e.path, n, e.size)
+	}
+	it := &item{end: true, size: n}
+	h.Sum(it.sum[:0])
+	return send(it)
+}
+
+// encode is a worker of the pipeline: it hashes each chunk of jobs and
+// compresses those the origin lacks, passing every item on to results.
+func (p *publisher) encode(ctx context.Context, jobs <-chan *item, results chan<- *item) error {
+	for it := range jobs {
+		if it.data != nil {
+			it.id = content.SumChunk(it.data)
+			if _, it.known = p.known[it.id]; !it.known {
+				it.bodyP = bodyPool.Get().(*[]byte)
+				it.enc, it.body = p.comp.Encode((*it.bodyP)[:0], it.data)
+			}
+		}
+		select {
+		case results <- it:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// collectInOrder collects the items of results into c in input order,
+// returning a token for each. After the first collect error it cancels
+// the pipeline and drains results, releasing what arrives, and returns
+// that error once results is closed.
+func (p *publisher) collectInOrder(c *collected, results <-chan *item, tokens <-chan struct{}, cancel context.CancelFunc) error {
 	byPath := map[string]int{} // regular files by path, for tar hard links
 	cur := -1                  // index in c.files of the file whose chunks arrive
 	pending := map[int]*item{}
@@ -626,17 +663,7 @@ func (p *publisher) artifact(ctx context.Context, src source, progress func()) (
 	for _, it := range pending {
 		p.release(it)
 	}
-	// A collect error cancelled the reader and the workers, so g.Wait
-	// reports only that cancellation: the collect error is the cause.
-	err := g.Wait()
-	if collectErr != nil {
-		return nil, collectErr
-	}
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(c.files, func(i, j int) bool { return c.files[i].Path < c.files[j].Path })
-	return c, nil
+	return collectErr
 }
 
 func (p *publisher) release(it *item) {
