@@ -155,74 +155,23 @@ type member struct {
 	pushQ int
 }
 
+// handle applies one event to the engine's state. It and every method it
+// calls run on the Run goroutine.
 func (e *Engine) handle(ev event) {
 	now := time.Now()
 	switch ev := ev.(type) {
 	case evJoin:
 		e.join(ev, now)
 	case evOffer:
-		if s := e.swarms[ev.swarm]; s != nil && ev.index >= 0 && ev.index < len(s.chunks) {
-			e.gotChunk(s, ev.index, "")
-			if s.spread {
-				e.push(s, ev.index, now)
-			}
-		}
+		e.offer(ev, now)
 	case evSpread:
-		s := e.swarms[ev.swarm]
-		if s == nil || s.spread == ev.on {
-			return
-		}
-		s.spread = ev.on
-		if ev.on {
-			// Push what no member holds yet.
-			for i := range s.chunks {
-				if s.have.has(i) && s.avail[i] == 0 {
-					s.backlog = append(s.backlog, i)
-				}
-			}
-			e.pump(s, now)
-			return
-		}
-		s.backlog = nil
-		clear(s.pushed)
-		for _, p := range e.peers {
-			e.sendBitfield(p, s)
-		}
+		e.setSpread(ev, now)
 	case evWaitSpread:
-		s := e.swarms[ev.swarm]
-		if s == nil || s.unspread() <= ev.w.limit {
-			close(ev.w.ch)
-			return
-		}
-		s.waiters = append(s.waiters, ev.w)
+		e.waitSpread(ev)
 	case evLeave:
-		if s := e.swarms[ev.swarm]; s != nil {
-			delete(e.swarms, ev.swarm)
-			e.lists.Delete(ev.swarm)
-			for _, w := range s.waiters {
-				close(w.ch)
-			}
-			s.waiters = nil
-			for _, pd := range s.pending {
-				for _, id := range []peer.ID{pd.peer, pd.extra} {
-					if p := e.peers[id]; p != nil && p.inflight > 0 {
-						p.inflight--
-					}
-				}
-			}
-		}
+		e.leave(ev)
 	case evPeerUp:
-		if old := e.peers[ev.id]; old != nil {
-			e.dropPeer(old, now)
-		}
-		p := &peerState{id: ev.id, w: ev.w, sent: map[SwarmID]bool{}}
-		e.peers[ev.id] = p
-		e.live.Store(ev.id, struct{}{})
-		e.npeers.Store(int64(len(e.peers)))
-		ev.w.start()
-		for _, s := range e.swarms {
-			e.sendBitfield(p, s)
-		}
+		e.addPeer(ev, now)
 	case evPeerDown:
 		if p := e.peers[ev.id]; p != nil && (ev.w == nil || p.w == ev.w) {
 			e.dropPeer(p, now)
@@ -242,6 +191,89 @@ func (e *Engine) handle(ev event) {
 		e.sent(ev, now)
 	case evFunc:
 		ev.fn()
+	}
+}
+
+// offer records a chunk the store received from elsewhere than a peer;
+// a spreading seeder pushes it to a member.
+func (e *Engine) offer(ev evOffer, now time.Time) {
+	if s := e.swarms[ev.swarm]; s != nil && ev.index >= 0 && ev.index < len(s.chunks) {
+		e.gotChunk(s, ev.index, "")
+		if s.spread {
+			e.push(s, ev.index, now)
+		}
+	}
+}
+
+// setSpread switches a swarm's spread mode: on, it pushes what no member
+// holds yet; off, it forgets its pushes and announces all it holds.
+func (e *Engine) setSpread(ev evSpread, now time.Time) {
+	s := e.swarms[ev.swarm]
+	if s == nil || s.spread == ev.on {
+		return
+	}
+	s.spread = ev.on
+	if ev.on {
+		// Push what no member holds yet.
+		for i := range s.chunks {
+			if s.have.has(i) && s.avail[i] == 0 {
+				s.backlog = append(s.backlog, i)
+			}
+		}
+		e.pump(s, now)
+		return
+	}
+	s.backlog = nil
+	clear(s.pushed)
+	for _, p := range e.peers {
+		e.sendBitfield(p, s)
+	}
+}
+
+// waitSpread releases a WaitSpread call at once if its limit is reached
+// (or the swarm is gone), and keeps it waiting otherwise.
+func (e *Engine) waitSpread(ev evWaitSpread) {
+	s := e.swarms[ev.swarm]
+	if s == nil || s.unspread() <= ev.w.limit {
+		close(ev.w.ch)
+		return
+	}
+	s.waiters = append(s.waiters, ev.w)
+}
+
+// leave forgets a swarm: its WaitSpread calls return, and its requests
+// no longer count against the peers they wait on.
+func (e *Engine) leave(ev evLeave) {
+	if s := e.swarms[ev.swarm]; s != nil {
+		delete(e.swarms, ev.swarm)
+		e.lists.Delete(ev.swarm)
+		for _, w := range s.waiters {
+			close(w.ch)
+		}
+		s.waiters = nil
+		for _, pd := range s.pending {
+			for _, id := range []peer.ID{pd.peer, pd.extra} {
+				if p := e.peers[id]; p != nil && p.inflight > 0 {
+					p.inflight--
+				}
+			}
+		}
+	}
+}
+
+// addPeer takes on a peer's outbound stream, replacing (and dropping) a
+// peer of the same id, and sends it our bitfield of every swarm.
+func (e *Engine) addPeer(ev evPeerUp, now time.Time) {
+	if old := e.peers[ev.id]; old != nil {
+		e.dropPeer(old, now)
+	}
+	p := &peerState{id: ev.id, w: ev.w, sent: map[SwarmID]bool{}}
+	e.peers[ev.id] = p
+	e.live.Store(ev.id, struct{}{})
+	e.npeers.Store(int64(len(e.peers)))
+	ev.w.start()
+	for _, s := range e.swarms {
+		e.sendBitfield(p, s)
 	}
 }
 
