@@ -408,122 +408,152 @@ func (e *Engine) reissue(s *swarm, id peer.ID, now time.Time) {
 	}
 }
 
+// message handles a control message from peer p, by its kind.
 func (e *Engine) message(p *peerState, ev evMsg, now time.Time) {
 	s := e.swarms[ev.swarm]
 	switch ev.typ {
 	case msgBitfield:
-		if s == nil {
-			return
-		}
-		if ev.count != len(s.chunks) {
-			e.handle(evProtocolError{id: p.id, err: fmt.Errorf("%w: bitfield of %d chunks for a swarm of %d", ErrWire, ev.count, len(s.chunks))})
-			return
-		}
-		bits, ok := bitsetFrom(ev.bits, ev.count)
-		if !ok {
-			e.handle(evProtocolError{id: p.id, err: fmt.Errorf("%w: bitfield with bits past its end", ErrWire)})
-			return
-		}
-		m := s.members[p.id]
-		newMember := m == nil
-		if newMember {
-			m = &member{}
-			s.members[p.id] = m
-		} else {
-			for i := range s.chunks {
-				if m.bits.has(i) {
-					s.avail[i]--
-				}
-			}
-		}
-		m.bits = bits
-		for i := range s.chunks {
-			if bits.has(i) {
-				s.avail[i]++
-				delete(s.pushed, i)
-			}
-		}
-		// A new member may have dropped ours: it had not joined when we
-		// sent it. Answer once more; members already known need not.
-		if newMember || !p.sent[s.h.ID] {
-			e.sendBitfield(p, s)
-		}
-		e.schedule(p, s, now)
-		if s.spread {
-			e.pump(s, now)
-		}
+		e.handleBitfield(p, s, ev, now)
 	case msgHave:
-		m := s.memberOf(p.id)
-		if m == nil {
-			return
-		}
-		for _, i := range ev.indexes {
-			if i < len(s.chunks) && !m.bits.has(i) {
-				m.bits.set(i)
-				s.avail[i]++
-			}
-			if ps, ok := s.pushed[i]; ok {
-				if ps.to == p.id {
-					average(&e.pushLatency, now.Sub(ps.at))
-					e.pushLatencyNS.Store(int64(e.pushLatency))
-				}
-				delete(s.pushed, i)
-			}
-		}
-		e.schedule(p, s, now)
+		e.handleHave(p, s, ev, now)
 	case msgRequest:
-		var reject []int
-		for _, i := range ev.indexes {
-			if s == nil || i >= len(s.chunks) || !s.have.has(i) || p.serving >= e.cfg.MaxServe {
-				reject = append(reject, i)
-				continue
-			}
-			p.serving++
-			p.w.queuePiece(pieceOp{swarm: ev.swarm, index: i, id: s.chunks[i].ID})
-		}
-		if len(reject) > 0 {
-			e.rejected.Add(int64(len(reject)))
-			p.w.queue(wop{typ: msgReject, swarm: ev.swarm, idx: reject})
-		}
+		e.handleRequest(p, s, ev)
 	case msgCancel:
-		// What is still queued is dropped and rejected. The reject goes
-		// out after any piece of those indexes already being written, so
-		// the requester may ask elsewhere for what it names without
-		// getting it twice.
-		var reject []int
-		for _, op := range p.w.drop(ev.swarm, ev.indexes) {
-			e.sent(evSent{id: p.id, w: p.w, swarm: op.swarm, index: op.index, pushed: op.pushed, cancelled: true}, now)
-			if !op.pushed {
-				reject = append(reject, op.index)
-			}
-		}
-		if len(reject) > 0 {
-			p.w.queue(wop{typ: msgReject, swarm: ev.swarm, idx: reject})
-		}
+		e.handleCancel(p, ev, now)
 	case msgReject:
-		if s == nil {
-			return
-		}
-		refused := false
-		for _, i := range ev.indexes {
-			if pd := s.pending[i]; pd != nil && (pd.peer == p.id || pd.extra == p.id) {
-				if pd.recalled {
-					e.reissued.Add(1)
-					pd.recalled = false
-				}
-				e.unpend(s, i, p.id)
-				refused = true
+		e.handleReject(p, s, ev, now)
+	}
+}
+
+// handleBitfield makes p a member of s, or replaces what it holds, and
+// asks it for chunks; a bad bitfield drops p.
+func (e *Engine) handleBitfield(p *peerState, s *swarm, ev evMsg, now time.Time) {
+	if s == nil {
+		return
+	}
+	if ev.count != len(s.chunks) {
+		e.handle(evProtocolError{id: p.id, err: fmt.Errorf("%w: bitfield of %d chunks for a swarm of %d", ErrWire, ev.count, len(s.chunks))})
+		return
+	}
+	bits, ok := bitsetFrom(ev.bits, ev.count)
+	if !ok {
+		e.handle(evProtocolError{id: p.id, err: fmt.Errorf("%w: bitfield with bits past its end", ErrWire)})
+		return
+	}
+	m := s.members[p.id]
+	newMember := m == nil
+	if newMember {
+		m = &member{}
+		s.members[p.id] = m
+	} else {
+		for i := range s.chunks {
+			if m.bits.has(i) {
+				s.avail[i]--
 			}
 		}
-		if !refused {
-			return // the answer to a cancel of requests already answered
-		}
-		if p.inflight == 0 {
-			p.recallAt = time.Time{}
-		}
-		p.backoff = now.Add(50 * time.Millisecond)
-		e.scheduleAll(s, now)
 	}
+	m.bits = bits
+	for i := range s.chunks {
+		if bits.has(i) {
+			s.avail[i]++
+			delete(s.pushed, i)
+		}
+	}
+	// A new member may have dropped ours: it had not joined when we
+	// sent it. Answer once more; members already known need not.
+	if newMember || !p.sent[s.h.ID] {
+		e.sendBitfield(p, s)
+	}
+	e.schedule(p, s, now)
+	if s.spread {
+		e.pump(s, now)
+	}
+}
+
+// handleHave records the chunks member p announced, which ends our
+// pushes of them, and asks it for chunks.
+func (e *Engine) handleHave(p *peerState, s *swarm, ev evMsg, now time.Time) {
+	m := s.memberOf(p.id)
+	if m == nil {
+		return
+	}
+	for _, i := range ev.indexes {
+		if i < len(s.chunks) && !m.bits.has(i) {
+			m.bits.set(i)
+			s.avail[i]++
+		}
+		if ps, ok := s.pushed[i]; ok {
+			if ps.to == p.id {
+				average(&e.pushLatency, now.Sub(ps.at))
+				e.pushLatencyNS.Store(int64(e.pushLatency))
+			}
+			delete(s.pushed, i)
+		}
+	}
+	e.schedule(p, s, now)
+}
+
+// handleRequest queues the pieces p asked for that we hold, up to
+// MaxServe, and rejects the rest.
+func (e *Engine) handleRequest(p *peerState, s *swarm, ev evMsg) {
+	var reject []int
+	for _, i := range ev.indexes {
+		if s == nil || i >= len(s.chunks) || !s.have.has(i) || p.serving >= e.cfg.MaxServe {
+			reject = append(reject, i)
+			continue
+		}
+		p.serving++
+		p.w.queuePiece(pieceOp{swarm: ev.swarm, index: i, id: s.chunks[i].ID})
+	}
+	if len(reject) > 0 {
+		e.rejected.Add(int64(len(reject)))
+		p.w.queue(wop{typ: msgReject, swarm: ev.swarm, idx: reject})
+	}
+}
+
+// handleCancel takes the pieces p cancelled off its queue.
+func (e *Engine) handleCancel(p *peerState, ev evMsg, now time.Time) {
+	// What is still queued is dropped and rejected. The reject goes
+	// out after any piece of those indexes already being written, so
+	// the requester may ask elsewhere for what it names without
+	// getting it twice.
+	var reject []int
+	for _, op := range p.w.drop(ev.swarm, ev.indexes) {
+		e.sent(evSent{id: p.id, w: p.w, swarm: op.swarm, index: op.index, pushed: op.pushed, cancelled: true}, now)
+		if !op.pushed {
+			reject = append(reject, op.index)
+		}
+	}
+	if len(reject) > 0 {
+		p.w.queue(wop{typ: msgReject, swarm: ev.swarm, idx: reject})
+	}
+}
+
+// handleReject forgets the requests p turned away, so the members of s
+// are asked for them again, p itself after a short backoff.
+func (e *Engine) handleReject(p *peerState, s *swarm, ev evMsg, now time.Time) {
+	if s == nil {
+		return
+	}
+	refused := false
+	for _, i := range ev.indexes {
+		if pd := s.pending[i]; pd != nil && (pd.peer == p.id || pd.extra == p.id) {
+			if pd.recalled {
+				e.reissued.Add(1)
+				pd.recalled = false
+			}
+			e.unpend(s, i, p.id)
+			refused = true
+		}
+	}
+	if !refused {
+		return // the answer to a cancel of requests already answered
+	}
+	if p.inflight == 0 {
+		p.recallAt = time.Time{}
+	}
+	p.backoff = now.Add(50 * time.Millisecond)
+	e.scheduleAll(s, now)
 }
 
 func (s *swarm) memberOf(id peer.ID) *member {
