@@ -280,34 +280,15 @@ func NewRaft(cfg RaftConfig, s Streams, fsm *FSM, log *slog.Logger) (_ *Raft, er
 		stop:    make(chan struct{}),
 	}
 
-	walDir := filepath.Join(cfg.Dir, "wal")
-	if err := os.MkdirAll(walDir, 0o700); err != nil { // wal.Open does not create it
-		return nil, fmt.Errorf("start raft %s: %w", cfg.ID, err)
-	}
-	if r.lock, err = lockDir(cfg.Dir); err != nil {
-		return nil, fmt.Errorf("start raft %s: %w", cfg.ID, err)
-	}
-	// raft-wal's Close leaves its metadata DB (a bbolt file) open, locked,
-	// so the WAL gets one that Raft closes itself.
-	r.meta = &metadb.BoltMetaDB{}
-	r.wal, err = wal.Open(walDir,
-		wal.WithLogger(newHclogger(log, "raft-wal")),
-		wal.WithSegmentSize(cfg.WALSegmentSize),
-		wal.WithMetaStore(r.meta))
+	snaps, err := r.openStores(cfg)
 	if err != nil {
-		_ = r.meta.Close()
-		_ = r.lock.Close()
-		return nil, fmt.Errorf("start raft %s: open log %s: %w", cfg.ID, walDir, err)
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
 			_ = r.closeStores()
 		}
 	}()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 3, newHclogger(log, "raft-snapshots"))
-	if err != nil {
-		return nil, fmt.Errorf("start raft %s: snapshot store in %s: %w", cfg.ID, cfg.Dir, err)
-	}
 
 	r.layer = newStreamLayer(s)
 	trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -324,32 +305,83 @@ func NewRaft(cfg RaftConfig, s Streams, fsm *FSM, log *slog.Logger) (_ *Raft, er
 		}
 	}()
 
-	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(r.wal, r.wal, snaps)
-		if err != nil {
-			return nil, fmt.Errorf("start raft %s: read state: %w", cfg.ID, err)
-		}
-		if !has {
-			conf := raft.Configuration{Servers: []raft.Server{{
-				Suffrage: raft.Voter, ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(cfg.ID),
-			}}}
-			if err := raft.BootstrapCluster(cfg.raftConfig(), r.wal, r.wal, snaps, r.trans, conf); err != nil {
-				return nil, fmt.Errorf("start raft %s: bootstrap: %w", cfg.ID, err)
-			}
-			log.Info("raft cluster bootstrapped", "dir", cfg.Dir)
-		}
+	if err := r.bootstrap(cfg, snaps); err != nil {
+		return nil, err
 	}
+	if err := r.start(cfg, snaps); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
 
-	rc := cfg.raftConfig()
-	rc.Logger = newHclogger(log, "raft")
-	rc.NotifyCh = r.notify
-	r.raft, err = raft.NewRaft(rc, fsm, r.wal, r.wal, snaps, r.trans)
-	if err != nil {
+// openStores takes the lock on cfg.Dir and opens the WAL (the log and
+// stable store) and the snapshot store; on error it leaves none open.
+func (r *Raft) openStores(cfg RaftConfig) (*raft.FileSnapshotStore, error) {
+	walDir := filepath.Join(cfg.Dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil { // wal.Open does not create it
 		return nil, fmt.Errorf("start raft %s: %w", cfg.ID, err)
 	}
+	var err error
+	if r.lock, err = lockDir(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("start raft %s: %w", cfg.ID, err)
+	}
+	// raft-wal's Close leaves its metadata DB (a bbolt file) open, locked,
+	// so the WAL gets one that Raft closes itself.
+	r.meta = &metadb.BoltMetaDB{}
+	r.wal, err = wal.Open(walDir,
+		wal.WithLogger(newHclogger(r.log, "raft-wal")),
+		wal.WithSegmentSize(cfg.WALSegmentSize),
+		wal.WithMetaStore(r.meta))
+	if err != nil {
+		_ = r.meta.Close()
+		_ = r.lock.Close()
+		return nil, fmt.Errorf("start raft %s: open log %s: %w", cfg.ID, walDir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 3, newHclogger(r.log, "raft-snapshots"))
+	if err != nil {
+		_ = r.closeStores()
+		return nil, fmt.Errorf("start raft %s: snapshot store in %s: %w", cfg.ID, cfg.Dir, err)
+	}
+	return snaps, nil
+}
+
+// bootstrap makes this server a new cluster's only voter when
+// cfg.Bootstrap is set and Dir holds no Raft state yet.
+func (r *Raft) bootstrap(cfg RaftConfig, snaps *raft.FileSnapshotStore) error {
+	if !cfg.Bootstrap {
+		return nil
+	}
+	has, err := raft.HasExistingState(r.wal, r.wal, snaps)
+	if err != nil {
+		return fmt.Errorf("start raft %s: read state: %w", cfg.ID, err)
+	}
+	if has {
+		return nil
+	}
+	conf := raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter, ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(cfg.ID),
+	}}}
+	if err := raft.BootstrapCluster(cfg.raftConfig(), r.wal, r.wal, snaps, r.trans, conf); err != nil {
+		return fmt.Errorf("start raft %s: bootstrap: %w", cfg.ID, err)
+	}
+	r.log.Info("raft cluster bootstrapped", "dir", cfg.Dir)
+	return nil
+}
+
+// start runs hashicorp/raft over the stores and the transport, and the
+// goroutine that forwards its leadership changes.
+func (r *Raft) start(cfg RaftConfig, snaps *raft.FileSnapshotStore) error {
+	rc := cfg.raftConfig()
+	rc.Logger = newHclogger(r.log, "raft")
+	rc.NotifyCh = r.notify
+	var err error
+	r.raft, err = raft.NewRaft(rc, r.fsm, r.wal, r.wal, snaps, r.trans)
+	if err != nil {
+		return fmt.Errorf("start raft %s: %w", cfg.ID, err)
+	}
 	r.wg.Go(r.forwardLeadership)
-	log.Debug("raft started", "dir", cfg.Dir, "last_index", r.raft.LastIndex())
-	return r, nil
+	r.log.Debug("raft started", "dir", cfg.Dir, "last_index", r.raft.LastIndex())
+	return nil
 }
 
 // forwardLeadership reads raft's NotifyCh, so raft never blocks on it, logs
