@@ -75,13 +75,6 @@ func (q *queue[T]) pop() (T, bool) {
 	return v, true
 }
 
-// len returns the number of values waiting.
-func (q *queue[T]) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
-}
-
 // droppedCount returns the number of values dropped so far.
 func (q *queue[T]) droppedCount() uint64 {
 	q.mu.Lock()
