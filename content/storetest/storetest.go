@@ -555,6 +555,7 @@ func testGCConcurrentWithPut(t *testing.T, s content.Store) {
 	putAll := func(cs []content.Chunk) {
 		for _, c := range cs {
 			if err := s.Put(c); err != nil {
+				//lint:ignore ST1005 only ever passed to t.Error, never wrapped; it starts with the Store method Put, like this file's other failure messages.
 				errs <- fmt.Errorf("Put %s during GC: %w", c.ID.Short(), err)
 			}
 		}
