@@ -170,7 +170,7 @@ func readResponse(br *bufio.Reader, max int64) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: status %d", ErrProtocol, status)
 	}
-	if int64(n) > max {
+	if max < 0 || n > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d allowed", ErrTooLarge, n, max)
 	}
 	b := make([]byte, n)

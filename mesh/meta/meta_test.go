@@ -462,6 +462,19 @@ var badResponses = []struct {
 	{"over max", response(statusOK, make([]byte, 17)), ErrTooLarge},
 }
 
+// A peer's answer whose length is 2^63 or more used to pass readResponse's
+// bound check (int64(n) was negative) and reach make([]byte, n), which
+// panicked: any peer could crash a node that fetched a file from it.
+func TestReadResponseRefusesLengthAboveInt64(t *testing.T) {
+	for _, n := range []uint64{1 << 63, ^uint64(0)} {
+		resp := append(binary.AppendUvarint([]byte{statusOK}, n), "abc"...)
+		b, err := readResponse(bufio.NewReader(bytes.NewReader(resp)), MaxFile)
+		if !errors.Is(err, ErrTooLarge) || b != nil {
+			t.Errorf("length %d: %d bytes, %v; want ErrTooLarge", n, len(b), err)
+		}
+	}
+}
+
 func TestReadResponseRefuses(t *testing.T) {
 	for _, c := range badResponses {
 		b, err := readResponse(bufio.NewReader(bytes.NewReader(c.resp)), 16)
