@@ -43,12 +43,6 @@ type Config struct {
 	// package documentation for each profile's timers and the failure
 	// detection and status propagation times that follow from them.
 	Profile string
-	// Drop, when set, is asked before each packet or stream this member
-	// sends to "host:port"; true drops it, as a cut link would. It is for
-	// fault-injection tests (a harness that partitions a site gives both
-	// sides a Drop, so nothing crosses either way); production leaves it
-	// nil.
-	Drop func(addr string) bool
 
 	// plainBroadcast makes broadcasts what memberlist's queue alone gives:
 	// receivers do not send them on, and the sender sends each only

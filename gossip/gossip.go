@@ -169,11 +169,32 @@ type memberState struct {
 	leaving bool // its last NodeMeta carried the leaving flag
 }
 
+// Transport is memberlist's network transport.
+type Transport = memberlist.NodeAwareTransport
+
+// Option gives New what it wires in besides Config.
+type Option func(*options)
+
+type options struct {
+	wrap func(Transport) Transport
+}
+
+// WrapTransport has the member send and receive through wrap(t), where t
+// is the UDP and TCP transport New binds: the seam for tests that cut,
+// delay or watch the member's links (see gossiptest.Links).
+func WrapTransport(wrap func(Transport) Transport) Option {
+	return func(o *options) { o.wrap = wrap }
+}
+
 // New starts a member: it validates cfg, binds the gossip port (UDP and
 // TCP) and starts memberlist, alone, with meta as its status. meta.ID may
 // be empty and then means cfg.Name; otherwise it must equal cfg.Name. Join
 // contacts the site. A nil log discards.
-func New(cfg Config, meta Meta, log *slog.Logger) (*Gossip, error) {
+func New(cfg Config, meta Meta, log *slog.Logger, opts ...Option) (*Gossip, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	r, err := cfg.resolve()
 	if err != nil {
 		return nil, err
@@ -229,7 +250,7 @@ func New(cfg Config, meta Meta, log *slog.Logger) (*Gossip, error) {
 		g.keyring = kr
 		mc.Keyring = kr
 	}
-	nt, err := newTransport(r, mc)
+	nt, err := newTransport(r, mc, o.wrap)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +278,7 @@ func New(cfg Config, meta Meta, log *slog.Logger) (*Gossip, error) {
 // newTransport binds memberlist's UDP and TCP listeners and fills in the
 // ports of mc. A free port (BindPort 0) is picked by TCP and may be taken
 // for UDP meanwhile: that is retried, as memberlist does.
-func newTransport(r resolved, mc *memberlist.Config) (*memberlist.NetTransport, error) {
+func newTransport(r resolved, mc *memberlist.Config, wrap func(Transport) Transport) (*memberlist.NetTransport, error) {
 	nc := &memberlist.NetTransportConfig{BindAddrs: []string{r.BindAddr}, BindPort: r.BindPort, Logger: mc.Logger}
 	tries := 1
 	if r.BindPort == 0 {
@@ -269,8 +290,8 @@ func newTransport(r resolved, mc *memberlist.Config) (*memberlist.NetTransport, 
 		if nt, err = memberlist.NewNetTransport(nc); err == nil {
 			port := nt.GetAutoBindPort()
 			mc.Transport = nt
-			if r.Drop != nil {
-				mc.Transport = &dropTransport{NetTransport: nt, drop: r.Drop}
+			if wrap != nil {
+				mc.Transport = wrap(nt)
 			}
 			mc.BindPort = port
 			if mc.AdvertisePort == 0 {
@@ -319,36 +340,6 @@ func (g *Gossip) reconnectLoop() {
 			g.log.Debug("gossip: failed member still unreachable", "addr", addr, "err", flatError{err})
 		}
 	}
-}
-
-// dropTransport is memberlist's transport with Config.Drop asked before
-// every send: a dropped packet is lost silently, a dropped stream fails to
-// connect, as over a cut link.
-type dropTransport struct {
-	*memberlist.NetTransport
-	drop func(addr string) bool
-}
-
-func (t *dropTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.drop(addr) {
-		return time.Now(), nil
-	}
-	return t.NetTransport.WriteTo(b, addr)
-}
-
-func (t *dropTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	return t.WriteTo(b, a.Addr)
-}
-
-func (t *dropTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.drop(addr) {
-		return nil, fmt.Errorf("gossip: dial %s: link cut", addr)
-	}
-	return t.NetTransport.DialTimeout(addr, timeout)
-}
-
-func (t *dropTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	return t.DialTimeout(a.Addr, timeout)
 }
 
 // pushLoop pushes this member's Meta to the site (memberlist's
@@ -615,6 +606,21 @@ func (g *Gossip) Members() []Member {
 	g.mu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	return out
+}
+
+// Leader returns the alive member that announces itself the Raft leader
+// (Meta.Leader) with the highest term, if any. It is what the members say
+// of themselves, not a decision: nodes follow the release it names until
+// issue [7/10] has them read the leader's decisions from Raft.
+func (g *Gossip) Leader() (Member, bool) {
+	var best Member
+	found := false
+	for _, m := range g.Members() {
+		if m.Meta.Leader && (!found || m.Meta.Term > best.Meta.Term) {
+			best, found = m, true
+		}
+	}
+	return best, found
 }
 
 // Events returns the membership events in the order memberlist reported

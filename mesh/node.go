@@ -87,6 +87,20 @@ type Config struct {
 	Raft seeder.RaftConfig
 }
 
+// Option gives New what it wires in besides Config: the seams through
+// which tests inject faults.
+type Option func(*options)
+
+type options struct {
+	gossip []gossip.Option
+}
+
+// GossipTransport has the node's gossip send and receive through wrap
+// (gossip.WrapTransport): a test harness cuts links with it.
+func GossipTransport(wrap func(gossip.Transport) gossip.Transport) Option {
+	return func(o *options) { o.gossip = append(o.gossip, gossip.WrapTransport(wrap)) }
+}
+
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	switch {
@@ -133,95 +147,48 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Node is one meshcast node or seeder: it wires the libp2p host, the chunk
-// store, the exchange, the peer file service and, on a seeder, the CDN
-// client, and owns their lifecycle. It decides nothing itself: which
-// release to stage comes from the signed metadata, what to fetch from the
-// exchange and the store.
+// Node is one meshcast node or seeder. It wires the libp2p host, the chunk
+// store, the chunk exchange, the peer file service, gossip and, on a
+// seeder, the CDN client and the site's Raft, and owns their lifecycle. It
+// decides nothing itself: which release to stage is the release follower's
+// business (deploy.Follower), what to stage for the site and fetch from the
+// CDN the leader's (seeder.Leader), what to fetch from peers the exchange's.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	host  host.Host
-	gater *p2p.Gater
-	store *content.DiskStore
-	exch  *exchange.Engine
-	cdn   *cdn.Client // seeders only
-	up    *rate.Limiter
-	down  *rate.Limiter
+	cfg      Config
+	opts     options
+	log      *slog.Logger
+	host     host.Host
+	gater    *p2p.Gater
+	store    *content.DiskStore
+	exch     *exchange.Engine
+	cdn      *cdn.Client // seeders only
+	fsm      *seeder.FSM // seeders only
+	follower *deploy.Follower
+	up, down *rate.Limiter
 
+	// Started by Run, which sets them before it closes ready; read them
+	// only after ready is closed.
+	ready  chan struct{}
 	gossip *gossip.Gossip
-	raft   *seeder.Raft // seeders only
-	fsm    *seeder.FSM  // seeders only
+	raft   *seeder.Raft   // seeders only
+	leader *seeder.Leader // seeders only
 
-	closeOnce  sync.Once
-	crashed    atomic.Bool
-	changed    chan struct{} // 1-buffered: the site's target may have changed
-	leaderWake chan struct{} // 1-buffered: a new swarm to seed
-	bg         sync.WaitGroup
-
-	cdnChunks, cdnChunkBytes atomic.Int64 // chunks the seeder fetched
-
-	mu     sync.Mutex
-	status Status
-	swarm  *exchange.Swarm // being staged
-	staged tuf.Target
+	closeOnce sync.Once
+	bg        sync.WaitGroup // dials of members gossip reports
+	joinErr   atomic.Pointer[timedErr]
 }
 
-// Status is what a node reports about itself.
-type Status struct {
-	ID      string          `json:"id"`
-	Site    string          `json:"site"`
-	Role    gossip.Role     `json:"role"`
-	Release content.Release `json:"release,omitzero"` // being staged
-	Phase   deploy.Phase    `json:"phase"`            // idle, fetching, verified
-	Have    int             `json:"have"`
-	Total   int             `json:"total"`
-	Peers   int             `json:"peers"`
-	// BytesFromCDN counts the seeder's CDN traffic (wire bytes, metadata
-	// polling included); ChunksFromCDN and ChunkBytesFromCDN the chunks it
-	// fetched.
-	BytesFromCDN      int64          `json:"bytes_from_cdn"`
-	ChunksFromCDN     int64          `json:"chunks_from_cdn"`
-	ChunkBytesFromCDN int64          `json:"chunk_bytes_from_cdn"`
-	Exchange          exchange.Stats `json:"exchange"`
-	DoneAt            time.Time      `json:"done_at,omitzero"`
-	Err               string         `json:"error,omitempty"`
-	// SiteView is this node's view of its site, when it takes part in
-	// the site's gossip.
-	SiteView *SiteStatus `json:"site_view,omitempty"`
-}
-
-// SiteStatus is a node's view of its site.
-type SiteStatus struct {
-	Leader  string          `json:"leader,omitempty"` // peer id of the active seeder
-	Term    uint64          `json:"term,omitempty"`
-	Target  content.Release `json:"target,omitzero"` // the release the site stages
-	Members []MemberStatus  `json:"members"`
-	// GossipHealth is memberlist's health score: 0 is healthy.
-	GossipHealth int `json:"gossip_health"`
-	// Raft is the Raft state of a seeder: leader, follower, candidate.
-	Raft string `json:"raft,omitempty"`
-}
-
-// MemberStatus is what a node knows of one member of its site.
-type MemberStatus struct {
-	ID       string          `json:"id"`
-	Addr     string          `json:"addr"`
-	Role     gossip.Role     `json:"role"`
-	Platform string          `json:"platform"`
-	Running  content.Release `json:"running,omitzero"`
-	Staged   content.Release `json:"staged,omitzero"`
-	Phase    deploy.Phase    `json:"phase"`
-	Progress float64         `json:"progress"` // 0..1 of the staged release held
-	Health   string          `json:"health"`
-	Leader   bool            `json:"leader,omitempty"`
-	State    string          `json:"state"` // alive, suspect
+// timedErr is a failure and when it happened.
+type timedErr struct {
+	err error
+	at  time.Time
 }
 
 // New builds a node: it loads (or creates) the identity, opens the store
 // and starts the libp2p host listening, so that its addresses are known
-// before Run. Call Run, or Close if Run is never called.
-func New(cfg Config, log *slog.Logger) (*Node, error) {
+// before Run; nothing else runs until Run. Call Run, or Close if Run is
+// never called.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -229,65 +196,52 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	key, err := p2p.LoadIdentity(filepath.Join(cfg.StateDir, "identity.key"))
-	if err != nil {
-		return nil, err
+	n := &Node{cfg: cfg, gater: p2p.NewGater(), up: newLimiter(cfg.UploadRate), down: newLimiter(cfg.DownloadRate), ready: make(chan struct{})}
+	for _, f := range opts {
+		f(&n.opts)
 	}
-	store, err := content.OpenDiskStore(filepath.Join(cfg.StateDir, "chunks"))
-	if err != nil {
-		return nil, err
-	}
-	n := &Node{cfg: cfg, store: store, gater: p2p.NewGater(), up: newLimiter(cfg.UploadRate), down: newLimiter(cfg.DownloadRate)}
-	n.gater.SetOpen(cfg.Open)
-	for _, a := range cfg.Peers {
-		ai, _ := peer.AddrInfoFromString(a)
-		n.gater.Allow(ai.ID)
-	}
-	if cfg.Role == gossip.RoleSeeder {
-		if n.cdn, err = cdn.NewClient(cfg.CDN, log); err != nil {
-			store.Close()
-			return nil, err
-		}
-	}
-	n.host, err = p2p.New(cfg.Host, key, n.gater, log)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	n.log = log.With("node", n.host.ID().ShortString())
-	n.exch = exchange.New(store, banner{n}, cfg.Exchange, n.log)
-	n.status = Status{ID: n.host.ID().String(), Site: cfg.Site, Role: cfg.Role, Phase: deploy.PhaseIdle}
-	n.changed, n.leaderWake = make(chan struct{}, 1), make(chan struct{}, 1)
-	fail := func(err error) (*Node, error) {
+	if err := n.build(log); err != nil {
 		n.Close()
 		return nil, err
-	}
-	gcfg := cfg.Gossip
-	gcfg.Name = n.host.ID().String()
-	if n.gossip, err = gossip.New(gcfg, n.meta0(), n.log); err != nil {
-		return fail(fmt.Errorf("mesh: gossip: %w", err))
-	}
-	if cfg.Role == gossip.RoleSeeder {
-		rcfg := cfg.Raft
-		rcfg.Dir = filepath.Join(cfg.StateDir, "raft")
-		rcfg.ID = n.host.ID().String()
-		rcfg.Bootstrap = cfg.Bootstrap
-		n.fsm = seeder.NewFSM()
-		streams := raftStreams{Listener: p2p.Listen(n.host, raftProtocol), n: n}
-		if n.raft, err = seeder.NewRaft(rcfg, streams, n.fsm, n.log); err != nil {
-			return fail(fmt.Errorf("mesh: raft: %w", err))
-		}
 	}
 	return n, nil
 }
 
-// meta0 is the node's first gossip status, before Run.
-func (n *Node) meta0() gossip.Meta {
-	m := gossip.Meta{ID: n.host.ID().String(), Platform: n.cfg.Platform, P2PPort: n.p2pPort()}
-	if n.cfg.Role == gossip.RoleSeeder {
-		m.Role = gossip.RoleSeeder
+// build opens what New promises; Close releases what it opened.
+func (n *Node) build(log *slog.Logger) error {
+	key, err := p2p.LoadIdentity(filepath.Join(n.cfg.StateDir, "identity.key"))
+	if err != nil {
+		return err
 	}
-	return m
+	if n.store, err = content.OpenDiskStore(filepath.Join(n.cfg.StateDir, "chunks")); err != nil {
+		return err
+	}
+	n.gater.SetOpen(n.cfg.Open)
+	for _, a := range n.cfg.Peers {
+		ai, _ := peer.AddrInfoFromString(a)
+		n.gater.Allow(ai.ID)
+	}
+	if n.cfg.Role == gossip.RoleSeeder {
+		if n.cdn, err = cdn.NewClient(n.cfg.CDN, log); err != nil {
+			return err
+		}
+		n.fsm = seeder.NewFSM()
+	}
+	if n.host, err = p2p.New(n.cfg.Host, key, n.gater, log); err != nil {
+		return err
+	}
+	n.log = log.With("node", n.host.ID().ShortString())
+	n.exch = exchange.New(n.store, banner{n}, n.cfg.Exchange, n.log)
+	sources := deploy.Sources{Peers: meta.NewPeers(n.host, n.log)}
+	var site deploy.Site = gossipSite{n}
+	if n.fsm != nil {
+		site = fsmSite{n.fsm}
+		sources.Origin, sources.OriginName, sources.Leading = n.cdn, n.cfg.CDN.URL, n.leading
+	}
+	n.follower, err = deploy.NewFollower(deploy.FollowerConfig{
+		Platform: n.cfg.Platform, Limits: n.cfg.Limits, TUFDir: n.tufDir(), TrustedRoot: n.cfg.TrustedRoot, Refresh: n.cfg.Refresh,
+	}, site, sources, swarms{n}, n.log)
+	return err
 }
 
 // ID returns the node's peer id.
@@ -321,44 +275,30 @@ func (b banner) Ban(id peer.ID, reason error) {
 	b.n.gater.Ban(id)
 }
 
-// Status returns the node's status.
-func (n *Node) Status() Status {
-	st := n.localStatus()
-	if n.gossip != nil {
-		st.SiteView = n.siteView()
-	}
-	return st
-}
+// Ready is closed once Run has started every part of the node: gossip
+// listens (GossipAddr), Raft runs on a seeder, and the status has a site
+// view. If Run fails before, it is never closed.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
 
-// localStatus is Status without the site view, which costs a walk of
-// every member: what the node says about itself.
-func (n *Node) localStatus() Status {
-	n.mu.Lock()
-	st := n.status
-	sw := n.swarm
-	n.mu.Unlock()
-	if sw != nil {
-		st.Have, st.Total = sw.Progress()
+// started reports whether Ready is closed.
+func (n *Node) started() bool {
+	select {
+	case <-n.ready:
+		return true
+	default:
+		return false
 	}
-	st.Exchange = n.exch.Stats()
-	st.Peers = len(n.host.Network().Peers())
-	if n.cdn != nil {
-		st.BytesFromCDN = n.cdn.BytesFromCDN()
-	}
-	st.ChunksFromCDN, st.ChunkBytesFromCDN = n.cdnChunks.Load(), n.cdnChunkBytes.Load()
-	return st
-}
-
-func (n *Node) setStatus(fn func(*Status)) {
-	n.mu.Lock()
-	fn(&n.status)
-	n.mu.Unlock()
 }
 
 // Run runs the node until ctx is done or a part fails, then stops every
-// part in reverse order of start and releases the host and the store.
+// part in reverse order of start and releases the host and the store. It
+// leaves the site without a goodbye, as a crash would: call Leave first
+// for a graceful stop.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.Close()
+	if err := n.start(); err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.exch.Run(ctx) })
 	g.Go(func() error {
@@ -374,44 +314,94 @@ func (n *Node) Run(ctx context.Context) error {
 		g.Go(func() error { n.runMDNS(ctx); return nil })
 	}
 	g.Go(func() error { n.publishMeta(ctx); return nil })
-	g.Go(func() error { return n.follow(ctx) })
-	if n.raft != nil {
-		g.Go(func() error { n.leaderLoop(ctx); return nil })
+	g.Go(func() error { return n.follower.Run(ctx) })
+	if n.leader != nil {
+		g.Go(func() error { n.wakeOnSiteChanges(ctx); return nil })
+		g.Go(func() error { return n.leader.Run(ctx) })
 	}
+	close(n.ready)
 	err := g.Wait()
 	n.bg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	n.leave()
 	return err
 }
 
-// Crash makes the node's Run skip its goodbye (no leadership hand-off, no
-// gossip leave), as if the process died; for failure tests.
-func (n *Node) Crash() { n.crashed.Store(true) }
-
-// leave hands off Raft leadership and leaves the site's gossip, so that
-// the others learn at once rather than by failure detection.
-func (n *Node) leave() {
-	if n.crashed.Load() {
-		return
+// start starts gossip and, on a seeder, Raft and the leader loop.
+func (n *Node) start() error {
+	gcfg := n.cfg.Gossip
+	gcfg.Name = n.host.ID().String()
+	var err error
+	if n.gossip, err = gossip.New(gcfg, n.meta(), n.log, n.opts.gossip...); err != nil {
+		return fmt.Errorf("mesh: gossip: %w", err)
 	}
+	if n.fsm == nil {
+		return nil
+	}
+	rcfg := n.cfg.Raft
+	rcfg.Dir = filepath.Join(n.cfg.StateDir, "raft")
+	rcfg.ID = n.host.ID().String()
+	rcfg.Bootstrap = n.cfg.Bootstrap
+	streams := raftStreams{Listener: p2p.Listen(n.host, raftProtocol), n: n}
+	if n.raft, err = seeder.NewRaft(rcfg, streams, n.fsm, n.log); err != nil {
+		return fmt.Errorf("mesh: raft: %w", err)
+	}
+	n.leader, err = seeder.NewLeader(seeder.LeaderConfig{Release: n.cfg.Release, Refresh: n.cfg.Refresh},
+		seeder.LeaderDeps{Raft: n.raft, FSM: n.fsm, Origin: origin{n}, Members: members{n}, Follower: staging{n.follower}, Store: n.store}, n.log)
+	return err
+}
+
+// wakeOnSiteChanges wakes the follower when the site's Raft state
+// changes: a seeder follows the FSM's target.
+func (n *Node) wakeOnSiteChanges(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.fsm.Changes():
+			n.follower.Wake()
+		}
+	}
+}
+
+// Leave says goodbye to the site before the node stops: a seeder that
+// leads hands Raft leadership to another seeder, and the node leaves the
+// site's gossip, so that the others learn at once rather than by failure
+// detection. Call it before ending Run's context; a node stopped without
+// it looks to the site as if it crashed.
+func (n *Node) Leave(ctx context.Context) error {
+	if !n.started() {
+		return nil
+	}
+	var err error
 	if n.raft != nil {
 		if _, _, leader := n.raft.Leader(); leader {
-			if err := n.raft.TransferLeadership(); err != nil {
+			if err = n.raft.TransferLeadership(); err != nil {
 				n.log.Warn("hand off raft leadership", "err", err)
 			}
 		}
 	}
-	if err := n.gossip.Leave(2 * time.Second); err != nil {
-		n.log.Debug("leave gossip", "err", err)
+	timeout := leaveTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
 	}
+	if gerr := n.gossip.Leave(timeout); gerr != nil {
+		n.log.Debug("leave gossip", "err", gerr)
+		err = errors.Join(err, gerr)
+	}
+	return err
 }
 
+// leaveTimeout bounds how long Leave waits for gossip to spread the leave.
+const leaveTimeout = 2 * time.Second
+
 // GossipAddr returns the host:port the node gossips on, for others to
-// join the site through it.
+// join the site through it; empty until Ready.
 func (n *Node) GossipAddr() string {
+	if !n.started() {
+		return ""
+	}
 	ip, port := n.gossip.LocalAddr()
 	return net.JoinHostPort(ip.String(), strconv.Itoa(port))
 }
@@ -425,26 +415,24 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
-	var err error
+	var errs []error
 	if n.raft != nil {
-		err = n.raft.Close()
+		errs = append(errs, n.raft.Close())
 	}
 	if n.gossip != nil {
-		if gerr := n.gossip.Close(); err == nil {
-			err = gerr
-		}
+		errs = append(errs, n.gossip.Close())
 	}
-	n.host.RemoveStreamHandler(meta.Protocol)
-	if herr := n.host.Close(); err == nil {
-		err = herr
+	if n.host != nil {
+		n.host.RemoveStreamHandler(meta.Protocol)
+		errs = append(errs, n.host.Close())
 	}
 	if n.cdn != nil {
 		n.cdn.Close()
 	}
-	if serr := n.store.Close(); err == nil {
-		err = serr
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 func (n *Node) tufDir() string { return filepath.Join(n.cfg.StateDir, "tuf") }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +16,10 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/tuf"
+	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/gossip"
+	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder"
 )
@@ -84,7 +86,8 @@ func (n *Node) p2pPort() uint16 {
 }
 
 // runGossip joins the site and keeps the node connected to every member
-// it learns of; it wakes the follower when a leader's status changes.
+// it learns of; it wakes the follower when a leader's status changes (a
+// node follows the release the leader gossips).
 func (n *Node) runGossip(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -93,7 +96,8 @@ func (n *Node) runGossip(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			if _, err := n.gossip.Join(ctx, nil); err != nil && ctx.Err() == nil {
-				n.note(fmt.Errorf("join the site: %w", err))
+				n.log.Warn("join the site", "err", err)
+				n.joinErr.Store(&timedErr{fmt.Errorf("join the site: %w", err), time.Now()})
 			}
 		}()
 	}
@@ -109,7 +113,7 @@ func (n *Node) runGossip(ctx context.Context) {
 			case gossip.EventJoin, gossip.EventUpdate:
 				n.connectMember(ctx, ev.Member)
 				if ev.Member.Meta.Leader {
-					n.wake()
+					n.follower.Wake()
 				}
 			}
 		}
@@ -150,14 +154,6 @@ func (n *Node) connectMember(ctx context.Context, m gossip.Member) {
 	}()
 }
 
-// wake tells the follower to look at the site's target again.
-func (n *Node) wake() {
-	select {
-	case n.changed <- struct{}{}:
-	default:
-	}
-}
-
 // publishMeta keeps the node's gossip status current.
 func (n *Node) publishMeta(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
@@ -177,20 +173,20 @@ func (n *Node) publishMeta(ctx context.Context) {
 	}
 }
 
-// meta is the node's status as gossip carries it.
+// meta is the node's status as gossip carries it. The leader gossips the
+// site's decision, which the nodes follow.
 func (n *Node) meta() gossip.Meta {
-	st := n.localStatus()
-	m := gossip.Meta{ID: n.host.ID().String(), Role: n.cfg.Role, Platform: n.cfg.Platform, P2PPort: n.p2pPort(), Phase: st.Phase}
-	if rel, ok := n.stagedRef(); ok {
-		m.Staged = rel
-	}
-	if st.Total > 0 {
-		m.Progress = uint16(st.Have * gossip.MaxProgress / st.Total)
+	st, _ := n.follower.State()
+	m := gossip.Meta{ID: n.host.ID().String(), Role: n.cfg.Role, Platform: n.cfg.Platform, P2PPort: n.p2pPort(),
+		Staged: st.Release.WithoutID(), Phase: st.Phase}
+	if st.Swarm != nil {
+		if have, total := st.Swarm.Progress(); total > 0 {
+			m.Progress = uint16(have * gossip.MaxProgress / total)
+		}
 	}
 	if n.raft != nil {
 		if _, term, leader := n.raft.Leader(); leader {
 			m.Leader, m.Term = true, term
-			// The leader gossips the site's decision, which nodes follow.
 			if t := n.fsm.State().Target; t != nil {
 				m.Staged = t.Release.WithoutID()
 			}
@@ -199,85 +195,112 @@ func (n *Node) meta() gossip.Meta {
 	return m
 }
 
-// siteTarget is the release the site stages, and where the node learned it:
-// a seeder reads the Raft FSM, a node the gossiped status of the leader
-// with the highest term.
-func (n *Node) siteTarget() (content.Release, bool) {
-	if n.fsm != nil {
-		if t := n.fsm.State().Target; t != nil {
-			return t.Release.WithoutID(), true
-		}
+// leading reports whether this seeder leads its site's Raft.
+func (n *Node) leading() bool {
+	_, _, leader := n.raft.Leader()
+	return leader
+}
+
+// The adapters through which the follower and the leader reach the rest
+// of the node. Each only translates; none decides.
+
+// gossipSite is a node's deploy.Site: the release the leader gossips.
+type gossipSite struct{ n *Node }
+
+func (s gossipSite) Target() (content.Release, bool) {
+	m, ok := s.n.gossip.Leader()
+	if !ok || m.Meta.Staged.IsZero() {
 		return content.Release{}, false
 	}
-	var best *gossip.Member
-	for _, m := range n.gossip.Members() {
-		if m.Meta.Leader && m.State == gossip.StateAlive && m.Meta.Staged.Name != "" && (best == nil || m.Meta.Term > best.Meta.Term) {
-			best = &m
-		}
-	}
-	if best == nil {
+	return m.Meta.Staged, true
+}
+
+// fsmSite is a seeder's deploy.Site: the target in the Raft FSM.
+type fsmSite struct{ fsm *seeder.FSM }
+
+func (s fsmSite) Target() (content.Release, bool) {
+	t := s.fsm.State().Target
+	if t == nil {
 		return content.Release{}, false
 	}
-	return best.Meta.Staged, true
+	return t.Release, true
 }
 
-// siteView is the node's view of its site for the status API.
-func (n *Node) siteView() *SiteStatus {
-	s := &SiteStatus{GossipHealth: n.gossip.Health()}
-	if t, ok := n.siteTarget(); ok {
-		s.Target = t
-	}
-	for _, m := range n.gossip.Members() {
-		ms := MemberStatus{ID: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Meta.P2PPort))),
-			Role: m.Meta.Role, Platform: m.Meta.Platform, Phase: m.Meta.Phase, Running: m.Meta.Running, Staged: m.Meta.Staged,
-			Progress: float64(m.Meta.Progress) / gossip.MaxProgress, Health: healthName(m.Meta.Health), Leader: m.Meta.Leader, State: m.State}
-		if m.Meta.Leader && m.Meta.Term >= s.Term {
-			s.Leader, s.Term = m.Name, m.Meta.Term
-		}
-		s.Members = append(s.Members, ms)
-	}
-	if n.raft != nil {
-		s.Raft = strings.ToLower(n.raft.Stats()["state"])
-		if id, term, _ := n.raft.Leader(); id != "" {
-			s.Leader, s.Term = id, term
-		}
-	}
-	return s
-}
+// swarms is the follower's deploy.Swarms: swarms of the node's exchange
+// for its platform.
+type swarms struct{ n *Node }
 
-func healthName(h uint8) string {
-	switch h {
-	case gossip.HealthHealthy:
-		return "healthy"
-	case gossip.HealthUnhealthy:
-		return "unhealthy"
-	}
-	return "unknown"
-}
-
-// RemoveSeeder removes a (dead) seeder from the site's Raft; only the
-// leader can.
-func (n *Node) RemoveSeeder(ctx context.Context, id string) error {
-	if n.raft == nil {
-		return errors.New("not a seeder")
-	}
-	return n.raft.RemoveServer(ctx, id)
-}
-
-// Voters returns the number of voters in the seeder's Raft configuration.
-func (n *Node) Voters() int {
-	if n.raft == nil {
-		return 0
-	}
-	servers, err := n.raft.Servers()
+func (s swarms) Join(ctx context.Context, rel content.Release, chunks []content.ChunkRef) (deploy.Swarm, error) {
+	sw, err := s.n.exch.Join(ctx, exchange.SwarmIDFor(rel.ID, s.n.cfg.Platform), chunks, exchange.JoinOptions{})
 	if err != nil {
-		return 0
+		return nil, err
 	}
-	v := 0
-	for _, s := range servers {
-		if s.Suffrage == seeder.Voter {
-			v++
+	return &swarm{n: s.n, sw: sw}, nil
+}
+
+func (s swarms) Leave(sw deploy.Swarm) { s.n.exch.Leave(sw.(*swarm).sw.ID) }
+
+// swarm is a joined swarm of the node's exchange: a deploy.Swarm for the
+// follower and a seeder.Swarm for the leader, which spreads it.
+type swarm struct {
+	n  *Node
+	sw *exchange.Swarm
+}
+
+func (s *swarm) Done() <-chan struct{}       { return s.sw.Done() }
+func (s *swarm) Progress() (have, total int) { return s.sw.Progress() }
+func (s *swarm) Chunks() []content.ChunkRef  { return s.sw.Chunks }
+func (s *swarm) Peers() int                  { return len(s.n.host.Network().Peers()) }
+func (s *swarm) SetSpread(on bool) error     { return s.n.exch.SetSpread(s.sw.ID, on) }
+func (s *swarm) Offer(i int) error           { return s.n.exch.Offer(s.sw.ID, i) }
+func (s *swarm) Held(ctx context.Context) (self, site []bool, members int, err error) {
+	return s.n.exch.Held(ctx, s.sw.ID)
+}
+func (s *swarm) WaitSpread(ctx context.Context, window int) error {
+	return s.n.exch.WaitSpread(ctx, s.sw.ID, window)
+}
+
+// staging is the leader's seeder.Follower: the swarm this seeder's
+// follower staged.
+type staging struct{ f *deploy.Follower }
+
+func (s staging) Staged() (seeder.Swarm, <-chan struct{}) {
+	st, changed := s.f.State()
+	if st.Swarm == nil {
+		return nil, changed
+	}
+	return st.Swarm.(*swarm), changed
+}
+
+// members is the leader's seeder.Members: the seeders gossip lists alive.
+type members struct{ n *Node }
+
+func (m members) Seeders() []string {
+	var ids []string
+	for _, mb := range m.n.gossip.Members() {
+		if mb.Meta.Role == gossip.RoleSeeder && mb.State == gossip.StateAlive && mb.Name != m.n.host.ID().String() {
+			ids = append(ids, mb.Name)
 		}
 	}
-	return v
+	return ids
+}
+
+// origin is the leader's seeder.Origin: the CDN, verified against the
+// node's trusted metadata.
+type origin struct{ n *Node }
+
+func (o origin) Newest(ctx context.Context, name string) (content.Release, error) {
+	trusted, err := tuf.Refresh(ctx, o.n.cdn, o.n.cfg.CDN.URL, o.n.tufDir(), o.n.cfg.TrustedRoot, o.n.log)
+	if err != nil {
+		return content.Release{}, err
+	}
+	t, err := trusted.Find(content.Release{Name: name})
+	if errors.Is(err, tuf.ErrNoRelease) {
+		return content.Release{}, nil // nothing published yet
+	}
+	return t.Release, err
+}
+
+func (o origin) FetchChunks(ctx context.Context, refs []content.ChunkRef, sink func(content.Chunk) error) error {
+	return o.n.cdn.FetchChunks(ctx, refs, sink)
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/mesh/api"
 )
 
 // TestMDNSFormsSite starts a seeder and two nodes with no --join, in a
@@ -44,7 +44,7 @@ func TestMDNSFormsSite(t *testing.T) {
 		}
 		mc.startIn(t, ns, name, args...)
 	}
-	var st mesh.Status
+	var st api.Status
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		out, err := exec.Command("ip", "netns", "exec", ns, mc.path, "status", "--api", apis[2], "--json").Output()

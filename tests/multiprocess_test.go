@@ -19,7 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshcast/meshcast/deploy"
-	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/mesh/api"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
 )
@@ -81,7 +81,7 @@ func TestMultiProcessSite(t *testing.T) {
 		"--artifact", "linux/amd64="+tree, "--json"), &pub, "new_bytes")
 
 	deadline := time.Now().Add(90 * time.Second)
-	statuses := map[string]mesh.Status{}
+	statuses := map[string]api.Status{}
 	for _, m := range members {
 		for {
 			st, err := apiStatus(m.api)
@@ -105,7 +105,7 @@ func TestMultiProcessSite(t *testing.T) {
 		}
 	}
 	// meshcast status and /metrics on the running daemons.
-	var viaCLI mesh.Status
+	var viaCLI api.Status
 	decodeJSON(t, mc.ok(t, "status", "--api", members[1].api, "--json"), &viaCLI, "id", "phase")
 	if viaCLI.ID != members[1].id.String() || viaCLI.Phase != deploy.PhaseVerified {
 		t.Errorf("meshcast status says %s is %s", viaCLI.ID, viaCLI.Phase)
@@ -135,8 +135,8 @@ func TestMultiProcessSite(t *testing.T) {
 	}
 }
 
-func apiStatus(addr string) (mesh.Status, error) {
-	var st mesh.Status
+func apiStatus(addr string) (api.Status, error) {
+	var st api.Status
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get("http://" + addr + "/v1/status")
 	if err != nil {
@@ -397,7 +397,7 @@ mdns: false
 	var why string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var st mesh.Status
+		var st api.Status
 		why = statusShows(mc.ok(t, "status", "--api", node.api, "--json"), &st, len(members)-1, old.id.String())
 		if why == "" {
 			if leader = byID[st.SiteView.Leader]; leader == nil || leaderOf(old) != leader {
@@ -422,7 +422,7 @@ mdns: false
 // statusShows decodes `meshcast status --json` into st and says what
 // keeps it from showing a recovered site: members alive (dead not among
 // them), everyone verified, a leader. "" means nothing.
-func statusShows(out string, st *mesh.Status, members int, dead string) string {
+func statusShows(out string, st *api.Status, members int, dead string) string {
 	if err := json.Unmarshal([]byte(out), st); err != nil || st.SiteView == nil {
 		return fmt.Sprintf("no site view (%v)", err)
 	}

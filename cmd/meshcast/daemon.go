@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -18,14 +16,12 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/mesh/api"
 	"github.com/meshcast/meshcast/seeder"
 )
 
@@ -46,7 +42,7 @@ func newNodeCmd(g *globals, stdout io.Writer) *cobra.Command {
 
 func newSeederCmd(g *globals, stdout io.Writer) *cobra.Command {
 	cmd := newDaemonCmd(g, stdout, gossip.RoleSeeder, "seeder", "Run a site server: fetch from the CDN what the site lacks and spread it")
-	var api string
+	var apiAddr string
 	remove := &cobra.Command{
 		Use:   "remove --api LEADER_API PEER_ID",
 		Short: "Remove a dead seeder from the site's Raft (ask the leader's API)",
@@ -55,25 +51,15 @@ the remaining seeders keep their quorum. Ask the leader: meshcast status shows
 which seeder leads.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, base := apiClient(api)
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, base+"/v1/seeders/remove?id="+url.QueryEscape(args[0]), nil)
+			answer, err := api.NewClient(apiAddr).RemoveSeeder(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			resp, err := c.Do(req)
-			if err != nil {
-				return fmt.Errorf("seeder remove: %w", err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("seeder remove: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-			}
-			fmt.Fprint(stdout, string(body))
+			fmt.Fprint(stdout, answer)
 			return nil
 		},
 	}
-	remove.Flags().StringVar(&api, "api", "127.0.0.1:7070", "the leader's API: host:port or unix:/path")
+	remove.Flags().StringVar(&apiAddr, "api", "127.0.0.1:7070", "the leader's API: host:port or unix:/path")
 	cmd.AddCommand(remove)
 	return cmd
 }
@@ -164,17 +150,21 @@ func runDaemon(ctx context.Context, g *globals, o *daemonOpts, stdout io.Writer)
 	for _, a := range n.Addrs() {
 		fmt.Fprintf(stdout, "listening on %s\n", a)
 	}
-	grp, ctx := errgroup.WithContext(ctx)
+	// The node runs until ctx ends (SIGINT, SIGTERM) and then, after its
+	// goodbye to the site, stops; or until it fails, which stops the API.
+	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopNode()
+	grp, gctx := errgroup.WithContext(nodeCtx)
 	if o.api != "" {
-		ln, err := listenAPI(o.api)
+		ln, err := api.Listen(o.api)
 		if err != nil {
 			n.Close()
 			return fmt.Errorf("--api: %w", err)
 		}
 		fmt.Fprintf(stdout, "api on http://%s/v1/status\n", ln.Addr())
-		srv := &http.Server{Handler: apiHandler(n), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: api.Handler(n), ReadHeaderTimeout: 10 * time.Second}
 		grp.Go(func() error {
-			<-ctx.Done()
+			<-gctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			return srv.Shutdown(sctx)
@@ -187,49 +177,43 @@ func runDaemon(ctx context.Context, g *globals, o *daemonOpts, stdout io.Writer)
 		})
 	}
 	grp.Go(func() error {
-		err := n.Run(ctx)
+		err := n.Run(gctx)
 		if err == nil {
 			err = context.Canceled // stop the API too
 		}
 		return err
 	})
-	grp.Go(func() error { systemdNotify(ctx, log); return nil })
+	grp.Go(func() error {
+		select {
+		case <-ctx.Done():
+			lctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+			n.Leave(lctx)
+			cancel()
+			stopNode()
+		case <-gctx.Done():
+		}
+		return nil
+	})
+	grp.Go(func() error { systemdNotify(gctx, n.Ready(), log); return nil })
 	if err := grp.Wait(); !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
 }
 
-func apiHandler(n *mesh.Node) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(n.Status())
-	})
-	mux.HandleFunc("POST /v1/seeders/remove", func(w http.ResponseWriter, r *http.Request) {
-		id := r.URL.Query().Get("id")
-		if id == "" {
-			http.Error(w, "missing ?id=PEER_ID", http.StatusBadRequest)
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		if err := n.RemoveSeeder(ctx, id); err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
-			return
-		}
-		fmt.Fprintf(w, "removed %s from the site's raft\n", id)
-	})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(n.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return mux
-}
+// leaveTimeout bounds a daemon's goodbye to its site on SIGTERM.
+const leaveTimeout = 5 * time.Second
 
-// systemdNotify tells systemd (Type=notify) that the daemon is ready, pings
-// its watchdog (WatchdogSec=) at half the interval while the daemon runs,
-// and says when it stops. Outside systemd it does nothing.
-func systemdNotify(ctx context.Context, log *slog.Logger) {
+// systemdNotify tells systemd (Type=notify) that the daemon is ready once
+// ready is closed, pings its watchdog (WatchdogSec=) at half the interval
+// while the daemon runs, and says when it stops. Outside systemd it does
+// nothing.
+func systemdNotify(ctx context.Context, ready <-chan struct{}, log *slog.Logger) {
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return
+	}
 	if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Warn("systemd notify", "err", err)
 	} else if !ok {
@@ -251,18 +235,6 @@ func systemdNotify(ctx context.Context, log *slog.Logger) {
 			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		}
 	}
-}
-
-// listenAPI listens on host:port, or on a unix socket for "unix:/path"
-// (a stale socket file from an earlier run is replaced).
-func listenAPI(addr string) (net.Listener, error) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(path)
-		}
-		return net.Listen("unix", path)
-	}
-	return net.Listen("tcp", addr)
 }
 
 // gossipConfig fills the gossip and Raft settings from the flags.

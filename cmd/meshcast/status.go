@@ -1,24 +1,20 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/meshcast/meshcast/content"
-	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/mesh/api"
 )
 
 func newStatusCmd(g *globals, stdout io.Writer) *cobra.Command {
-	var api string
+	var apiAddr string
 	var asJSON, watch bool
 	var interval time.Duration
 	cmd := &cobra.Command{
@@ -27,8 +23,9 @@ func newStatusCmd(g *globals, stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			c := api.NewClient(apiAddr)
 			for {
-				st, err := fetchStatus(ctx, api)
+				st, err := c.Status(ctx)
 				if err != nil {
 					return err
 				}
@@ -53,48 +50,14 @@ func newStatusCmd(g *globals, stdout io.Writer) *cobra.Command {
 			}
 		},
 	}
-	cmd.Flags().StringVar(&api, "api", "127.0.0.1:7070", "the node's API: host:port, or unix:/path for a unix socket")
+	cmd.Flags().StringVar(&apiAddr, "api", "127.0.0.1:7070", "the node's API: host:port, or unix:/path for a unix socket")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	cmd.Flags().BoolVar(&watch, "watch", false, "refresh in place until interrupted")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "refresh interval with --watch")
 	return cmd
 }
 
-// apiClient returns an HTTP client and base URL for an API address.
-func apiClient(api string) (*http.Client, string) {
-	if path, ok := strings.CutPrefix(api, "unix:"); ok {
-		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", path)
-			},
-		}}, "http://meshcast"
-	}
-	return &http.Client{Timeout: 5 * time.Second}, "http://" + api
-}
-
-func fetchStatus(ctx context.Context, api string) (*mesh.Status, error) {
-	c, base := apiClient(api)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("status: is a meshcast node running with --api %s? %w", api, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status: %s answered %s", api, resp.Status)
-	}
-	var st mesh.Status
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
-		return nil, fmt.Errorf("status: %w", err)
-	}
-	return &st, nil
-}
-
-func renderStatus(w io.Writer, st *mesh.Status) {
+func renderStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(w, "node %s (%s) of site %s\n", shortID(st.ID), st.Role, st.Site)
 	fmt.Fprintf(w, "staging %s: %s, %d/%d chunks; %s from peers, %s served, %s from the CDN; %d peers\n",
 		st.Release, st.Phase, st.Have, st.Total, humanBytes(st.Exchange.Received), humanBytes(st.Exchange.Served), humanBytes(st.BytesFromCDN), st.Peers)

@@ -29,7 +29,9 @@ import (
 	"github.com/meshcast/meshcast/content/origin"
 	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/gossip"
+	"github.com/meshcast/meshcast/gossip/gossiptest"
 	"github.com/meshcast/meshcast/mesh"
+	"github.com/meshcast/meshcast/mesh/api"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder"
@@ -113,9 +115,9 @@ type Site struct {
 	members []*Member
 	seq     int
 
-	cutMu  sync.Mutex
-	cut    map[*Member]bool   // the side a Partition cut off
-	gossip map[string]*Member // gossip "host:port" → member
+	links *gossiptest.Links // the gossip links a Partition cuts
+	cutMu sync.Mutex
+	cut   map[*Member]bool // the side a Partition cut off
 }
 
 // Member is one seeder or node of the site.
@@ -148,7 +150,7 @@ func (m *Member) Alive() bool {
 }
 
 // Status returns the member's status.
-func (m *Member) Status() mesh.Status { return m.Node().Status() }
+func (m *Member) Status() api.Status { return m.Node().Status() }
 
 // New starts a site: the origin (keys and TUF metadata), the CDN on
 // loopback and the members, all connected to each other. Everything stops
@@ -164,7 +166,7 @@ func New(t TB, opts ...Option) *Site {
 		dir = t.TempDir()
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Site{t: t, o: o, ctx: ctx, stop: stop, dir: dir, Origin: filepath.Join(dir, "origin")}
+	s := &Site{t: t, o: o, ctx: ctx, stop: stop, dir: dir, Origin: filepath.Join(dir, "origin"), links: gossiptest.NewLinks()}
 	t.Cleanup(s.shutdown)
 	var err error
 	s.gossipKey = make([]byte, 32)
@@ -261,7 +263,7 @@ func (s *Site) config(m *Member) mesh.Config {
 		CDN:     cdn.ClientConfig{URL: s.URL, BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond, IdleTimeout: 5 * time.Second},
 		Refresh: s.o.refresh, UploadRate: s.o.lan, DownloadRate: s.o.lan, Exchange: s.o.exchange,
 		Gossip: gossip.Config{BindAddr: "127.0.0.1", BindPort: gossip.AnyPort, Profile: s.gossipProfile(),
-			Keys: [][]byte{s.gossipKey}, Seeds: seeds, Drop: func(addr string) bool { return s.dropped(m, addr) }},
+			Keys: [][]byte{s.gossipKey}, Seeds: seeds},
 		Bootstrap: m.Role == gossip.RoleSeeder && bootstrap,
 		Raft:      raftConfig(s.o.lanRaft),
 	}
@@ -275,22 +277,23 @@ func (s *Site) start(m *Member) {
 	}
 	cfg := s.config(m)
 	m.bootstrapped = m.bootstrapped || cfg.Bootstrap
-	n, err := mesh.New(cfg, log)
+	n, err := mesh.New(cfg, log, mesh.GossipTransport(s.links.Wrap(m.Name)))
 	if err != nil {
 		s.t.Fatalf("start %s: %v", m.Name, err)
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		cancel()
+		s.t.Fatalf("start %s: %v", m.Name, err)
+	}
 	m.mu.Lock()
 	m.node, m.cancel, m.done = n, cancel, done
 	m.mu.Unlock()
-	go func() { done <- n.Run(ctx) }()
-	s.cutMu.Lock()
-	if s.gossip == nil {
-		s.gossip = map[string]*Member{}
-	}
-	s.gossip[n.GossipAddr()] = m
-	s.cutMu.Unlock()
+	s.links.At(m.Name, n.GossipAddr())
 	for _, other := range s.Members() {
 		if other == m || !other.Alive() {
 			continue
@@ -305,14 +308,28 @@ func (s *Site) start(m *Member) {
 	}
 }
 
-// Kill stops a member (its state dir stays) and waits for it.
-func (s *Site) Kill(m *Member) {
+// Kill stops a member gracefully, as SIGTERM stops a daemon: it says
+// goodbye to the site (a leading seeder hands off leadership, the member
+// leaves gossip), then stops; its state dir stays. It waits for the
+// member.
+func (s *Site) Kill(m *Member) { s.stopMember(m, true) }
+
+// Crash stops a member without a goodbye, as kill -9 would: no leadership
+// hand-off, no gossip leave; its connections just end.
+func (s *Site) Crash(m *Member) { s.stopMember(m, false) }
+
+func (s *Site) stopMember(m *Member, goodbye bool) {
 	m.mu.Lock()
-	cancel, done := m.cancel, m.done
+	n, cancel, done := m.node, m.cancel, m.done
 	m.cancel = nil
 	m.mu.Unlock()
 	if cancel == nil {
 		return
+	}
+	if goodbye {
+		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		n.Leave(ctx)
+		stop()
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -362,29 +379,26 @@ func (s *Site) Manifest(version string) *content.Manifest {
 }
 
 // WaitVerified waits until every live member has verified the version,
-// failing the test after d.
+// failing the test after d. It waits on each member's changes
+// (mesh.Node.Changes), one member at a time.
 func (s *Site) WaitVerified(version string, d time.Duration) {
 	s.t.Helper()
 	want := Release + "@" + version
-	deadline := time.Now().Add(d)
-	for {
-		var late []string
-		for _, m := range s.Members() {
-			if !m.Alive() {
-				continue
+	deadline := time.After(d)
+	for _, m := range s.Members() {
+		for m.Alive() {
+			n := m.Node()
+			changed := n.Changes() // before the check: a change after it closes this
+			st := n.Status()
+			if st.Release.String() == want && st.Phase == deploy.PhaseVerified {
+				break
 			}
-			st := m.Status()
-			if st.Release.String() != want || st.Phase != deploy.PhaseVerified {
-				late = append(late, fmt.Sprintf("%s (%s %s %d/%d %s)", m.Name, st.Release, st.Phase, st.Have, st.Total, st.Err))
+			select {
+			case <-changed:
+			case <-deadline:
+				s.t.Fatalf("after %s, %s has not verified %s: %s %s %d/%d %s", d, m.Name, want, st.Release, st.Phase, st.Have, st.Total, st.Err)
 			}
 		}
-		if len(late) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("after %s, not verified %s: %v", d, want, late)
-		}
-		time.Sleep(100 * time.Millisecond) // Status walks the site view: polling costs
 	}
 }
 
@@ -618,17 +632,20 @@ func (s *Site) gossipProfile() string {
 
 // Partition cuts every link between side and the rest of the site, both
 // ways: libp2p (Raft and the chunk exchange: each side bans the other at
-// its gater, which closes the connections) and gossip (Config.Drop loses
-// every packet and refuses every stream). The CDN stays reachable from
-// both sides. Heal undoes it.
+// its gater, which closes the connections) and gossip (the members'
+// gossiptest.Links lose every packet and refuse every stream across). The
+// CDN stays reachable from both sides. Heal undoes it.
 func (s *Site) Partition(side ...*Member) {
 	s.t.Helper()
 	s.cutMu.Lock()
 	s.cut = map[*Member]bool{}
+	var names []string
 	for _, m := range side {
 		s.cut[m] = true
+		names = append(names, m.Name)
 	}
 	s.cutMu.Unlock()
+	s.links.Cut(names...)
 	s.eachCrossPair(func(a, b *mesh.Node) {
 		a.Ban(b.ID())
 		b.Ban(a.ID())
@@ -644,6 +661,7 @@ func (s *Site) Heal() {
 		a.Allow(b.ID())
 		b.Allow(a.ID())
 	})
+	s.links.Heal()
 	s.cutMu.Lock()
 	s.cut = nil
 	s.cutMu.Unlock()
@@ -665,27 +683,6 @@ func (s *Site) eachCrossPair(f func(a, b *mesh.Node)) {
 			}
 		}
 	}
-}
-
-// dropped reports whether gossip from m to addr crosses the partition.
-func (s *Site) dropped(m *Member, addr string) bool {
-	s.cutMu.Lock()
-	defer s.cutMu.Unlock()
-	if len(s.cut) == 0 {
-		return false
-	}
-	other, ok := s.gossip[addr]
-	return ok && s.cut[m] != s.cut[other]
-}
-
-// Crash stops a member without a graceful goodbye: no leadership hand-off,
-// no gossip leave; its connections just end.
-func (s *Site) Crash(m *Member) {
-	m.mu.Lock()
-	n := m.node
-	m.mu.Unlock()
-	n.Crash()
-	s.Kill(m)
 }
 
 func raftConfig(lan bool) seeder.RaftConfig {

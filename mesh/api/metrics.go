@@ -1,4 +1,4 @@
-package mesh
+package api
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
@@ -6,11 +6,9 @@ import (
 	"github.com/meshcast/meshcast/deploy"
 )
 
-// Collector returns a Prometheus collector of the node's figures, read
-// from one Status snapshot per scrape.
-func (n *Node) Collector() prometheus.Collector { return collector{n} }
-
-type collector struct{ n *Node }
+// collector is the Prometheus collector of a node's figures, read from one
+// Status snapshot per scrape.
+type collector struct{ n Node }
 
 var (
 	descBytesFromCDN   = prometheus.NewDesc("meshcast_bytes_from_cdn_total", "Bytes read from the CDN (seeders).", nil, nil)

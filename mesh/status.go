@@ -1,0 +1,117 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/meshcast/meshcast/gossip"
+	"github.com/meshcast/meshcast/mesh/api"
+	"github.com/meshcast/meshcast/seeder"
+)
+
+var _ api.Node = (*Node)(nil)
+
+// Status returns the node's status, with its view of the site once Run
+// has started.
+func (n *Node) Status() api.Status {
+	st, _ := n.follower.State()
+	s := api.Status{ID: n.host.ID().String(), Site: n.cfg.Site, Role: n.cfg.Role,
+		Release: st.Release, Phase: st.Phase, DoneAt: st.DoneAt, Exchange: n.exch.Stats(), Peers: len(n.host.Network().Peers())}
+	if st.Swarm != nil {
+		s.Have, s.Total = st.Swarm.Progress()
+	}
+	if n.cdn != nil {
+		s.BytesFromCDN = n.cdn.BytesFromCDN()
+	}
+	last := timedErr{st.Err, st.ErrAt}
+	if je := n.joinErr.Load(); je != nil && je.at.After(last.at) {
+		last = *je
+	}
+	if n.started() {
+		if n.leader != nil {
+			ls := n.leader.Stats()
+			s.ChunksFromCDN, s.ChunkBytesFromCDN = ls.ChunksFromCDN, ls.ChunkBytesFromCDN
+			if ls.ErrAt.After(last.at) {
+				last = timedErr{ls.Err, ls.ErrAt}
+			}
+		}
+		s.SiteView = n.siteView()
+	}
+	if last.err != nil {
+		s.Err = last.err.Error()
+	}
+	return s
+}
+
+// siteView is the node's view of its site for the status API.
+func (n *Node) siteView() *api.SiteStatus {
+	s := &api.SiteStatus{GossipHealth: n.gossip.Health()}
+	if n.fsm != nil {
+		s.Target, _ = fsmSite{n.fsm}.Target()
+	} else {
+		s.Target, _ = gossipSite{n}.Target()
+	}
+	for _, m := range n.gossip.Members() {
+		s.Members = append(s.Members, api.MemberStatus{ID: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Meta.P2PPort))),
+			Role: m.Meta.Role, Platform: m.Meta.Platform, Running: m.Meta.Running, Staged: m.Meta.Staged, Phase: m.Meta.Phase,
+			Progress: float64(m.Meta.Progress) / gossip.MaxProgress, Health: healthName(m.Meta.Health), Leader: m.Meta.Leader, State: m.State})
+	}
+	if m, ok := n.gossip.Leader(); ok {
+		s.Leader, s.Term = m.Name, m.Meta.Term
+	}
+	if n.raft != nil {
+		s.Raft = strings.ToLower(n.raft.Stats()["state"])
+		if id, term, _ := n.raft.Leader(); id != "" {
+			s.Leader, s.Term = id, term
+		}
+	}
+	return s
+}
+
+func healthName(h uint8) string {
+	switch h {
+	case gossip.HealthHealthy:
+		return "healthy"
+	case gossip.HealthUnhealthy:
+		return "unhealthy"
+	}
+	return "unknown"
+}
+
+// RemoveSeeder removes a dead seeder from the site's Raft; only the
+// leading seeder can (seeder.Leader.RemoveSeeder).
+func (n *Node) RemoveSeeder(ctx context.Context, id string) error {
+	if n.leader == nil || !n.started() {
+		return errors.New("not a running seeder")
+	}
+	return n.leader.RemoveSeeder(ctx, id)
+}
+
+// Voters returns the number of voters in the seeder's Raft configuration.
+func (n *Node) Voters() int {
+	if n.raft == nil || !n.started() {
+		return 0
+	}
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return 0
+	}
+	v := 0
+	for _, s := range servers {
+		if s.Suffrage == seeder.Voter {
+			v++
+		}
+	}
+	return v
+}
+
+// Changes returns a channel closed at the next change of the node's
+// release or phase (Status().Release, Phase, Err): a test or a dashboard
+// waits on it instead of polling.
+func (n *Node) Changes() <-chan struct{} {
+	_, changed := n.follower.State()
+	return changed
+}
