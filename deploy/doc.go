@@ -1,7 +1,24 @@
-// Package deploy will own the rollout: a pure, deterministic state machine
-// (plan waves, apply commands, gate on health; no I/O inside it) and the local
-// activator (releases directory, atomic switch, hooks, health checks,
-// rollback, crash recovery).
+// Package deploy owns a node's rollout: what it stages, and (issue [6/10])
+// when and how it activates it.
 //
-// Not built yet: see issues [2/6]–[6/6] and docs/DESIGN.md.
+// Nouns:
+//   - Phase: where a member stands with the release it stages (idle,
+//     fetching, verified, and the activation phases); gossip carries it.
+//   - Follower: keeps a node on the release its site stages. It learns the
+//     target from a Site (the Raft FSM on a seeder, the leader's gossip on
+//     a node), resolves it in freshly verified TUF metadata (content/tuf;
+//     from the origin on the leading seeder, from peers elsewhere), and
+//     joins the swarm of the node's platform artifact through Swarms
+//     (mesh/exchange, wired by mesh).
+//
+// Guarantees:
+//   - The Follower stages only a release whose signed manifest verified
+//     and names it, and, when the site names an id, only that id.
+//   - Its state has one owner, the goroutine of Run; State hands out a
+//     copy and a channel closed at the next change.
+//
+// Still to come ([6/10]): the rollout state machine (pure and
+// deterministic: plan waves, apply commands, gate on health; no I/O
+// inside it) and the local activator (releases directory, atomic switch,
+// hooks, health checks, rollback, crash recovery).
 package deploy
