@@ -208,6 +208,30 @@ func New(cfg Config, meta Meta, log *slog.Logger, opts ...Option) (*Gossip, erro
 	if err != nil {
 		return nil, err
 	}
+	g := newGossip(r, meta, wire, log)
+	ml, err := g.startMemberlist(o.wrap)
+	if err != nil {
+		return nil, err
+	}
+	g.ml = ml
+	g.mu.Lock()
+	if self := g.members[r.Name]; self != nil { // memberlist announced us during Create
+		g.addr, g.port = slices.Clone(self.Addr), int(self.Port)
+	}
+	g.mu.Unlock()
+	g.wg.Add(4)
+	go func() { defer g.wg.Done(); g.events.run(g.done) }()
+	go func() { defer g.wg.Done(); g.msgs.run(g.done) }()
+	go func() { defer g.wg.Done(); g.pushLoop() }()
+	go func() { defer g.wg.Done(); g.reconnectLoop() }()
+	g.log.Info("gossip: listening", "name", r.Name, "addr", net.JoinHostPort(g.addr.String(), fmt.Sprint(g.port)),
+		"profile", r.Profile, "encrypted", g.keyring != nil)
+	return g, nil
+}
+
+// newGossip returns a member for r, with meta (encoded as wire) as its
+// status, before memberlist starts. A nil log discards.
+func newGossip(r resolved, meta Meta, wire []byte, log *slog.Logger) *Gossip {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -236,7 +260,13 @@ func New(cfg Config, meta Meta, log *slog.Logger, opts ...Option) (*Gossip, erro
 		numNodes:       func() int { return int(g.alive.Load()) },
 		limit:          maxQueuedBroadcasts,
 	}
+	return g
+}
 
+// startMemberlist binds the transport (through wrap, if set) and starts
+// memberlist with g as its delegate: from here on memberlist calls g.
+func (g *Gossip) startMemberlist(wrap func(Transport) Transport) (*memberlist.Memberlist, error) {
+	r := g.cfg
 	mc := r.memberlistConfig()
 	mc.Logger = newMemberlistLogger(g.log)
 	d := (*delegate)(g)
@@ -250,7 +280,7 @@ func New(cfg Config, meta Meta, log *slog.Logger, opts ...Option) (*Gossip, erro
 		g.keyring = kr
 		mc.Keyring = kr
 	}
-	nt, err := newTransport(r, mc, o.wrap)
+	nt, err := newTransport(r, mc, wrap)
 	if err != nil {
 		return nil, err
 	}
@@ -259,20 +289,7 @@ func New(cfg Config, meta Meta, log *slog.Logger, opts ...Option) (*Gossip, erro
 		_ = nt.Shutdown()
 		return nil, fmt.Errorf("gossip: start memberlist as %s on %s:%d: %w", r.Name, r.BindAddr, mc.BindPort, err)
 	}
-	g.ml = ml
-	g.mu.Lock()
-	if self := g.members[r.Name]; self != nil { // memberlist announced us during Create
-		g.addr, g.port = slices.Clone(self.Addr), int(self.Port)
-	}
-	g.mu.Unlock()
-	g.wg.Add(4)
-	go func() { defer g.wg.Done(); g.events.run(g.done) }()
-	go func() { defer g.wg.Done(); g.msgs.run(g.done) }()
-	go func() { defer g.wg.Done(); g.pushLoop() }()
-	go func() { defer g.wg.Done(); g.reconnectLoop() }()
-	g.log.Info("gossip: listening", "name", r.Name, "addr", net.JoinHostPort(g.addr.String(), fmt.Sprint(g.port)),
-		"profile", r.Profile, "encrypted", g.keyring != nil)
-	return g, nil
+	return ml, nil
 }
 
 // newTransport binds memberlist's UDP and TCP listeners and fills in the

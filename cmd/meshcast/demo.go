@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
@@ -61,89 +61,120 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 	if !o.keep {
 		defer cleanup()
 	}
-	log := g.logger()
+	d := &demo{dir: dir, log: g.logger(), stdout: stdout}
 	if g.logLevel == "info" {
-		log = g.loggerAt("warn") // the table below says what happened
+		d.log = g.loggerAt("warn") // the table below says what happened
 	}
-	say := func(format string, args ...any) { fmt.Fprintf(stdout, "• "+format+"\n", args...) }
-	say("work directory %s", dir)
-
-	keyDir, originDir := filepath.Join(dir, "keys"), filepath.Join(dir, "origin")
-	keys, err := origin.GenerateKeys(keyDir)
-	if err != nil {
-		return err
-	}
-	if err := origin.Init(originDir, keys, origin.DefaultExpiries(), time.Now()); err != nil {
-		return err
-	}
-	say("signing keys in %s, TUF origin in %s", keyDir, originDir)
-
-	v1, v2 := filepath.Join(dir, "input", "v1"), filepath.Join(dir, "input", "v2")
-	if err := writeSample(v1, v2); err != nil {
-		return fmt.Errorf("demo sample: %w", err)
-	}
-	repo, err := origin.Open(originDir)
+	d.say("work directory %s", dir)
+	repo, err := d.newOrigin()
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
-	publish := func(ver, in string) (*origin.PublishResult, error) {
-		return repo.Publish(ctx, keys, origin.PublishOptions{Name: "demo-gateway", Version: ver, Artifacts: map[string]string{"linux/amd64": in, "linux/arm64": in}}, log)
-	}
-
-	srv, err := devserver.New(devserver.Config{Dir: originDir, Rate: rate, Gzip: true}, log, nil)
+	url, stop, err := d.serve(ctx, rate)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	g2, gctx := errgroup.WithContext(ctx)
-	sctx, stopServer := context.WithCancel(gctx)
-	g2.Go(func() error { return srv.Serve(sctx, ln) })
-	defer func() { stopServer(); g2.Wait() }()
-	url := "http://" + ln.Addr().String()
-	say("CDN serving the origin at %s, capped at %s/s", url, humanBytes(rate))
-
-	root, err := os.ReadFile(filepath.Join(originDir, "metadata", "1.root.json"))
-	if err != nil {
-		return err
-	}
-	client, err := cdn.NewClient(cdn.ClientConfig{URL: url}, log)
+	defer stop()
+	d.say("CDN serving the origin at %s, capped at %s/s", url, humanBytes(rate))
+	client, err := cdn.NewClient(cdn.ClientConfig{URL: url}, d.log)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	state := filepath.Join(dir, "node")
-	fetch := func(ver string) (*cdn.FetchResult, error) {
-		return cdn.DirectFetch(ctx, client, cdn.DirectFetchOptions{
-			StateDir: state, TrustedRoot: root, Release: content.Release{Name: "demo-gateway", Version: ver}, Platform: "linux/amd64",
-			Out: filepath.Join(dir, "node", "releases", ver),
-		}, log)
+	if err := d.publishAndFetch(ctx, repo, client); err != nil {
+		return err
 	}
+	d.say("both releases verified (TUF metadata, every chunk, every file's sha256) and assembled under %s", filepath.Join(d.state(), "releases"))
+	if o.keep {
+		d.say("try: meshcast fetch --cdn URL --trust %s --state %s --release demo-gateway --out /tmp/x", d.rootFile(), d.state())
+	}
+	return nil
+}
 
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+// demo is one run of the demo, in its work directory.
+type demo struct {
+	dir    string
+	log    *slog.Logger
+	stdout io.Writer
+	keys   origin.Keys
+}
+
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.stdout, "• "+format+"\n", args...) }
+
+func (d *demo) originDir() string { return filepath.Join(d.dir, "origin") }
+func (d *demo) rootFile() string  { return filepath.Join(d.originDir(), "metadata", "1.root.json") }
+func (d *demo) state() string     { return filepath.Join(d.dir, "node") }
+func (d *demo) input(v string) string {
+	return filepath.Join(d.dir, "input", v)
+}
+
+// newOrigin makes the signing keys, a TUF origin and the sample inputs,
+// and opens the origin's repository.
+func (d *demo) newOrigin() (*origin.Repo, error) {
+	keyDir := filepath.Join(d.dir, "keys")
+	var err error
+	if d.keys, err = origin.GenerateKeys(keyDir); err != nil {
+		return nil, err
+	}
+	if err := origin.Init(d.originDir(), d.keys, origin.DefaultExpiries(), time.Now()); err != nil {
+		return nil, err
+	}
+	d.say("signing keys in %s, TUF origin in %s", keyDir, d.originDir())
+	if err := writeSample(d.input("v1"), d.input("v2")); err != nil {
+		return nil, fmt.Errorf("demo sample: %w", err)
+	}
+	return origin.Open(d.originDir())
+}
+
+// serve runs the development origin over the demo's origin on loopback,
+// capped at rate, until stop is called.
+func (d *demo) serve(ctx context.Context, rate int64) (url string, stop func(), err error) {
+	srv, err := devserver.New(devserver.Config{Dir: d.originDir(), Rate: rate, Gzip: true}, d.log, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(sctx, ln); err != nil {
+			d.log.Error("demo CDN", "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() { cancel(); <-done }, nil
+}
+
+// publishAndFetch publishes v1.0.0 and v1.1.0 of the sample and fetches
+// each after it is published, printing a table of what each step cost.
+func (d *demo) publishAndFetch(ctx context.Context, repo *origin.Repo, client *cdn.Client) error {
+	root, err := os.ReadFile(d.rootFile())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(d.stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "step\tinput\tchunks\tnew\twritten to origin\tfrom CDN\trequests\tseconds\t")
-	for _, step := range []struct{ ver, in string }{{"1.0.0", v1}, {"1.1.0", v2}} {
-		pr, err := publish(step.ver, step.in)
+	for _, step := range []struct{ ver, in string }{{"1.0.0", d.input("v1")}, {"1.1.0", d.input("v2")}} {
+		pr, err := repo.Publish(ctx, d.keys, origin.PublishOptions{Name: "demo-gateway", Version: step.ver,
+			Artifacts: map[string]string{"linux/amd64": step.in, "linux/arm64": step.in}}, d.log)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(tw, "publish %s\t%s\t%d\t%d\t%s\t\t\t%.2f\t\n", step.ver, humanBytes(pr.InputBytes/2), pr.Chunks, pr.NewChunks, humanBytes(pr.NewBytes), pr.Seconds)
-		fr, err := fetch(step.ver)
+		fr, err := cdn.DirectFetch(ctx, client, cdn.DirectFetchOptions{
+			StateDir: d.state(), TrustedRoot: root, Release: content.Release{Name: "demo-gateway", Version: step.ver}, Platform: "linux/amd64",
+			Out: filepath.Join(d.state(), "releases", step.ver),
+		}, d.log)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(tw, "fetch %s\t\t%d\t%d\t\t%s\t%d\t%.2f\t\n", step.ver, fr.ChunksFetched+fr.ChunksReused, fr.ChunksFetched, humanBytes(fr.BytesFromCDN), fr.Requests, fr.Seconds)
 	}
-	tw.Flush()
-	say("both releases verified (TUF metadata, every chunk, every file's sha256) and assembled under %s", filepath.Join(state, "releases"))
-	if o.keep {
-		say("try: meshcast fetch --cdn URL --trust %s --state %s --release demo-gateway --out /tmp/x",
-			filepath.Join(originDir, "metadata", "1.root.json"), state)
-	}
-	return nil
+	return tw.Flush()
 }
 
 // demoWorkDir returns the demo's work directory and a function that removes
