@@ -130,6 +130,35 @@ var importRules = []importRule{
 		},
 	},
 	{
+		name: "the development origin stays out of daemons",
+		why: "DESIGN.md: seeder/cdn/devserver stands in for a CDN in development and tests; only cmd (meshcast cdn serve) and tests " +
+			"link it, so no node, seeder or library package carries it",
+		from:       not(anyOf(subtree("cmd"), subtree("tests"), subtree("seeder/cdn/devserver"), isTestHelper)),
+		transitive: true,
+		forbid: func(_, imp string) bool {
+			rel, ok := inModule(imp)
+			return ok && subtree("seeder/cdn/devserver")(rel)
+		},
+	},
+	{
+		name: "deploy talks to no network itself",
+		why: "DESIGN.md: deploy's follower and rollout work over interfaces that mesh wires; nothing deploy links may be " +
+			"github.com/libp2p/…, github.com/quic-go/…, github.com/hashicorp/memberlist or github.com/hashicorp/raft*",
+		from:       subtree("deploy"),
+		transitive: true,
+		forbid: func(_, imp string) bool {
+			return hasPathPrefix(imp, "github.com/libp2p") || hasPathPrefix(imp, "github.com/quic-go") ||
+				hasPathPrefix(imp, "github.com/hashicorp/memberlist") || strings.HasPrefix(imp, "github.com/hashicorp/raft")
+		},
+	},
+	{
+		name: "the leader reads the site through interfaces",
+		why: "DESIGN.md: seeder declares the small interfaces its leader loop needs (Members, Follower, Swarm, …) and mesh wires " +
+			"them in, so seeder imports neither gossip nor deploy's follower's network side: no direct import of gossip",
+		from:   subtree("seeder"),
+		forbid: func(_, imp string) bool { return imp == module+"/gossip" },
+	},
+	{
 		name: "content knows no network",
 		why:  "DESIGN.md: content must not know about networks: it imports neither net nor net/http",
 		from: subtree("content"),
@@ -425,12 +454,15 @@ func TestImportRulesCatchViolations(t *testing.T) {
 			m("attest"):                   {"github.com/google/go-tpm/tpm2"},
 			m("gossip"):                   {m("content"), "github.com/hashicorp/memberlist"},
 			m("deploy"):                   {m("content")},
-			m("seeder"):                   {m("content"), m("attest"), m("gossip"), m("deploy"), m("seeder/cdn"), "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal"},
+			m("seeder"):                   {m("content"), m("attest"), m("deploy"), m("seeder/cdn"), "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal"},
 			m("seeder/cdn"):               {m("content"), "net/http"},
+			m("seeder/cdn/devserver"):     {"net/http"},
+			m("seeder/cdn/cdntest"):       {m("seeder/cdn/devserver"), "testing"},
+			m("deploy/follow"):            {m("content"), "github.com/theupdateframework/go-tuf/v2/metadata/updater"},
 			m("mesh/host"):                {m("attest"), "github.com/libp2p/go-libp2p", "github.com/quic-go/quic-go"},
 			m("mesh/chunks"):              {m("content"), m("mesh/host")},
 			m("mesh"):                     {m("mesh/host"), m("mesh/chunks"), m("seeder"), m("gossip"), m("deploy")},
-			m("cmd/meshcast"):             {m("mesh"), m("content/origin"), m("seeder/cdn")},
+			m("cmd/meshcast"):             {m("mesh"), m("content/origin"), m("seeder/cdn"), m("seeder/cdn/devserver")},
 			m("tests"):                    {m("mesh"), m("tests/treegen"), "net/http/httptest", "testing"},
 			m("tests/treegen"):            {m("content")},
 			"github.com/libp2p/go-libp2p": {"github.com/quic-go/quic-go"},
@@ -442,21 +474,24 @@ func TestImportRulesCatchViolations(t *testing.T) {
 
 	t.Run("broken", func(t *testing.T) {
 		pkgs := graph(map[string][]string{
-			m("content"):            {"net"},
-			m("content/origin"):     {m("content"), "net/http"},
-			m("content/chunker"):    {m("attest")},
-			m("attest"):             {m("content"), "github.com/libp2p/go-libp2p/core/peer", "github.com/hashicorp/raft"},
-			m("gossip"):             {m("content/storetest"), m("deploy"), "example.com/transport"},
-			m("deploy"):             {"testing", m("mesh")},
-			m("seeder"):             {m("gossip")},
-			m("seeder/cdn"):         {m("tests/treegen")},
-			m("seeder/raft"):        {"github.com/libp2p/go-libp2p/core/network"},
-			m("mesh/host"):          {m("seeder/cdn"), m("mesh")},
-			m("mesh/rpc"):           {"github.com/hashicorp/raft-wal"},
-			m("internal/util"):      {},
-			m("content/storetest"):  {m("content"), "testing"},
-			m("tests/treegen"):      {m("content")},
-			"example.com/transport": {"github.com/quic-go/quic-go"},
+			m("content"):              {"net"},
+			m("content/origin"):       {m("content"), "net/http"},
+			m("content/chunker"):      {m("attest")},
+			m("attest"):               {m("content"), "github.com/libp2p/go-libp2p/core/peer", "github.com/hashicorp/raft"},
+			m("gossip"):               {m("content/storetest"), m("deploy"), "example.com/transport"},
+			m("deploy"):               {"testing", m("mesh")},
+			m("seeder"):               {m("gossip")},
+			m("seeder/cdn"):           {m("tests/treegen")},
+			m("seeder/raft"):          {"github.com/libp2p/go-libp2p/core/network", m("gossip")},
+			m("seeder/cdn/devserver"): {"net/http"},
+			m("mesh/dash"):            {m("seeder/cdn/devserver")},
+			m("deploy/follow"):        {"github.com/hashicorp/memberlist"},
+			m("mesh/host"):            {m("seeder/cdn"), m("mesh")},
+			m("mesh/rpc"):             {"github.com/hashicorp/raft-wal"},
+			m("internal/util"):        {},
+			m("content/storetest"):    {m("content"), "testing"},
+			m("tests/treegen"):        {m("content")},
+			"example.com/transport":   {"github.com/quic-go/quic-go"},
 		})
 		type want struct{ rule, pkg, imported string }
 		wants := []want{
@@ -471,6 +506,14 @@ func TestImportRulesCatchViolations(t *testing.T) {
 			{"seeder talks no QUIC", m("seeder/raft"), "github.com/libp2p/go-libp2p/core/network"},
 			{"seeder talks no QUIC", m("seeder"), "github.com/quic-go/quic-go"}, // through gossip
 			{"seeder talks no QUIC", m("seeder"), m("mesh")},                    // through gossip, deploy
+			{"the leader reads the site through interfaces", m("seeder"), m("gossip")},
+			{"the leader reads the site through interfaces", m("seeder/raft"), m("gossip")},
+			{"seeder talks no QUIC", m("seeder/raft"), m("mesh")},                                 // through gossip, deploy
+			{"seeder talks no QUIC", m("seeder/raft"), "github.com/quic-go/quic-go"},              // through gossip
+			{"our test helpers stay out of production", m("seeder/raft"), m("content/storetest")}, // through gossip
+			{"the development origin stays out of daemons", m("mesh/dash"), m("seeder/cdn/devserver")},
+			{"deploy talks to no network itself", m("deploy/follow"), "github.com/hashicorp/memberlist"},
+			{"mesh/… knows no Raft", m("mesh/dash"), m("seeder/cdn/devserver")},
 			{"mesh/… knows no Raft", m("mesh/host"), m("seeder/cdn")},
 			{"mesh/… knows no Raft", m("mesh/rpc"), "github.com/hashicorp/raft-wal"},
 			{"attest knows no libp2p or Raft", m("attest"), "github.com/libp2p/go-libp2p/core/peer"},
