@@ -633,38 +633,57 @@ func TestDesignTableMatchesLayers(t *testing.T) {
 	}
 }
 
-// TestPackageDocs checks that every package of DESIGN.md's table exists and
-// opens with a doc.go that carries its package comment (STYLE.md 2).
+// TestPackageDocs checks that every package of the module (`go list
+// ./...`, the architecture as the compiler sees it) opens with a doc.go
+// that carries its package comment (STYLE.md 2), and that every row of
+// DESIGN.md's package table names a directory that exists.
 func TestPackageDocs(t *testing.T) {
 	root := moduleRoot(t)
+	cmd := exec.Command("go", "list", "-f", "{{.Dir}}", "./...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dirs := strings.Fields(string(out))
+	if len(dirs) == 0 {
+		t.Fatal("go list found no package")
+	}
+	for _, dir := range dirs {
+		rel, _ := filepath.Rel(root, dir)
+		checkDocGo(t, filepath.ToSlash(rel), dir)
+	}
 	for _, r := range designTable(t) {
 		if !r.goPkg || strings.Contains(r.name, "…") {
 			continue
 		}
-		dir := filepath.Join(root, filepath.FromSlash(r.name))
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(r.name))); err != nil || !fi.IsDir() {
 			t.Errorf("%s: DESIGN.md's package table lists it, but there is no such directory", r.name)
-			continue
 		}
-		doc := filepath.Join(dir, "doc.go")
-		f, err := parser.ParseFile(token.NewFileSet(), doc, nil, parser.PackageClauseOnly|parser.ParseComments)
-		if errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s has no doc.go (STYLE.md 2: every package opens with doc.go: its nouns and its guarantees)", r.name)
-			continue
-		}
-		if err != nil {
-			t.Errorf("%s: %v", r.name, err)
-			continue
-		}
-		want := "Package " + f.Name.Name + " "
-		if f.Name.Name == "main" {
-			want = "Command " + filepath.Base(dir) + " "
-		}
-		if f.Doc == nil {
-			t.Errorf("%s/doc.go has no package comment; want one starting %q", r.name, want)
-		} else if text := f.Doc.Text(); !strings.HasPrefix(text, want) {
-			line, _, _ := strings.Cut(text, "\n")
-			t.Errorf("%s/doc.go: the package comment starts %q; want %q", r.name, line, want)
-		}
+	}
+}
+
+// checkDocGo checks that the package in dir has a doc.go whose package
+// comment starts as godoc wants: "Package x " ("Command x " for main).
+func checkDocGo(t *testing.T, rel, dir string) {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, "doc.go"), nil, parser.PackageClauseOnly|parser.ParseComments)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s has no doc.go (STYLE.md 2: every package opens with doc.go: its nouns and its guarantees)", rel)
+		return
+	}
+	if err != nil {
+		t.Errorf("%s: %v", rel, err)
+		return
+	}
+	want := "Package " + f.Name.Name + " "
+	if f.Name.Name == "main" {
+		want = "Command " + filepath.Base(dir) + " "
+	}
+	if f.Doc == nil {
+		t.Errorf("%s/doc.go has no package comment; want one starting %q", rel, want)
+	} else if text := f.Doc.Text(); !strings.HasPrefix(text, want) {
+		line, _, _ := strings.Cut(text, "\n")
+		t.Errorf("%s/doc.go: the package comment starts %q; want %q", rel, line, want)
 	}
 }

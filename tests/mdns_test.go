@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshcast/meshcast/mesh/api"
+	"github.com/meshcast/meshcast/tests/sitetest"
 )
 
 // TestMDNSFormsSite starts a seeder and two nodes with no --join, in a
@@ -45,17 +46,14 @@ func TestMDNSFormsSite(t *testing.T) {
 		mc.startIn(t, ns, name, args...)
 	}
 	var st api.Status
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, err := exec.Command("ip", "netns", "exec", ns, mc.path, "status", "--api", apis[2], "--json").Output()
-		if err == nil && json.Unmarshal(out, &st) == nil && st.SiteView != nil &&
-			len(st.SiteView.Members) == len(roles) && st.SiteView.Leader != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no site of %d members with a leader by mDNS in 60s; last status %s (%v)", len(roles), out, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var out []byte
+	var err error
+	if !sitetest.Poll(60*time.Second, 200*time.Millisecond, func() bool {
+		out, err = exec.Command("ip", "netns", "exec", ns, mc.path, "status", "--api", apis[2], "--json").Output()
+		return err == nil && json.Unmarshal(out, &st) == nil && st.SiteView != nil &&
+			len(st.SiteView.Members) == len(roles) && st.SiteView.Leader != ""
+	}) {
+		t.Fatalf("no site of %d members with a leader by mDNS in 60s; last status %s (%v)", len(roles), out, err)
 	}
 	t.Logf("by mDNS: %d members, leader %s", len(st.SiteView.Members), st.SiteView.Leader)
 	for _, d := range mc.daemons {

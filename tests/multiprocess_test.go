@@ -22,6 +22,7 @@ import (
 	"github.com/meshcast/meshcast/mesh/api"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
+	"github.com/meshcast/meshcast/tests/sitetest"
 )
 
 // TestMultiProcessSite runs a site of real meshcast processes: a CDN
@@ -80,20 +81,17 @@ func TestMultiProcessSite(t *testing.T) {
 	decodeJSON(t, mc.ok(t, "publish", "--repo", originDir, "--keys", keys, "--name", "app", "--version", "1.0.0",
 		"--artifact", "linux/amd64="+tree, "--json"), &pub, "new_bytes")
 
-	deadline := time.Now().Add(90 * time.Second)
 	statuses := map[string]api.Status{}
 	for _, m := range members {
-		for {
-			st, err := apiStatus(m.api)
-			if err == nil && st.Release.String() == "app@1.0.0" && st.Phase == deploy.PhaseVerified {
-				statuses[m.name] = st
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not verify app@1.0.0 in time: %+v %v", m.name, st, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		var st api.Status
+		var err error
+		if !sitetest.Poll(90*time.Second, 50*time.Millisecond, func() bool {
+			st, err = apiStatus(m.api)
+			return err == nil && st.Release.String() == "app@1.0.0" && st.Phase == deploy.PhaseVerified
+		}) {
+			t.Fatalf("%s did not verify app@1.0.0 in time: %+v %v", m.name, st, err)
 		}
+		statuses[m.name] = st
 	}
 	seeder := statuses["seeder-0"]
 	if seeder.ChunkBytesFromCDN != pub.NewBytes {
@@ -395,8 +393,7 @@ mdns: false
 	// The leader may have changed again meanwhile (a loaded machine can
 	// time out a heartbeat): the status must name the current one.
 	var why string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !sitetest.Poll(30*time.Second, 100*time.Millisecond, func() bool {
 		var st api.Status
 		why = statusShows(mc.ok(t, "status", "--api", node.api, "--json"), &st, len(members)-1, old.id.String())
 		if why == "" {
@@ -404,13 +401,9 @@ mdns: false
 				why = fmt.Sprintf("it names %s as the leader; the seeders say %v", st.SiteView.Leader, leaderOf(old))
 			}
 		}
-		if why == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s, meshcast status does not show the site recovered: %s", why)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return why == ""
+	}) {
+		t.Fatalf("after 30s, meshcast status does not show the site recovered: %s", why)
 	}
 	table := mc.ok(t, "status", "--api", node.api)
 	t.Logf("meshcast status after the kill:\n%s", table)
@@ -446,11 +439,7 @@ func statusShows(out string, st *api.Status, members int, dead string) string {
 // waitUntil polls cond until it holds, failing the test after d.
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !sitetest.Poll(d, 50*time.Millisecond, cond) {
+		t.Fatalf("waited %s for %s", d, what)
 	}
 }

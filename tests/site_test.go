@@ -98,16 +98,11 @@ func TestSiteNodeResumesAfterKill(t *testing.T) {
 	writeRandomTree(t, tree, 40, 128<<10)
 	res := site.Publish("1.0.0", tree)
 	victim := site.Nodes()[0]
-	deadline := time.Now().Add(time.Minute)
-	for {
+	if !sitetest.Poll(time.Minute, 10*time.Millisecond, func() bool {
 		st := victim.Status()
-		if st.Total > 0 && st.Have >= st.Total/3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the victim never got a third of the release: %+v", st)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return st.Total > 0 && st.Have >= st.Total/3
+	}) {
+		t.Fatalf("the victim never got a third of the release: %+v", victim.Status())
 	}
 	site.Kill(victim)
 	held := sitetest.StoredBytes(t, victim.State)
@@ -173,12 +168,8 @@ func TestSiteLeaderFailover(t *testing.T) {
 	res := site.Publish("1.0.0", tree)
 	site.WaitLeader(nil, 10*time.Second)
 	// Kill the leader once a third of the release came in.
-	deadline := time.Now().Add(2 * time.Minute)
-	for site.CDN.BytesSent() < res.NewBytes/3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the site fetched %d of %d bytes in two minutes", site.CDN.BytesSent(), res.NewBytes)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !sitetest.Poll(2*time.Minute, 10*time.Millisecond, func() bool { return site.CDN.BytesSent() >= res.NewBytes/3 }) {
+		t.Fatalf("the site fetched %d of %d bytes in two minutes", site.CDN.BytesSent(), res.NewBytes)
 	}
 	old := site.WaitLeader(nil, 10*time.Second)
 	fetchedByOld := old.Status().ChunkBytesFromCDN

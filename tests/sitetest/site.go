@@ -586,31 +586,43 @@ func (s *Site) Leader() *Member {
 // WaitLeader waits for a leader other than not (nil: any) and returns it.
 func (s *Site) WaitLeader(not *Member, d time.Duration) *Member {
 	s.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if l := s.Leader(); l != nil && l != not {
-			return l
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("no leader after %s", d)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var l *Member
+	if !Poll(d, 5*time.Millisecond, func() bool {
+		l = s.Leader()
+		return l != nil && l != not
+	}) {
+		s.t.Fatalf("no leader after %s", d)
 	}
+	return l
 }
 
 // WaitVoters waits until the leader counts n voters.
 func (s *Site) WaitVoters(n int, d time.Duration) {
 	s.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if l := s.Leader(); l != nil && l.Node().Voters() == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("the site's Raft did not reach %d voters in %s", n, d)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !Poll(d, 20*time.Millisecond, func() bool {
+		l := s.Leader()
+		return l != nil && l.Node().Voters() == n
+	}) {
+		s.t.Fatalf("the site's Raft did not reach %d voters in %s", n, d)
 	}
+}
+
+// Poll looks at cond every interval until it holds, and reports whether
+// it did within d. It is for state that announces no change (Raft's view,
+// byte counters, another process's status): wait on events where there
+// are some (WaitVerified waits on mesh.Node.Changes).
+func Poll(d, every time.Duration, cond func() bool) bool {
+	deadline := time.After(d)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return cond()
+		}
+	}
+	return true
 }
 
 // LANRaft gives the seeders the LAN Raft timers (the documented defaults)
