@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/mesh/p2p"
+	"github.com/meshcast/meshcast/tests/baseline"
 )
 
 func benchHost(tb testing.TB) host.Host {
@@ -38,9 +39,7 @@ func BenchmarkExchangeVsRaw(b *testing.B) {
 			total := sumBytes(chunks)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			a, c := benchHost(b), benchHost(b)
-			a.Connect(ctx, p2p.AddrInfo(c))
-			raw, err := p2p.RawStreamThroughput(ctx, a, c, total)
+			raw, err := baseline.RawStream(ctx, total, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -19,6 +19,8 @@
 // Guarantees:
 //   - Bitswap returns a result only if every node's blockstore holds every
 //     block, byte for byte.
+//   - RawStream returns a throughput only if the receiving host read
+//     exactly the n bytes sent, then the end of the stream.
 //   - Nothing Bitswap or RawStream starts outlives the call: bitswap
 //     instances, blockservices and hosts are closed before they return,
 //     whether they succeed or fail (the package tests check for leaked

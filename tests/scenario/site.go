@@ -12,13 +12,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
-
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/gossip"
-	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder/cdn"
+	"github.com/meshcast/meshcast/tests/baseline"
 	"github.com/meshcast/meshcast/tests/sitetest"
 )
 
@@ -212,7 +209,7 @@ func efficiency(ctx context.Context, tb sitetest.TB, opt SiteOptions, release st
 	var ru0, ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	rawBytes := min(res.DeltaS, 256<<20)
-	raw, err := rawStream(ctx, rawBytes)
+	raw, err := baseline.RawStream(ctx, rawBytes, nil)
 	if err != nil {
 		return err
 	}
@@ -270,25 +267,6 @@ func diskWrite(dir string, n int64) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// rawStream measures one raw libp2p QUIC stream between two hosts.
-func rawStream(ctx context.Context, n int64) (float64, error) {
-	var hosts [2]interface{ Close() error }
-	var hs [2]*p2pHost
-	for i := range hs {
-		h, err := newRawHost()
-		if err != nil {
-			return 0, err
-		}
-		hs[i], hosts[i] = h, h.h
-	}
-	defer hosts[0].Close()
-	defer hosts[1].Close()
-	if err := hs[0].h.Connect(ctx, p2p.AddrInfo(hs[1].h)); err != nil {
-		return 0, err
-	}
-	return p2p.RawStreamThroughput(ctx, hs[0].h, hs[1].h, n)
-}
-
 func randomFile(path string, size int64) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -304,22 +282,6 @@ func randomFile(path string, size int64) error {
 		}
 	}
 	return f.Close()
-}
-
-type p2pHost struct{ h host.Host }
-
-func newRawHost() (*p2pHost, error) {
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	g := p2p.NewGater()
-	g.SetOpen(true)
-	h, err := p2p.New(p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}, key, g, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &p2pHost{h}, nil
 }
 
 // commandTB lets a command (not a test) run a site: failures panic with
