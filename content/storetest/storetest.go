@@ -1,6 +1,3 @@
-// Package storetest is the conformance suite for content.Store: every
-// implementation runs the same tests, so callers may rely on the contract
-// written on the interface and nothing else.
 package storetest
 
 import (

@@ -1,7 +1,3 @@
-// Package gossiptest is test support for code that runs gossip members:
-// Links, a seam that cuts a member's gossip links as a network partition
-// would, given to gossip.New through gossip.WrapTransport. Production code
-// must not import it.
 package gossiptest
 
 import (
@@ -70,7 +66,9 @@ func (l *Links) cut(from, addr string) bool {
 // Wrap returns the transport wrapper for the member named name, for
 // gossip.WrapTransport.
 func (l *Links) Wrap(name string) func(gossip.Transport) gossip.Transport {
-	return func(t gossip.Transport) gossip.Transport { return &cutTransport{NodeAwareTransport: t, links: l, from: name} }
+	return func(t gossip.Transport) gossip.Transport {
+		return &cutTransport{NodeAwareTransport: t, links: l, from: name}
+	}
 }
 
 // cutTransport is a member's transport with its Links asked before every

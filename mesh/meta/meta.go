@@ -1,15 +1,3 @@
-// Package meta serves small signed files between site peers: the TUF
-// metadata and release manifests that a node verified, so that the other
-// nodes of a site can verify them too without asking the CDN. Peers are
-// trusted for availability only; whoever fetches a file verifies it.
-//
-// Protocol /meshcast/meta/1, one request per stream:
-//
-//	request  = version u8 (1) | len uvarint | path | max uvarint
-//	response = status u8 | len uvarint | bytes      (status 0 ok, 1 not found, 2 too large, 3 failed)
-//
-// Paths are at most 1 KiB and answers at most the smaller of the asked
-// maximum and MaxFile.
 package meta
 
 import (

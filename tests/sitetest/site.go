@@ -1,14 +1,3 @@
-// Package sitetest runs a meshcast site on loopback for tests and
-// benchmarks: an origin with a development CDN (its bandwidth cap is the
-// WAN), seeders and nodes that are real mesh.Nodes with state dirs of
-// their own, and byte counters everywhere. Scenarios read as a story:
-//
-//	site := sitetest.New(t, sitetest.Seeders(1), sitetest.Nodes(10))
-//	site.Publish("1.0.0", tree)
-//	site.WaitVerified("1.0.0")
-//	site.Kill(site.Nodes()[3])
-//
-// and Check verifies the invariants every scenario ends with.
 package sitetest
 
 import (
