@@ -1,7 +1,9 @@
-// Package attest will own device attestation: TPM access (a device, the
-// simulator, swtpm's TCP protocol), quotes, their verification against the
-// site policy (attestation key allowlist, PCR golden values, a nonce bound to
-// the peer id) and admission records. It will know nothing of libp2p or Raft.
+// Package attest is where device attestation belongs: TPM access (a
+// device, the simulator, swtpm's TCP protocol), quotes, their verification
+// against the site policy (attestation key allowlist, PCR golden values, a
+// nonce bound to the peer id) and admission records.
 //
-// Not built yet: see issues [2/6]–[6/6] and docs/DESIGN.md.
+// Nothing is built here yet: the package holds only this comment, and
+// issues [2/6]–[6/6] fill it (see docs/DESIGN.md). It imports nothing of
+// libp2p or Raft; tests/deps_test.go keeps it that way.
 package attest

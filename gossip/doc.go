@@ -94,10 +94,13 @@
 // # Rotating the gossip key
 //
 // memberlist's keyring is local to each member: rotation is a procedure
-// run across the site by whoever distributes keys (the Raft leader hands
-// the key out on admission, over the admitted peer's libp2p connection,
-// never by gossip: a revoked member still holds the old key and would read
-// it). Each step must be done on every member before the next starts; the
+// run across the site by whoever distributes keys. Today that is the
+// operator, who gives every member the site's key file (meshcast's
+// --gossip-key-file); nothing in meshcast runs the procedure below yet. In
+// the design (docs/DESIGN.md, "Security model") the Raft leader hands the
+// key out on admission, over the admitted peer's libp2p connection, never
+// by gossip: a revoked member still holds the old key and would read it.
+// Each step must be done on every member before the next starts; the
 // caller learns that from each member's answer (its Keys fingerprints).
 //
 //  1. InstallKey(new) on every member. Each now decrypts both keys and still

@@ -1,6 +1,18 @@
 // Command meshcast publishes signed releases to a CDN origin and delivers
-// them to edge sites. See the README and docs/DESIGN.md.
+// them to edge sites; one binary holds every role. See the README and
+// docs/DESIGN.md.
 //
-// Each subcommand parses its flags and delegates to the packages that own
-// the work (content/origin, seeder/cdn); nothing here is logic a test needs.
+// Subcommands, and the packages that do their work:
+//   - keys, repo, publish: the origin side (content/origin).
+//   - cdn serve: the development origin (seeder/cdn/devserver).
+//   - fetch: a verified direct download of a release (seeder/cdn).
+//   - node, seeder: the daemons, a mesh.Node that runs until SIGINT or
+//     SIGTERM and then says goodbye to its site; seeder remove asks the
+//     leader, through its API, to drop a dead seeder.
+//   - status: a node and its site, read through its API (mesh/api).
+//   - demo: the publish side end to end on loopback: an origin, a capped
+//     CDN, a release and its update published and fetched directly.
+//
+// Each subcommand parses its flags (the daemons also a config file) and
+// delegates to those packages; nothing here is logic a test needs.
 package main
