@@ -4,6 +4,6 @@
 // nonce bound to the peer id) and admission records.
 //
 // Nothing is built here yet: the package holds only this comment, and
-// issues [2/6]–[6/6] fill it (see docs/DESIGN.md). It imports nothing of
+// issue [7/10] fills it (see docs/DESIGN.md). It imports nothing of
 // libp2p or Raft; tests/deps_test.go keeps it that way.
 package attest
