@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -328,6 +329,21 @@ func requireSameTree(t *testing.T, before, after map[string]string) {
 	}
 }
 
+// corruptCached flips a byte of the state's cached copy of the target at
+// path (releases/<name>/<version>.json), where go-tuf keeps it.
+func corruptCached(t *testing.T, state, target string) {
+	t.Helper()
+	p := filepath.Join(state, "targets", url.PathEscape(target))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("the state does not cache %s: %v", target, err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // testLog is a logger for the code under test that writes to the test's
 // log and keeps what it wrote, for a test to read why the code gave up on
 // something.
@@ -352,4 +368,17 @@ func (l *testLog) Write(p []byte) (int, error) {
 	l.mu.Unlock()
 	l.t.Log(line)
 	return len(p), nil
+}
+
+// warnings returns the records logged at level WARN.
+func (l *testLog) warnings() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines {
+		if strings.Contains(line, " level=WARN ") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
