@@ -30,7 +30,8 @@ func CachedFile(dir, path string) ([]byte, error) {
 		}
 		ver, role, ok := strings.Cut(strings.TrimSuffix(name, ".json"), ".")
 		n, err := strconv.ParseInt(ver, 10, 64)
-		if !ok || err != nil || n < 1 || !strings.HasSuffix(name, ".json") {
+		// Only the origin's spelling of a version: "5", not "05" or "+5".
+		if !ok || err != nil || n < 1 || strconv.FormatInt(n, 10) != ver || !strings.HasSuffix(name, ".json") {
 			return nil, notExist
 		}
 		switch role {

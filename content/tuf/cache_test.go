@@ -103,3 +103,18 @@ func TestCachedFile(t *testing.T) {
 		}
 	})
 }
+
+// CachedFile's doc: "Anything else is fs.ErrNotExist." Versions spelt
+// other than the origin spells them ("05", "+5") used to be served.
+func TestCachedFileNonCanonicalVersion(t *testing.T) {
+	o := appOrigin(t)
+	state := t.TempDir()
+	refresh(t, newDiskSource(o.dir), state, o.root)
+	snapshot, _ := o.metaPaths(t)
+	sv := version(t, o.read(t, snapshot), "")
+	for _, p := range []string{fmt.Sprintf("metadata/0%d.snapshot.json", sv), fmt.Sprintf("metadata/+%d.snapshot.json", sv), "metadata/01.root.json", "metadata/+1.root.json"} {
+		if b, err := tuf.CachedFile(state, p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("CachedFile %q: %d bytes, %v; want fs.ErrNotExist", p, len(b), err)
+		}
+	}
+}

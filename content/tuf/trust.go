@@ -227,21 +227,24 @@ func parseReleaseTarget(path string, tf *metadata.TargetFiles) (Target, bool) {
 // Releases lists the signed releases, by name and then version.
 func (t *Trusted) Releases() []Target { return append([]Target(nil), t.releases...) }
 
-// Find returns the target of a release; an empty version means the
-// highest one. A release with an id must have that id in the signed
-// metadata.
+// Find returns the target of a release: of want's version, or of the
+// highest one when want has none. A release with an id must have that id
+// in the signed metadata (with no version: the release signed with it).
 func (t *Trusted) Find(want content.Release) (Target, error) {
+	var zero content.ReleaseID
 	var found *Target
 	for i := range t.releases {
 		r := &t.releases[i]
-		if r.Name == want.Name && (want.Version == "" || r.Version == want.Version) {
+		if r.Name == want.Name && (want.Version == "" || r.Version == want.Version) && (want.Version != "" || want.ID == zero || r.ID == want.ID) {
 			found = r // sorted ascending: the last match is the highest
 		}
 	}
-	if found == nil {
+	switch {
+	case found == nil && want.Version == "" && want.ID != zero:
+		return Target{}, fmt.Errorf("%w: %s with id %s", ErrNoRelease, want, want.ID.Short())
+	case found == nil:
 		return Target{}, fmt.Errorf("%w: %s", ErrNoRelease, want)
-	}
-	if want.Version != "" && !want.Matches(found.Release) {
+	case want.Version != "" && !want.Matches(found.Release):
 		return Target{}, fmt.Errorf("%w: %s is signed with id %s, not %s", ErrNoRelease, want, found.ID.Short(), want.ID.Short())
 	}
 	return *found, nil
@@ -295,13 +298,20 @@ func (t *Trusted) cache(r Target, b []byte) {
 
 // Manifest downloads (or takes from the local cache) a release's manifest,
 // checks its length and hash against the signed target, decodes and
-// validates it, and checks that it names the release it is signed as.
+// validates it, and checks that it names the release it is signed as. r
+// names the release; its signed target is looked up again (Find), so a
+// Target built by hand is as good as one Find returned.
 func (t *Trusted) Manifest(ctx context.Context, r Target, l content.Limits) (*content.Manifest, error) {
+	r, err := t.Find(r.Release)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
 	if r.Length > l.ManifestBytes {
 		return nil, fmt.Errorf("manifest %s: %w: %d bytes exceeds the limit of %d", r, content.ErrBadManifest, r.Length, l.ManifestBytes)
 	}
 	t.fetcher.ctx = ctx
-	_, b, err := t.up.FindCachedTarget(r.tf, "")
+	var b []byte
+	_, b, err = t.up.FindCachedTarget(r.tf, "")
 	if err != nil || b == nil {
 		b = t.patched(r)
 	}

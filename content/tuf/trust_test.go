@@ -341,3 +341,48 @@ func TestRootVersions(t *testing.T) {
 		}
 	})
 }
+
+// A Target that did not come from Find or Releases (its go-tuf target
+// files unset) used to be dereferenced as nil: Manifest now looks the
+// release up in what it trusts, so a hand-made target naming a signed
+// release gets its manifest, and one naming an unsigned id an error.
+func TestManifestOfHandMadeTarget(t *testing.T) {
+	o := appOrigin(t)
+	tr, _ := refresh(t, newDiskSource(o.dir), t.TempDir(), o.root)
+	res := o.rel(t, "app@1.2.0")
+	target := tuf.Target{
+		Release: content.Release{Name: "app", Version: "1.2.0", ID: res.ReleaseID},
+		Path:    res.Target,
+		Length:  int64(len(o.manifest(t, "app@1.2.0"))),
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("Manifest of a hand-made target panicked: %v", p)
+		}
+	}()
+	m, err := tr.Manifest(context.Background(), target, content.DefaultLimits())
+	if err != nil || m.Name != "app" || m.Version != "1.2.0" {
+		t.Fatalf("Manifest of a hand-made target of a signed release: %v", err)
+	}
+	target.ID = content.ReleaseID{0xee}
+	if _, err := tr.Manifest(context.Background(), target, content.DefaultLimits()); !errors.Is(err, tuf.ErrNoRelease) {
+		t.Fatalf("Manifest of a hand-made target with an unsigned id: %v, want ErrNoRelease", err)
+	}
+}
+
+// Find's doc: "A release with an id must have that id in the signed
+// metadata." With no version, the id used to be ignored and the highest
+// version returned whatever its id.
+func TestFindIDWithoutVersion(t *testing.T) {
+	o := appOrigin(t)
+	tr, _ := refresh(t, newDiskSource(o.dir), t.TempDir(), o.root)
+	want := content.Release{Name: "app", ID: o.rel(t, "app@1.2.0").ReleaseID}
+	got, err := tr.Find(want)
+	if err != nil || got.ID != want.ID || got.Version != "1.2.0" {
+		t.Errorf("Find %s with id %s = %s with id %s, %v; want 1.2.0, whose id it is", want, want.ID.Short(), got, got.ID.Short(), err)
+	}
+	want.ID = content.ReleaseID{0xee}
+	if _, err := tr.Find(want); !errors.Is(err, tuf.ErrNoRelease) {
+		t.Errorf("Find with an id nothing is signed with: %v, want ErrNoRelease", err)
+	}
+}
