@@ -3,8 +3,6 @@ package deploy_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/tuf"
+	"github.com/meshcast/meshcast/content/tuf/tuftest"
 	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/seeder/cdn/cdntest"
 )
@@ -28,35 +27,6 @@ const platform = "linux/amd64"
 // eventWait bounds every wait for a follower's change; it only expires
 // when something is broken.
 const eventWait = 10 * time.Second
-
-// dirSource is a tuf.Source over an origin directory, counting the files
-// asked of it.
-type dirSource struct {
-	dir string
-
-	mu    sync.Mutex
-	asked int
-}
-
-func (s *dirSource) Fetch(_ context.Context, path string, maxLength int64) ([]byte, error) {
-	s.mu.Lock()
-	s.asked++
-	s.mu.Unlock()
-	b, err := os.ReadFile(filepath.Join(s.dir, filepath.FromSlash(path)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", path, tuf.ErrNotFound)
-	}
-	if err == nil && int64(len(b)) > maxLength {
-		return nil, fmt.Errorf("%s: %d bytes, more than %d", path, len(b), maxLength)
-	}
-	return b, err
-}
-
-func (s *dirSource) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.asked
-}
 
 // fakeSite is the site's target, as the test sets it.
 type fakeSite struct {
@@ -124,8 +94,8 @@ type followerRig struct {
 	tree     string
 	site     *fakeSite
 	swarms   *fakeSwarms
-	peers    *dirSource
-	cdn      *dirSource
+	peers    *tuftest.DiskSource
+	cdn      *tuftest.DiskSource
 	leading  bool
 	follower *deploy.Follower
 	mu       sync.Mutex
@@ -135,7 +105,7 @@ func newFollowerRig(t *testing.T, seeder bool) *followerRig {
 	t.Helper()
 	r := &followerRig{o: cdntest.NewOrigin(t, cdntest.Options{}), tree: t.TempDir(), site: &fakeSite{}, swarms: &fakeSwarms{}}
 	cdntest.WriteTree(t, r.tree)
-	r.peers, r.cdn = &dirSource{dir: r.o.Dir}, &dirSource{dir: r.o.Dir}
+	r.peers, r.cdn = tuftest.NewDiskSource(r.o.Dir), tuftest.NewDiskSource(r.o.Dir)
 	sources := deploy.Sources{Peers: r.peers}
 	if seeder {
 		sources.Origin, sources.OriginName = r.cdn, "the test CDN"
@@ -238,7 +208,7 @@ func TestFollowerStagesTheSiteTarget(t *testing.T) {
 	if got := r.swarms.history(); !slices.Equal(got, []string{"join 1.0.0", "join 1.1.0", "leave 1.0.0"}) {
 		t.Fatalf("swarm history %v; want the new one joined before the old one is left", got)
 	}
-	if r.peers.count() == 0 {
+	if len(r.peers.Take()) == 0 {
 		t.Fatal("the node asked its peers for nothing")
 	}
 }
@@ -270,17 +240,16 @@ func TestFollowerAsksTheOriginOnlyWhileLeading(t *testing.T) {
 	r := newFollowerRig(t, true)
 	v1, _ := r.publish(t, "1.0.0", platform)
 	r.target(t, v1, func(st deploy.FollowerState) bool { return st.Release == v1 })
-	if r.cdn.count() != 0 || r.peers.count() == 0 {
-		t.Fatalf("a following seeder asked the CDN %d times and its peers %d", r.cdn.count(), r.peers.count())
+	if cdn, peers := r.cdn.Take(), r.peers.Take(); len(cdn) != 0 || len(peers) == 0 {
+		t.Fatalf("a following seeder asked the CDN for %v and its peers for %v", cdn, peers)
 	}
 	r.mu.Lock()
 	r.leading = true
 	r.mu.Unlock()
-	peers := r.peers.count()
 	v2, _ := r.publish(t, "1.1.0", platform)
 	r.target(t, v2, func(st deploy.FollowerState) bool { return st.Release == v2 })
-	if r.cdn.count() == 0 || r.peers.count() != peers {
-		t.Fatalf("the leading seeder asked the CDN %d times and its peers %d more", r.cdn.count(), r.peers.count()-peers)
+	if cdn, peers := r.cdn.Take(), r.peers.Take(); len(cdn) == 0 || len(peers) != 0 {
+		t.Fatalf("the leading seeder asked the CDN for %v and its peers for %v", cdn, peers)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/tuf"
+	"github.com/meshcast/meshcast/content/tuf/tuftest"
 )
 
 // TestCachedFile hands out, by origin path, what a refresh and two
@@ -24,7 +25,7 @@ func TestCachedFile(t *testing.T) {
 	// the refresh that fetched it can keep it.
 	o.rotateRoot(t)
 	o.rotateRoot(t)
-	src := newDiskSource(o.dir)
+	src := tuftest.NewDiskSource(o.dir)
 	state := t.TempDir()
 	tr, _ := refresh(t, src, state, o.root)
 	for _, r := range []string{"app@1.9.0", "app@1.10.0"} {
@@ -32,7 +33,7 @@ func TestCachedFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if asked := src.take(); !strings.HasSuffix(asked[len(asked)-1], ".patch") {
+	if asked := src.Take(); !strings.HasSuffix(asked[len(asked)-1], ".patch") {
 		t.Fatalf("the test premise fails: app@1.10.0's manifest was not patched (asked %q)", asked)
 	}
 	snapshot, targets := o.metaPaths(t)
@@ -109,7 +110,7 @@ func TestCachedFile(t *testing.T) {
 func TestCachedFileNonCanonicalVersion(t *testing.T) {
 	o := appOrigin(t)
 	state := t.TempDir()
-	refresh(t, newDiskSource(o.dir), state, o.root)
+	refresh(t, tuftest.NewDiskSource(o.dir), state, o.root)
 	snapshot, _ := o.metaPaths(t)
 	sv := version(t, o.read(t, snapshot), "")
 	for _, p := range []string{fmt.Sprintf("metadata/0%d.snapshot.json", sv), fmt.Sprintf("metadata/+%d.snapshot.json", sv), "metadata/01.root.json", "metadata/+1.root.json"} {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/tuf"
+	"github.com/meshcast/meshcast/content/tuf/tuftest"
 )
 
 // TestManifestPatch fetches manifests with earlier ones of the same
@@ -24,9 +25,9 @@ func TestManifestPatch(t *testing.T) {
 
 	// manifest fetches r's manifest, checks it is the signed one, and
 	// returns the paths it asked the source for.
-	manifest := func(t *testing.T, src *diskSource, tr *tuf.Trusted, r string) []string {
+	manifest := func(t *testing.T, src *tuftest.DiskSource, tr *tuf.Trusted, r string) []string {
 		t.Helper()
-		src.take()
+		src.Take()
 		m, err := tr.Manifest(ctx, find(t, tr, r), content.DefaultLimits())
 		if err != nil {
 			t.Fatalf("Manifest %s: %v", r, err)
@@ -34,11 +35,11 @@ func TestManifestPatch(t *testing.T) {
 		if want := o.decoded(t, r); !reflect.DeepEqual(m, want) {
 			t.Fatalf("Manifest %s returned %s@%s, not the signed manifest", r, m.Name, m.Version)
 		}
-		return src.take()
+		return src.Take()
 	}
 	// setup refreshes a fresh state and fetches the manifests of held.
-	setup := func(t *testing.T, held ...string) (*diskSource, string, *tuf.Trusted, *testLog) {
-		src := newDiskSource(o.dir)
+	setup := func(t *testing.T, held ...string) (*tuftest.DiskSource, string, *tuf.Trusted, *testLog) {
+		src := tuftest.NewDiskSource(o.dir)
 		state := t.TempDir()
 		tr, log := refresh(t, src, state, o.root)
 		for _, r := range held {
@@ -113,14 +114,14 @@ func TestManifestPatch(t *testing.T) {
 	forged := forgedPatch(t, o)
 	for _, tt := range []struct {
 		name   string
-		source func(src *diskSource)
+		source func(src *tuftest.DiskSource)
 		reason string // in the warning
 	}{
-		{"patch missing", func(src *diskSource) { src.fail(patch, tuf.ErrNotFound) }, tuf.ErrNotFound.Error()},
-		{"patch fetch fails", func(src *diskSource) { src.fail(patch, errors.New("connection reset")) }, "connection reset"},
-		{"garbage patch", func(src *diskSource) { src.serve(patch, garbage) }, content.ErrBadPatch.Error()},
-		{"patch to other bytes", func(src *diskSource) { src.serve(patch, forged) }, "does not match the signed hash"},
-		{"patch over its signed length", func(src *diskSource) { src.serve(patch, append(bytes.Clone(real), 0)) }, "length mismatch"},
+		{"patch missing", func(src *tuftest.DiskSource) { src.Fail(patch, tuf.ErrNotFound) }, tuf.ErrNotFound.Error()},
+		{"patch fetch fails", func(src *tuftest.DiskSource) { src.Fail(patch, errors.New("connection reset")) }, "connection reset"},
+		{"garbage patch", func(src *tuftest.DiskSource) { src.Serve(patch, garbage) }, content.ErrBadPatch.Error()},
+		{"patch to other bytes", func(src *tuftest.DiskSource) { src.Serve(patch, forged) }, "does not match the signed hash"},
+		{"patch over its signed length", func(src *tuftest.DiskSource) { src.Serve(patch, append(bytes.Clone(real), 0)) }, "length mismatch"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			src, state, tr, log := setup(t, "app@1.2.0")

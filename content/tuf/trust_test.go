@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/tuf"
+	"github.com/meshcast/meshcast/content/tuf/tuftest"
 )
 
 // TestRefreshFromRoot refreshes a fresh state directory from the
@@ -24,12 +25,12 @@ import (
 // (1.10.0 after 1.9.0, as semver orders them and text does not).
 func TestRefreshFromRoot(t *testing.T) {
 	o := appOrigin(t)
-	src := newDiskSource(o.dir)
+	src := tuftest.NewDiskSource(o.dir)
 	state := t.TempDir()
 	tr, _ := refresh(t, src, state, o.root)
 
 	snapshot, targets := o.metaPaths(t)
-	if got, want := src.take(), []string{"metadata/2.root.json", "metadata/timestamp.json", snapshot, targets}; !slices.Equal(got, want) {
+	if got, want := src.Take(), []string{"metadata/2.root.json", "metadata/timestamp.json", snapshot, targets}; !slices.Equal(got, want) {
 		t.Errorf("refresh asked for %q, want %q", got, want)
 	}
 	for file, p := range map[string]string{"root.json": "metadata/1.root.json", "timestamp.json": "metadata/timestamp.json", "snapshot.json": snapshot, "targets.json": targets} {
@@ -64,7 +65,7 @@ func TestRefreshFromRoot(t *testing.T) {
 // ErrNoRelease naming the release asked for.
 func TestFind(t *testing.T) {
 	o := appOrigin(t)
-	tr, _ := refresh(t, newDiskSource(o.dir), t.TempDir(), o.root)
+	tr, _ := refresh(t, tuftest.NewDiskSource(o.dir), t.TempDir(), o.root)
 	id := func(r string) content.ReleaseID { return o.rel(t, r).ReleaseID }
 
 	found := []struct {
@@ -125,11 +126,11 @@ func TestManifest(t *testing.T) {
 	o := appOrigin(t)
 	ctx := context.Background()
 	// setup refreshes a fresh state from its own source.
-	setup := func(t *testing.T) (*diskSource, string, *tuf.Trusted) {
-		src := newDiskSource(o.dir)
+	setup := func(t *testing.T) (*tuftest.DiskSource, string, *tuf.Trusted) {
+		src := tuftest.NewDiskSource(o.dir)
 		state := t.TempDir()
 		tr, _ := refresh(t, src, state, o.root)
-		src.take()
+		src.Take()
 		return src, state, tr
 	}
 	signed, want, path := o.manifest(t, "app@1.9.0"), o.decoded(t, "app@1.9.0"), o.manifestPath(t, "app@1.9.0")
@@ -144,14 +145,14 @@ func TestManifest(t *testing.T) {
 		if !reflect.DeepEqual(m, want) {
 			t.Errorf("Manifest returned %s@%s, not the signed manifest", m.Name, m.Version)
 		}
-		if got := src.take(); !slices.Equal(got, []string{path}) {
+		if got := src.Take(); !slices.Equal(got, []string{path}) {
 			t.Errorf("Manifest asked for %q, want only %s", got, path)
 		}
 		m, err = tr.Manifest(ctx, target, content.DefaultLimits())
 		if err != nil || !reflect.DeepEqual(m, want) {
 			t.Errorf("Manifest again: %v", err)
 		}
-		if got := src.take(); len(got) != 0 {
+		if got := src.Take(); len(got) != 0 {
 			t.Errorf("Manifest of a cached manifest asked for %q, want nothing", got)
 		}
 	})
@@ -172,7 +173,7 @@ func TestManifest(t *testing.T) {
 		t.Run("refuses bytes "+tt.name, func(t *testing.T) {
 			src, state, tr := setup(t)
 			target := find(t, tr, "app@1.9.0")
-			src.serve(path, tt.bytes)
+			src.Serve(path, tt.bytes)
 			m, err := tr.Manifest(ctx, target, content.DefaultLimits())
 			if !errors.Is(err, tt.err) || m != nil {
 				t.Fatalf("Manifest of other bytes: %v; want %T", err, tt.err)
@@ -184,7 +185,7 @@ func TestManifest(t *testing.T) {
 				t.Errorf("the refused manifest is cached: %v", err)
 			}
 			// The honest origin's manifest is still accepted.
-			src.restore(path)
+			src.Restore(path)
 			if m, err := tr.Manifest(ctx, target, content.DefaultLimits()); err != nil || !reflect.DeepEqual(m, want) {
 				t.Errorf("Manifest from the honest origin after a refusal: %v", err)
 			}
@@ -205,7 +206,7 @@ func TestManifest(t *testing.T) {
 				t.Errorf("%q does not say %q", err, s)
 			}
 		}
-		if got := src.take(); len(got) != 0 {
+		if got := src.Take(); len(got) != 0 {
 			t.Errorf("Manifest over the limit asked for %q, want nothing", got)
 		}
 		// At the limit exactly, it is fetched.
@@ -225,7 +226,7 @@ func TestManifestNamesAnotherRelease(t *testing.T) {
 	good := o.manifest(t, "app@1.0.0")
 	o.addTarget(t, content.ReleaseTarget("evil", "1.0.0"), good)
 	o.addTarget(t, content.ReleaseTarget("app", "3.0.0"), good)
-	src := newDiskSource(o.dir)
+	src := tuftest.NewDiskSource(o.dir)
 	tr, _ := refresh(t, src, t.TempDir(), o.root)
 	for _, release := range []string{"evil@1.0.0", "app@3.0.0"} {
 		t.Run(release, func(t *testing.T) {
@@ -256,15 +257,15 @@ func TestManifestNamesAnotherRelease(t *testing.T) {
 func TestRefreshRefusesRollback(t *testing.T) {
 	o := appOrigin(t)
 	state := t.TempDir()
-	refresh(t, newDiskSource(o.dir), state, o.root)
+	refresh(t, tuftest.NewDiskSource(o.dir), state, o.root)
 	current, old := o.timestamps[len(o.timestamps)-1], o.timestamps[len(o.timestamps)-2]
 	if n := version(t, current, ""); version(t, old, "") != n-1 {
 		t.Fatalf("the test premise fails: the origin's timestamps are versions %d and %d, want N-1 and N", version(t, old, ""), n)
 	}
 	before := readTree(t, state)
 
-	src := newDiskSource(o.dir)
-	src.serve("metadata/timestamp.json", old)
+	src := tuftest.NewDiskSource(o.dir)
+	src.Serve("metadata/timestamp.json", old)
 	log, _ := newTestLog(t)
 	_, err := tuf.Refresh(context.Background(), src, "rolled-back origin", state, o.root, log)
 	if !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
@@ -282,7 +283,7 @@ func TestRefreshRefusesRollback(t *testing.T) {
 		t.Errorf("a fresh state refreshed from the old timestamp lists %d releases, want the 3 signed then", got)
 	}
 	// And the state that refused it still refreshes from the honest origin.
-	if tr, _ := refresh(t, newDiskSource(o.dir), state, o.root); len(tr.Releases()) != 4 {
+	if tr, _ := refresh(t, tuftest.NewDiskSource(o.dir), state, o.root); len(tr.Releases()) != 4 {
 		t.Errorf("after the refusal, the state lists %d releases, want 4", len(tr.Releases()))
 	}
 }
@@ -294,10 +295,10 @@ func TestRefreshRefusesRollback(t *testing.T) {
 func TestRootVersions(t *testing.T) {
 	o := appOrigin(t)
 	t.Run("no newer root", func(t *testing.T) {
-		src := newDiskSource(o.dir)
-		src.fail("metadata/2.root.json", fmt.Errorf("no peer has it: %w", tuf.ErrNotFound))
+		src := tuftest.NewDiskSource(o.dir)
+		src.Fail("metadata/2.root.json", fmt.Errorf("no peer has it: %w", tuf.ErrNotFound))
 		tr, _ := refresh(t, src, t.TempDir(), o.root)
-		if asked := src.take(); len(asked) == 0 || asked[0] != "metadata/2.root.json" {
+		if asked := src.Take(); len(asked) == 0 || asked[0] != "metadata/2.root.json" {
 			t.Errorf("refresh asked for %q, want metadata/2.root.json first", asked)
 		}
 		if len(tr.Releases()) != 4 {
@@ -305,16 +306,16 @@ func TestRootVersions(t *testing.T) {
 		}
 	})
 	t.Run("root probe fails", func(t *testing.T) {
-		src := newDiskSource(o.dir)
+		src := tuftest.NewDiskSource(o.dir)
 		broken := errors.New("connection reset")
-		src.fail("metadata/2.root.json", broken)
+		src.Fail("metadata/2.root.json", broken)
 		state := t.TempDir()
 		log, _ := newTestLog(t)
 		_, err := tuf.Refresh(context.Background(), src, "broken origin", state, o.root, log)
 		if !errors.Is(err, broken) || !strings.Contains(err.Error(), "broken origin") {
 			t.Fatalf("refresh with a failing root probe: %v; want %v, naming the source", err, broken)
 		}
-		if asked := src.take(); !slices.Equal(asked, []string{"metadata/2.root.json"}) {
+		if asked := src.Take(); !slices.Equal(asked, []string{"metadata/2.root.json"}) {
 			t.Errorf("refresh asked for %q after the root probe failed, want nothing more", asked)
 		}
 		if _, ok := readTree(t, state)["timestamp.json"]; ok {
@@ -324,10 +325,10 @@ func TestRootVersions(t *testing.T) {
 	t.Run("newer root", func(t *testing.T) {
 		o := appOrigin(t)
 		root2 := o.rotateRoot(t)
-		src := newDiskSource(o.dir)
+		src := tuftest.NewDiskSource(o.dir)
 		state := t.TempDir()
 		refresh(t, src, state, o.root)
-		if asked := src.take(); len(asked) < 2 || !slices.Equal(asked[:2], []string{"metadata/2.root.json", "metadata/3.root.json"}) {
+		if asked := src.Take(); len(asked) < 2 || !slices.Equal(asked[:2], []string{"metadata/2.root.json", "metadata/3.root.json"}) {
 			t.Errorf("refresh asked for %q, want metadata/2.root.json, then metadata/3.root.json", asked)
 		}
 		if got := readTree(t, state)["root.json"]; got != string(root2) {
@@ -336,7 +337,7 @@ func TestRootVersions(t *testing.T) {
 		// The next refresh, configured with root 1 still, starts from the
 		// kept root 2.
 		refresh(t, src, state, o.root)
-		if asked := src.take(); len(asked) == 0 || asked[0] != "metadata/3.root.json" {
+		if asked := src.Take(); len(asked) == 0 || asked[0] != "metadata/3.root.json" {
 			t.Errorf("the next refresh asked for %q, want metadata/3.root.json first", asked)
 		}
 	})
@@ -348,7 +349,7 @@ func TestRootVersions(t *testing.T) {
 // release gets its manifest, and one naming an unsigned id an error.
 func TestManifestOfHandMadeTarget(t *testing.T) {
 	o := appOrigin(t)
-	tr, _ := refresh(t, newDiskSource(o.dir), t.TempDir(), o.root)
+	tr, _ := refresh(t, tuftest.NewDiskSource(o.dir), t.TempDir(), o.root)
 	res := o.rel(t, "app@1.2.0")
 	target := tuf.Target{
 		Release: content.Release{Name: "app", Version: "1.2.0", ID: res.ReleaseID},
@@ -375,7 +376,7 @@ func TestManifestOfHandMadeTarget(t *testing.T) {
 // version returned whatever its id.
 func TestFindIDWithoutVersion(t *testing.T) {
 	o := appOrigin(t)
-	tr, _ := refresh(t, newDiskSource(o.dir), t.TempDir(), o.root)
+	tr, _ := refresh(t, tuftest.NewDiskSource(o.dir), t.TempDir(), o.root)
 	want := content.Release{Name: "app", ID: o.rel(t, "app@1.2.0").ReleaseID}
 	got, err := tr.Find(want)
 	if err != nil || got.ID != want.ID || got.Version != "1.2.0" {
