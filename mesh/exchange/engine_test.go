@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -36,6 +37,15 @@ type testNode struct {
 	store *content.MemStore
 }
 
+// The engine tests run in synctest bubbles: the engine's tickers and
+// timeouts, the slow and stalled links and the tests' deadlines all read
+// the bubble's fake clock, which moves only when every goroutine of the
+// bubble is blocked. A timeout then fires exactly when nothing else can
+// happen first, however loaded the machine, and a test waits on events
+// (synctest.Wait, a swarm's Done) with a deadline in fake time.
+
+// testSite is a set of engines over net.Pipe links, stopped and waited for
+// when the test ends. It must be made inside a synctest bubble.
 type testSite struct {
 	t      testing.TB
 	ctx    context.Context
@@ -62,15 +72,22 @@ func newTestSite(t testing.TB, n int, cfg Config) *testSite {
 // link connects a and b with one pipe each way.
 func (s *testSite) link(a, b *testNode) { s.linkWrapped(a, b, nil) }
 
-// linkWrapped connects a and b with one pipe each way, a writing to b
-// through wrap (if not nil).
+// linkDelay is how long each write on a test link takes, of the
+// bubble's fake time. A net.Pipe is instant in a bubble, and no network
+// is: with every request answered in no time the engine's moving
+// averages of latency stay zero (average takes a zero as "no sample
+// yet"), and the first slow piece alone then sets them.
+const linkDelay = 100 * time.Microsecond
+
+// linkWrapped connects a and b with one pipe each way, each write taking
+// linkDelay, a writing to b through wrap (if not nil).
 func (s *testSite) linkWrapped(a, b *testNode, wrap func(io.WriteCloser) io.WriteCloser) {
 	for _, dir := range [][2]*testNode{{a, b}, {b, a}} {
 		from, to := dir[0], dir[1]
 		r, w := net.Pipe()
-		var out io.WriteCloser = w
+		var out io.WriteCloser = &delayWriter{w: w, d: linkDelay, closed: make(chan struct{})}
 		if from == a && wrap != nil {
-			out = wrap(w)
+			out = wrap(out)
 		}
 		if err := from.e.AddPeer(to.id, out); err != nil {
 			s.t.Fatal(err)
@@ -88,6 +105,30 @@ func (s *testSite) mesh() {
 	}
 }
 
+// delayWriter delays every write by d: a link that takes time.
+type delayWriter struct {
+	w      io.WriteCloser
+	d      time.Duration
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (d *delayWriter) Write(p []byte) (int, error) {
+	select {
+	case <-time.After(d.d):
+	case <-d.closed:
+		return 0, io.ErrClosedPipe
+	}
+	return d.w.Write(p)
+}
+
+func (d *delayWriter) Close() error {
+	d.once.Do(func() { close(d.closed) })
+	return d.w.Close()
+}
+
+// waitDone waits until a swarm is done, for at most d of the bubble's
+// fake time.
 func waitDone(t testing.TB, sw *Swarm, d time.Duration) {
 	t.Helper()
 	select {
@@ -96,6 +137,46 @@ func waitDone(t testing.TB, sw *Swarm, d time.Duration) {
 		have, total := sw.Progress()
 		t.Fatalf("swarm not done after %s: %d of %d chunks", d, have, total)
 	}
+}
+
+// waitFor waits until cond holds, checking it each time every goroutine
+// of the bubble is blocked (nothing more can happen before the fake clock
+// moves), for at most d of fake time.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		synctest.Wait()
+		if cond() {
+			return
+		}
+		if !time.Now().Before(deadline) {
+			t.Fatalf("not after %s: %s", d, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitMembers waits until e knows n connected members of swarm id.
+func waitMembers(t testing.TB, e *Engine, id SwarmID, n int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d members known", n), func() bool {
+		_, _, m, err := e.Held(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m == n
+	})
+}
+
+// onEngine runs fn on the engine's goroutine and waits for it.
+func onEngine(t testing.TB, e *Engine, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	if err := e.send(evFunc{fn: func() { fn(); close(done) }}); err != nil {
+		t.Fatal(err)
+	}
+	<-done
 }
 
 // dump describes, from the engine goroutine, why a swarm is not done.
@@ -127,79 +208,81 @@ func dump(e *Engine, id SwarmID) string {
 }
 
 func TestSpreadSeederFillsSite(t *testing.T) {
-	const n = 8
-	refs, chunks := testChunks(t, 200, 32<<10)
-	site := newTestSite(t, n, Config{})
-	seeder := site.nodes[0]
-	id := SwarmID{7}
-	site.mesh()
-	swarms := make([]*Swarm, n)
-	for i, nd := range site.nodes {
-		var err error
-		swarms[i], err = nd.e.Join(site.ctx, id, refs, JoinOptions{Spread: i == 0})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The CDN delivers chunks to the seeder one by one.
-	for i, c := range chunks {
-		if err := seeder.store.Put(c); err != nil {
-			t.Fatal(err)
-		}
-		if err := seeder.e.Offer(id, i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, sw := range swarms {
-		select {
-		case <-sw.Done():
-		case <-time.After(20 * time.Second):
-			t.Logf("node %d stuck:\n%s", i, dump(site.nodes[i].e, id))
-			t.Logf("seeder:\n%s", dump(seeder.e, id))
-			for j, nd := range site.nodes {
-				out := make(chan string, 1)
-				nd.e.send(evFunc{fn: func() {
-					s := nd.e.swarms[id]
-					var b strings.Builder
-					fmt.Fprintf(&b, "node %d: have0=%v nhave=%d members:", j, s.have.has(0), s.nhave)
-					for pid, m := range s.members {
-						fmt.Fprintf(&b, " %s(has0=%v)", pid, m.bits.has(0))
-					}
-					fmt.Fprintf(&b, " peers %d", len(nd.e.peers))
-					out <- b.String()
-				}})
-				t.Log(<-out)
+	synctest.Test(t, func(t *testing.T) {
+		const n = 8
+		refs, chunks := testChunks(t, 200, 32<<10)
+		site := newTestSite(t, n, Config{})
+		seeder := site.nodes[0]
+		id := SwarmID{7}
+		site.mesh()
+		swarms := make([]*Swarm, n)
+		for i, nd := range site.nodes {
+			var err error
+			swarms[i], err = nd.e.Join(site.ctx, id, refs, JoinOptions{Spread: i == 0})
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.FailNow()
 		}
-	}
-	var total int64
-	for _, c := range chunks {
-		total += int64(len(c.Body))
-	}
-	for i, nd := range site.nodes {
+		// The CDN delivers chunks to the seeder one by one.
+		for i, c := range chunks {
+			if err := seeder.store.Put(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := seeder.e.Offer(id, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, sw := range swarms {
+			select {
+			case <-sw.Done():
+			case <-time.After(20 * time.Second):
+				t.Logf("node %d stuck:\n%s", i, dump(site.nodes[i].e, id))
+				t.Logf("seeder:\n%s", dump(seeder.e, id))
+				for j, nd := range site.nodes {
+					out := make(chan string, 1)
+					nd.e.send(evFunc{fn: func() {
+						s := nd.e.swarms[id]
+						var b strings.Builder
+						fmt.Fprintf(&b, "node %d: have0=%v nhave=%d members:", j, s.have.has(0), s.nhave)
+						for pid, m := range s.members {
+							fmt.Fprintf(&b, " %s(has0=%v)", pid, m.bits.has(0))
+						}
+						fmt.Fprintf(&b, " peers %d", len(nd.e.peers))
+						out <- b.String()
+					}})
+					t.Log(<-out)
+				}
+				t.FailNow()
+			}
+		}
+		var total int64
 		for _, c := range chunks {
-			got, err := nd.store.Get(c.ID)
-			if err != nil || got.Verify() != nil {
-				t.Fatalf("node %d: chunk %s: %v", i, c.ID.Short(), err)
+			total += int64(len(c.Body))
+		}
+		for i, nd := range site.nodes {
+			for _, c := range chunks {
+				got, err := nd.store.Get(c.ID)
+				if err != nil || got.Verify() != nil {
+					t.Fatalf("node %d: chunk %s: %v", i, c.ID.Short(), err)
+				}
 			}
 		}
-	}
-	st := seeder.e.Stats()
-	var dup, recv int64
-	for _, nd := range site.nodes[1:] {
-		s := nd.e.Stats()
-		dup += s.Duplicate
-		recv += s.Received
-	}
-	t.Logf("seeder served %d bytes (%.2f × the release), pushed %d; nodes received %d, duplicates %d (%.2f%%)",
-		st.Served, float64(st.Served)/float64(total), st.Pushed, recv, dup, 100*float64(dup)/float64(recv))
-	if recv != int64(n-1)*total {
-		t.Errorf("nodes received %d bytes, want %d", recv, int64(n-1)*total)
-	}
-	if st.Served > 2*total {
-		t.Errorf("seeder uploaded %.2f × the release, want ≤ 2", float64(st.Served)/float64(total))
-	}
+		st := seeder.e.Stats()
+		var dup, recv int64
+		for _, nd := range site.nodes[1:] {
+			s := nd.e.Stats()
+			dup += s.Duplicate
+			recv += s.Received
+		}
+		t.Logf("seeder served %d bytes (%.2f × the release), pushed %d; nodes received %d, duplicates %d (%.2f%%)",
+			st.Served, float64(st.Served)/float64(total), st.Pushed, recv, dup, 100*float64(dup)/float64(recv))
+		if recv != int64(n-1)*total {
+			t.Errorf("nodes received %d bytes, want %d", recv, int64(n-1)*total)
+		}
+		if st.Served > 2*total {
+			t.Errorf("seeder uploaded %.2f × the release, want ≤ 2", float64(st.Served)/float64(total))
+		}
+	})
 }
 
 // corruptStore claims every chunk of a list and returns each with a
@@ -231,58 +314,56 @@ func (b *recordingBanner) Ban(id peer.ID, _ error) {
 }
 
 func TestBadPeerIsBanned(t *testing.T) {
-	refs, chunks := testChunks(t, 60, 16<<10)
-	site := newTestSite(t, 2, Config{})
-	honest, victim := site.nodes[0], site.nodes[1]
-	for _, c := range chunks {
-		honest.store.Put(c)
-	}
-	rogue := &testNode{id: "rogue", store: nil}
-	rogue.e = New(corruptStore{chunks}, nil, Config{}, nil)
-	site.wg.Add(1)
-	go func() { defer site.wg.Done(); rogue.e.Run(site.ctx) }()
-	banner := &recordingBanner{}
-	victim.e.banner = banner
-	id := SwarmID{9}
-	site.link(rogue, victim)
-	for _, nd := range []*testNode{rogue, honest} {
-		if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		refs, chunks := testChunks(t, 60, 16<<10)
+		site := newTestSite(t, 2, Config{})
+		honest, victim := site.nodes[0], site.nodes[1]
+		for _, c := range chunks {
+			honest.store.Put(c)
+		}
+		rogue := &testNode{id: "rogue", store: nil}
+		rogue.e = New(corruptStore{chunks}, nil, Config{}, nil)
+		site.wg.Add(1)
+		go func() { defer site.wg.Done(); rogue.e.Run(site.ctx) }()
+		banner := &recordingBanner{}
+		victim.e.banner = banner
+		id := SwarmID{9}
+		site.link(rogue, victim)
+		for _, nd := range []*testNode{rogue, honest} {
+			if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sw, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	sw, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The honest node connects once the rogue sent the victim a bad chunk:
-	// before, the victim could get everything from the honest node first.
-	deadline := time.Now().Add(30 * time.Second)
-	for victim.e.Stats().Bad == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the victim never received a bad chunk from the rogue")
+		// The honest node connects once the rogue sent the victim a bad chunk:
+		// before, the victim could get everything from the honest node first.
+		waitFor(t, 30*time.Second, "the victim received a bad chunk from the rogue", func() bool {
+			return victim.e.Stats().Bad > 0
+		})
+		site.link(honest, victim)
+		waitDone(t, sw, 30*time.Second)
+		for _, c := range chunks {
+			got, err := victim.store.Get(c.ID)
+			if err != nil || got.Verify() != nil {
+				t.Fatalf("chunk %s: %v", c.ID.Short(), err)
+			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	site.link(honest, victim)
-	waitDone(t, sw, 30*time.Second)
-	for _, c := range chunks {
-		got, err := victim.store.Get(c.ID)
-		if err != nil || got.Verify() != nil {
-			t.Fatalf("chunk %s: %v", c.ID.Short(), err)
+		st := victim.e.Stats()
+		banner.mu.Lock()
+		defer banner.mu.Unlock()
+		if st.Bad == 0 {
+			t.Fatal("the victim never received a bad chunk: the test did not exercise anything")
 		}
-	}
-	st := victim.e.Stats()
-	banner.mu.Lock()
-	defer banner.mu.Unlock()
-	if st.Bad == 0 {
-		t.Fatal("the victim never received a bad chunk: the test did not exercise anything")
-	}
-	if len(banner.bans) != 1 || banner.bans[0] != "rogue" || st.Bans != 1 {
-		t.Fatalf("bans %v (stats %d), want the rogue once", banner.bans, st.Bans)
-	}
-	if st.Received != sumBytes(chunks) {
-		t.Fatalf("received %d verified bytes, want %d", st.Received, sumBytes(chunks))
-	}
+		if len(banner.bans) != 1 || banner.bans[0] != "rogue" || st.Bans != 1 {
+			t.Fatalf("bans %v (stats %d), want the rogue once", banner.bans, st.Bans)
+		}
+		if st.Received != sumBytes(chunks) {
+			t.Fatalf("received %d verified bytes, want %d", st.Received, sumBytes(chunks))
+		}
+	})
 }
 
 func sumBytes(chunks []content.Chunk) int64 {
@@ -322,14 +403,16 @@ func (s *stallWriter) Close() error {
 
 // A peer that stops delivering has its requests issued to another peer.
 func TestStalledPeerRequestsMoveElsewhere(t *testing.T) {
-	// slow → victim stalls after its hello and bitfield and a few pieces.
-	site, fast, victim, swarm, _ := slowPeerSite(t, func(w io.WriteCloser) io.WriteCloser {
-		return &stallWriter{w: w, left: 64 << 10, closed: make(chan struct{})}
+	synctest.Test(t, func(t *testing.T) {
+		// slow → victim stalls after its hello and bitfield and a few pieces.
+		site, fast, victim, swarm, _ := slowPeerSite(t, func(w io.WriteCloser) io.WriteCloser {
+			return &stallWriter{w: w, left: 64 << 10, closed: make(chan struct{})}
+		})
+		st := site.completeVia(t, fast, victim, swarm, site.nodes[0].id, 0, "stalled")
+		if st.Peers != 2 {
+			t.Fatalf("the stalled peer, which is still connected, was dropped: %+v", st)
+		}
 	})
-	st := site.completeVia(t, fast, victim, swarm, 0, "stalled")
-	if st.Peers != 2 {
-		t.Fatalf("the stalled peer, which is still connected, was dropped: %+v", st)
-	}
 }
 
 // slowPeerSite starts a site of slow, fast and victim (RequestTimeout
@@ -358,12 +441,22 @@ func slowPeerSite(t *testing.T, wrap func(io.WriteCloser) io.WriteCloser) (site 
 	return site, fast, victim, swarm, chunks
 }
 
-// completeVia links fast to victim after a delay, waits until victim's
-// swarm is done, and returns victim's stats, failing unless a request
-// moved off the peer it was asking (which).
-func (s *testSite) completeVia(t *testing.T, fast, victim *testNode, swarm *Swarm, delay time.Duration, which string) Stats {
+// completeVia links fast to victim after delay (of fake time), once the
+// victim asked the peer it was linked to (first, the which peer) for all
+// it may, waits until victim's swarm is done, and returns victim's stats,
+// failing unless a request moved off first.
+func (s *testSite) completeVia(t *testing.T, fast, victim *testNode, swarm *Swarm, first peer.ID, delay time.Duration, which string) Stats {
 	t.Helper()
 	time.Sleep(delay)
+	waitFor(t, time.Second, fmt.Sprintf("the victim asks the %s peer for all it may", which), func() bool {
+		n := 0
+		onEngine(t, victim.e, func() {
+			if p := victim.e.peers[first]; p != nil {
+				n = p.inflight
+			}
+		})
+		return n == victim.e.cfg.MaxRequests
+	})
 	s.link(fast, victim)
 	waitDone(t, swarm, 30*time.Second)
 	st := victim.e.Stats()
@@ -417,77 +510,97 @@ func (s *slowWriter) Close() error {
 // piece it is in the middle of arrives, what it had not started is
 // rejected and asked of another peer, and nothing arrives twice.
 func TestSlowPeerRequestsMoveWithoutDuplicates(t *testing.T) {
-	// slow → victim: its hello, bitfield and a few pieces at once, then a
-	// 16 KiB piece every 400 ms, twice RequestTimeout.
-	site, fast, victim, swarm, chunks := slowPeerSite(t, func(w io.WriteCloser) io.WriteCloser {
-		return &slowWriter{w: w, fast: 64 << 10, delay: 100 * time.Millisecond, closed: make(chan struct{})}
-	})
-	// fast joins late, so the victim first asks slow for all it may.
-	st := site.completeVia(t, fast, victim, swarm, 100*time.Millisecond, "slow")
-	// A piece the slow peer was sending when its requests moved arrives
-	// up to 400 ms later: watch for it for five times that.
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	synctest.Test(t, func(t *testing.T) {
+		// slow → victim: its hello, bitfield and a few pieces at once, then a
+		// 16 KiB piece every 400 ms, twice RequestTimeout.
+		site, fast, victim, swarm, chunks := slowPeerSite(t, func(w io.WriteCloser) io.WriteCloser {
+			return &slowWriter{w: w, fast: 64 << 10, delay: 100 * time.Millisecond, closed: make(chan struct{})}
+		})
+		// fast joins late, so the victim first asks slow for all it may.
+		st := site.completeVia(t, fast, victim, swarm, site.nodes[0].id, 100*time.Millisecond, "slow")
+		// A piece the slow peer was sending when its requests moved arrives
+		// up to 400 ms later: wait until it has nothing queued for the
+		// victim nor on the wire, and the victim handled all it sent. Then
+		// no late piece can still come.
+		slow := site.nodes[0]
+		waitFor(t, 2*time.Second, "the slow peer sent or dropped every piece the victim asked for", func() bool {
+			n := -1
+			onEngine(t, slow.e, func() {
+				if p := slow.e.peers[victim.id]; p != nil {
+					n = p.serving
+				}
+			})
+			return n == 0
+		})
 		if st := victim.e.Stats(); st.Duplicate != 0 {
 			t.Fatalf("%d bytes arrived twice: a recalled request was asked elsewhere before the slow peer answered", st.Duplicate)
 		}
-	}
-	if st.ReceivedCount != int64(len(chunks)) {
-		t.Fatalf("received %d pieces for %d chunks", st.ReceivedCount, len(chunks))
-	}
+		if st.ReceivedCount != int64(len(chunks)) {
+			t.Fatalf("received %d pieces for %d chunks", st.ReceivedCount, len(chunks))
+		}
+	})
 }
 
 // A peer that keeps talking (haves) but answers neither the requests nor
 // their cancel does not hold them for ever: they go elsewhere after
 // recallMax × the stall timeout, although bytes keep arriving from it.
 func TestMuteButTalkingPeerDoesNotHoldRequests(t *testing.T) {
-	refs, chunks := testChunks(t, 80, 16<<10)
-	cfg := Config{RequestTimeout: 100 * time.Millisecond, Tick: 20 * time.Millisecond}
-	site := newTestSite(t, 2, cfg)
-	fast, victim := site.nodes[0], site.nodes[1]
-	for _, c := range chunks {
-		fast.store.Put(c)
-	}
-	id := SwarmID{6}
-	if _, err := fast.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	swarm, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The mute peer: it claims every chunk, reads and ignores what the
-	// victim sends, and announces a have every 20 ms.
-	mute := peer.ID("mute")
-	toMute, fromVictim := net.Pipe()
-	if err := victim.e.AddPeer(mute, fromVictim); err != nil {
-		t.Fatal(err)
-	}
-	site.wg.Add(1)
-	go func() { defer site.wg.Done(); io.Copy(io.Discard, toMute) }()
-	r, w := net.Pipe()
-	site.wg.Add(1)
-	go func() { defer site.wg.Done(); victim.e.HandleInbound(mute, r) }()
-	site.wg.Add(1)
-	go func() {
-		defer site.wg.Done()
-		defer w.Close()
-		mw := newWriter(w)
-		bits := make([]byte, (len(refs)+7)/8)
-		for i := range bits {
-			bits[i] = 0xff
+	synctest.Test(t, func(t *testing.T) {
+		refs, chunks := testChunks(t, 80, 16<<10)
+		cfg := Config{RequestTimeout: 100 * time.Millisecond, Tick: 20 * time.Millisecond}
+		site := newTestSite(t, 2, cfg)
+		fast, victim := site.nodes[0], site.nodes[1]
+		for _, c := range chunks {
+			fast.store.Put(c)
 		}
-		if mw.hello() != nil || mw.bitfield(id, len(refs), bits) != nil || mw.flush() != nil {
-			return
+		id := SwarmID{6}
+		if _, err := fast.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+			t.Fatal(err)
 		}
-		for site.ctx.Err() == nil {
-			time.Sleep(20 * time.Millisecond)
-			if mw.indexes(msgHave, id, []int{0}) != nil || mw.flush() != nil {
+		swarm, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The mute peer: it claims every chunk, reads and ignores what the
+		// victim sends, and announces a have every 20 ms.
+		mute := peer.ID("mute")
+		toMute, fromVictim := net.Pipe()
+		if err := victim.e.AddPeer(mute, fromVictim); err != nil {
+			t.Fatal(err)
+		}
+		site.wg.Add(1)
+		go func() { defer site.wg.Done(); io.Copy(io.Discard, toMute) }()
+		r, w := net.Pipe()
+		site.wg.Add(1)
+		go func() { defer site.wg.Done(); victim.e.HandleInbound(mute, r) }()
+		site.wg.Add(1)
+		go func() {
+			defer site.wg.Done()
+			defer w.Close()
+			mw := newWriter(w)
+			bits := make([]byte, (len(refs)+7)/8)
+			for i := range bits {
+				bits[i] = 0xff
+			}
+			if mw.hello() != nil || mw.bitfield(id, len(refs), bits) != nil || mw.flush() != nil {
 				return
 			}
-		}
-	}()
-	// The victim asks the mute peer first; fast joins later.
-	site.completeVia(t, fast, victim, swarm, 50*time.Millisecond, "mute")
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-site.ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if mw.indexes(msgHave, id, []int{0}) != nil || mw.flush() != nil {
+					return
+				}
+			}
+		}()
+		// The victim asks the mute peer first; fast joins later.
+		site.completeVia(t, fast, victim, swarm, mute, 50*time.Millisecond, "mute")
+	})
 }
 
 // A spreading seeder that waits on WaitSpread between chunks never holds
@@ -495,95 +608,111 @@ func TestMuteButTalkingPeerDoesNotHoldRequests(t *testing.T) {
 // WaitSpread returns at once with nobody to spread to, and when the
 // seeder leaves the swarm.
 func TestWaitSpreadBoundsWhatOnlyTheSeederHolds(t *testing.T) {
-	const window = 4
-	refs, chunks := testChunks(t, 120, 16<<10)
-	site := newTestSite(t, 4, Config{})
-	seeder := site.nodes[0]
-	id := SwarmID{9}
-	swarms := make([]*Swarm, len(site.nodes))
-	for i, nd := range site.nodes {
-		var err error
-		swarms[i], err = nd.e.Join(site.ctx, id, refs, JoinOptions{Spread: i == 0})
-		if err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 4
+		refs, chunks := testChunks(t, 120, 16<<10)
+		site := newTestSite(t, 4, Config{})
+		seeder := site.nodes[0]
+		id := SwarmID{9}
+		swarms := make([]*Swarm, len(site.nodes))
+		for i, nd := range site.nodes {
+			var err error
+			swarms[i], err = nd.e.Join(site.ctx, id, refs, JoinOptions{Spread: i == 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// No member yet: nothing to wait for. The fake clock moves only
+		// when every goroutine is blocked: if it moved, WaitSpread waited.
+		ctx, cancel := context.WithTimeout(site.ctx, 10*time.Second)
+		defer cancel()
+		if err := seeder.store.Put(chunks[0]); err != nil {
 			t.Fatal(err)
 		}
-	}
-	// No member yet: nothing to wait for.
-	ctx, cancel := context.WithTimeout(site.ctx, 10*time.Second)
-	defer cancel()
-	if err := seeder.store.Put(chunks[0]); err != nil {
-		t.Fatal(err)
-	}
-	if err := seeder.e.Offer(id, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := seeder.e.WaitSpread(ctx, id, 0); err != nil {
-		t.Fatalf("WaitSpread with no member: %v", err)
-	}
-	site.mesh()
-	worst := 0
-	for i, c := range chunks[1:] {
-		if err := seeder.store.Put(c); err != nil {
+		if err := seeder.e.Offer(id, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := seeder.e.Offer(id, i+1); err != nil {
+		start := time.Now()
+		if err := seeder.e.WaitSpread(ctx, id, 0); err != nil || time.Since(start) != 0 {
+			t.Fatalf("WaitSpread with no member: %v after %s", err, time.Since(start))
+		}
+		site.mesh()
+		// Every member's bitfield has reached the seeder before it offers
+		// more: WaitSpread returns at once while it knows no member, and
+		// what it offered meanwhile would count against the window as the
+		// first member's bitfield arrives (the test raced on it: 3 runs in
+		// 20 failed, "the seeder alone held 9 chunks").
+		waitMembers(t, seeder.e, id, len(site.nodes)-1)
+		worst := 0
+		for i, c := range chunks[1:] {
+			if err := seeder.store.Put(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := seeder.e.Offer(id, i+1); err != nil {
+				t.Fatal(err)
+			}
+			if err := seeder.e.WaitSpread(ctx, id, window); err != nil {
+				t.Fatalf("chunk %d: WaitSpread: %v", i+1, err)
+			}
+			// Count, on the engine, the chunks only the seeder holds.
+			out := make(chan int, 1)
+			seeder.e.send(evFunc{fn: func() { out <- seeder.e.swarms[id].unspread() }})
+			worst = max(worst, <-out)
+		}
+		if worst > window {
+			t.Errorf("the seeder alone held %d chunks after WaitSpread(%d)", worst, window)
+		}
+		for _, sw := range swarms[1:] {
+			waitDone(t, sw, 20*time.Second)
+		}
+		// After leaving, a waiter returns at once.
+		if err := seeder.e.Leave(id); err != nil {
 			t.Fatal(err)
 		}
-		if err := seeder.e.WaitSpread(ctx, id, window); err != nil {
-			t.Fatalf("chunk %d: WaitSpread: %v", i+1, err)
+		start = time.Now()
+		if err := seeder.e.WaitSpread(ctx, id, 0); err != nil || time.Since(start) != 0 {
+			t.Fatalf("WaitSpread after Leave: %v after %s", err, time.Since(start))
 		}
-		// Count, on the engine, the chunks only the seeder holds.
-		out := make(chan int, 1)
-		seeder.e.send(evFunc{fn: func() { out <- seeder.e.swarms[id].unspread() }})
-		worst = max(worst, <-out)
-	}
-	if worst > window {
-		t.Errorf("the seeder alone held %d chunks after WaitSpread(%d)", worst, window)
-	}
-	for _, sw := range swarms[1:] {
-		waitDone(t, sw, 20*time.Second)
-	}
-	// After leaving, a waiter returns at once.
-	if err := seeder.e.Leave(id); err != nil {
-		t.Fatal(err)
-	}
-	if err := seeder.e.WaitSpread(ctx, id, 0); err != nil {
-		t.Fatalf("WaitSpread after Leave: %v", err)
-	}
-	t.Logf("at most %d chunks held by the seeder alone with a window of %d", worst, window)
+		t.Logf("at most %d chunks held by the seeder alone with a window of %d", worst, window)
+	})
 }
 
 // A member announces a pushed chunk to the seeder that pushed it: with a
 // single member nobody else would, and the seeder would wait for it in
 // WaitSpread until its stall timeout, chunk after chunk.
 func TestPushedChunkIsAnnouncedToItsPusher(t *testing.T) {
-	refs, chunks := testChunks(t, 30, 16<<10)
-	site := newTestSite(t, 2, Config{})
-	seeder, node := site.nodes[0], site.nodes[1]
-	id := SwarmID{10}
-	if _, err := seeder.e.Join(site.ctx, id, refs, JoinOptions{Spread: true}); err != nil {
-		t.Fatal(err)
-	}
-	sw, err := node.e.Join(site.ctx, id, refs, JoinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	site.mesh()
-	ctx, cancel := context.WithTimeout(site.ctx, 10*time.Second)
-	defer cancel()
-	for i, c := range chunks {
-		if err := seeder.store.Put(c); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		refs, chunks := testChunks(t, 30, 16<<10)
+		site := newTestSite(t, 2, Config{})
+		seeder, node := site.nodes[0], site.nodes[1]
+		id := SwarmID{10}
+		if _, err := seeder.e.Join(site.ctx, id, refs, JoinOptions{Spread: true}); err != nil {
 			t.Fatal(err)
 		}
-		if err := seeder.e.Offer(id, i); err != nil {
+		sw, err := node.e.Join(site.ctx, id, refs, JoinOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := seeder.e.WaitSpread(ctx, id, 0); err != nil {
-			t.Fatalf("chunk %d: WaitSpread(0) with the chunk's only receiver connected: %v\n%s", i, err, dump(seeder.e, id))
+		// The seeder knows the node before it offers anything: each
+		// WaitSpread(0) then waits for the node's announcement.
+		site.mesh()
+		waitMembers(t, seeder.e, id, 1)
+		ctx, cancel := context.WithTimeout(site.ctx, 10*time.Second)
+		defer cancel()
+		for i, c := range chunks {
+			if err := seeder.store.Put(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := seeder.e.Offer(id, i); err != nil {
+				t.Fatal(err)
+			}
+			if err := seeder.e.WaitSpread(ctx, id, 0); err != nil {
+				t.Fatalf("chunk %d: WaitSpread(0) with the chunk's only receiver connected: %v\n%s", i, err, dump(seeder.e, id))
+			}
 		}
-	}
-	waitDone(t, sw, 10*time.Second)
-	if st := seeder.e.Stats(); st.PushLatency <= 0 || st.Pushed != sumBytes(chunks) {
-		t.Fatalf("seeder stats %+v: want a push latency measured and every chunk pushed once", st)
-	}
+		waitDone(t, sw, 10*time.Second)
+		if st := seeder.e.Stats(); st.PushLatency <= 0 || st.Pushed != sumBytes(chunks) {
+			t.Fatalf("seeder stats %+v: want a push latency measured and every chunk pushed once", st)
+		}
+	})
 }
