@@ -716,3 +716,146 @@ func TestPushedChunkIsAnnouncedToItsPusher(t *testing.T) {
 		}
 	})
 }
+
+// A chunk the store got after a swarm was joined, from another writer, is
+// held by the swarm as soon as a peer sends it: the swarm completes, and
+// the chunk arrives once, counted as a duplicate, not as received.
+func TestChunkStoredAfterJoinCountsAsHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refs, chunks := testChunks(t, 20, 16<<10)
+		site := newTestSite(t, 2, Config{})
+		holder, node := site.nodes[0], site.nodes[1]
+		for _, c := range chunks {
+			holder.store.Put(c)
+		}
+		id := SwarmID{11}
+		if _, err := holder.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		sw, err := node.e.Join(site.ctx, id, refs, JoinOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The join checked the store before this chunk was in it.
+		const k = 7
+		if err := node.store.Put(chunks[k]); err != nil {
+			t.Fatal(err)
+		}
+		site.link(holder, node)
+		fresh := append(append([]content.Chunk(nil), chunks[:k]...), chunks[k+1:]...)
+		checkTakenOnce(t, holder, node, sw, fresh, chunks[k:k+1])
+	})
+}
+
+// A node in the swarms of two releases that share chunks holds them in
+// the new swarm once they arrived for the old one after the new one's
+// join: the new swarm completes, and each arrives once more, for it.
+func TestChunkSharedWithAnotherSwarmCountsAsHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refs, chunks := testChunks(t, 20, 16<<10)
+		site := newTestSite(t, 2, Config{})
+		holder, node := site.nodes[0], site.nodes[1]
+		for _, c := range chunks {
+			holder.store.Put(c)
+		}
+		// The old release has chunks 0–9, the new one 5–19.
+		oldID, newID := SwarmID{12}, SwarmID{13}
+		if _, err := holder.e.Join(site.ctx, oldID, refs[:10], JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		old, err := node.e.Join(site.ctx, oldID, refs[:10], JoinOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw, err := node.e.Join(site.ctx, newID, refs[5:], JoinOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The node takes the old release from the holder, chunks 5–9 too,
+		// then the holder joins the new release's swarm.
+		site.link(holder, node)
+		waitDone(t, old, 10*time.Second)
+		if _, err := holder.e.Join(site.ctx, newID, refs[5:], JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		checkTakenOnce(t, holder, node, sw, chunks, chunks[5:10])
+	})
+}
+
+// checkTakenOnce waits until node's swarm is done and all settled, and
+// fails unless the holder sent node each of fresh and dups once, node
+// counted fresh as received and dups (which its store held before they
+// came) as duplicates.
+func checkTakenOnce(t *testing.T, holder, node *testNode, sw *Swarm, fresh, dups []content.Chunk) {
+	t.Helper()
+	select {
+	case <-sw.Done():
+	case <-time.After(2 * time.Second):
+		have, total := sw.Progress()
+		t.Fatalf("swarm not done after 2 s: %d of %d chunks; the holder sent %d pieces, the node counted %d bytes as duplicates",
+			have, total, holder.e.Stats().ServedCount, node.e.Stats().Duplicate)
+	}
+	synctest.Wait()
+	hs, st := holder.e.Stats(), node.e.Stats()
+	if want := int64(len(fresh) + len(dups)); hs.ServedCount != want {
+		t.Errorf("the holder sent %d pieces, want %d", hs.ServedCount, want)
+	}
+	if st.ReceivedCount != int64(len(fresh)) || st.Received != sumBytes(fresh) || st.Duplicate != sumBytes(dups) {
+		t.Errorf("node stats %+v: want %d pieces and %d bytes received, %d bytes of duplicates",
+			st, len(fresh), sumBytes(fresh), sumBytes(dups))
+	}
+}
+
+// gatedStore holds its first Put, once the chunk is stored, until release
+// is closed.
+type gatedStore struct {
+	*content.MemStore
+	stored, release chan struct{}
+	once            sync.Once
+}
+
+func (g *gatedStore) Put(c content.Chunk) error {
+	err := g.MemStore.Put(c)
+	g.once.Do(func() { close(g.stored); <-g.release })
+	return err
+}
+
+// Two peers' copies of a chunk are counted once each, one received and
+// one a duplicate, also when the duplicate (read after the other was
+// stored) reaches the engine first and makes the swarm hold the chunk.
+func TestDuplicateOvertakingStoredPieceCountsOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refs, chunks := testChunks(t, 2, 16<<10)
+		st := &gatedStore{MemStore: content.NewMemStore(), stored: make(chan struct{}), release: make(chan struct{})}
+		e := New(st, nil, Config{}, nil)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		id := SwarmID{14}
+		sw, err := e.Join(ctx, id, refs, JoinOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		piece := msg{typ: msgPiece, swarm: id, indexes: []int{0}, body: chunks[0].Body}
+		read := make(chan error, 1)
+		go func() { read <- e.readPiece("a", piece) }() // stores it, then waits
+		<-st.stored
+		if err := e.readPiece("b", piece); err != nil { // a duplicate
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		close(st.release)
+		if err := <-read; err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		n := int64(len(chunks[0].Body))
+		if s := e.Stats(); s.Received != n || s.ReceivedCount != 1 || s.Duplicate != n {
+			t.Errorf("stats %+v: want %d bytes received once and %d of duplicates", s, n, n)
+		}
+		if have, _ := sw.Progress(); have != 1 {
+			t.Errorf("the swarm holds %d chunks, want 1", have)
+		}
+	})
+}

@@ -92,6 +92,7 @@ type swarm struct {
 	chunks  []content.ChunkRef
 	have    bitset
 	nhave   int
+	adopted bitset // held since a duplicate piece showed the store had them (see piece)
 	pending map[int]*pend
 	pendBit bitset
 	avail   []int32
@@ -284,7 +285,7 @@ func (e *Engine) join(ev evJoin, now time.Time) {
 	}
 	n := len(ev.s.Chunks)
 	s := &swarm{
-		h: ev.s, chunks: ev.s.Chunks, have: newBitset(n), pending: map[int]*pend{}, pendBit: newBitset(n),
+		h: ev.s, chunks: ev.s.Chunks, have: newBitset(n), adopted: newBitset(n), pending: map[int]*pend{}, pendBit: newBitset(n),
 		avail: make([]int32, n), members: map[peer.ID]*member{}, spread: ev.opt.Spread, pushed: map[int]push{},
 	}
 	for i, c := range s.chunks {
@@ -603,17 +604,35 @@ func (e *Engine) piece(ev evPiece, now time.Time) {
 	if p != nil {
 		e.unpend(s, ev.index, p.id)
 	}
+	from := ev.id
+	if pushed {
+		from = ""
+	}
 	switch ev.result {
 	case pieceOK:
-		if s.have.has(ev.index) {
+		switch {
+		case s.adopted.has(ev.index):
+			// The copy that was stored, overtaken by a duplicate read
+			// after it was stored, which adopted the chunk (below): its
+			// bytes stay received, once.
+			s.adopted.clear(ev.index)
+		case s.have.has(ev.index):
 			// Another peer's copy was stored first.
 			e.received.Add(-int64(ev.bytes))
 			e.receivedN.Add(-1)
 			e.dup.Add(int64(ev.bytes))
-		} else if pushed {
-			e.gotChunk(s, ev.index, "")
-		} else {
-			e.gotChunk(s, ev.index, ev.id)
+		default:
+			e.gotChunk(s, ev.index, from)
+		}
+	case pieceDuplicate:
+		// The store held the chunk already, and this swarm may not know:
+		// it came after the join looked (a piece for another swarm that
+		// shares it, another writer). The swarm holds it now, and
+		// announces it; else it asked for it again and again and was
+		// never done. Its bytes were counted as a duplicate, not received.
+		if !s.have.has(ev.index) {
+			s.adopted.set(ev.index)
+			e.gotChunk(s, ev.index, from)
 		}
 	case pieceBad:
 		e.log.Warn("exchange: peer sent a chunk that does not verify", "peer", ev.id, "err", ev.err)
