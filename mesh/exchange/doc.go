@@ -51,6 +51,8 @@
 //     4096 chunks, and a stream's reader holds one frame at a time. At most
 //     Config.MaxServe (default 32) of a peer's requests wait for our
 //     answer; the others are rejected at once, and the peer asks elsewhere.
+//     A peer with more than 4096 rejects waiting for it to read them asks
+//     without reading, and is dropped.
 //     How many streams a peer may open is the host's resource manager's
 //     limit (mesh/p2p).
 //   - All swarm and peer state has one owner, the goroutine of Run; the

@@ -859,3 +859,56 @@ func TestDuplicateOvertakingStoredPieceCountsOnce(t *testing.T) {
 		}
 	})
 }
+
+// A peer that keeps asking for chunks but never reads what we write (a
+// reject for each request beyond MaxServe) used to make us queue rejects
+// without bound: 8 MB of requests queued 62 MB of them. It is dropped once
+// maxQueuedRejects of its rejects wait for it to read.
+func TestPeerThatAsksWithoutReadingIsDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refs, chunks := testChunks(t, 64, 4<<10)
+		site := newTestSite(t, 1, Config{})
+		victim := site.nodes[0]
+		for _, c := range chunks {
+			victim.store.Put(c)
+		}
+		id := SwarmID{9}
+		if _, err := victim.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The victim writes to a stream nobody reads.
+		greedy := peer.ID("greedy")
+		_, fromVictim := net.Pipe()
+		if err := victim.e.AddPeer(greedy, fromVictim); err != nil {
+			t.Fatal(err)
+		}
+		r, w := net.Pipe()
+		site.wg.Add(1)
+		go func() { defer site.wg.Done(); victim.e.HandleInbound(greedy, r) }()
+		sent := 0
+		site.wg.Add(1)
+		go func() {
+			defer site.wg.Done()
+			defer w.Close()
+			gw := newWriter(w)
+			if gw.hello() != nil || gw.bitfield(id, len(refs), make([]byte, (len(refs)+7)/8)) != nil || gw.flush() != nil {
+				return
+			}
+			idx := make([]int, maxIndexes)
+			for i := range idx {
+				idx[i] = i % len(refs)
+			}
+			for range 64 { // 256 Ki requests
+				if gw.indexes(msgRequest, id, idx) != nil || gw.flush() != nil {
+					return
+				}
+				sent += len(idx)
+			}
+		}()
+		waitFor(t, 10*time.Second, "the greedy peer to be dropped", func() bool { return !victim.e.HasPeer(greedy) })
+		synctest.Wait()
+		if rejected := victim.e.Stats().Rejected; rejected > maxQueuedRejects+maxIndexes {
+			t.Fatalf("queued %d rejects for a peer that reads nothing (it sent %d requests); at most %d may wait", rejected, sent, maxQueuedRejects)
+		}
+	})
+}

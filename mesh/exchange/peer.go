@@ -40,10 +40,11 @@ type peerWriter struct {
 
 	wake chan struct{} // 1-buffered
 
-	mu     sync.Mutex
-	ops    []wop
-	pieces []pieceOp
-	closed bool
+	mu      sync.Mutex
+	ops     []wop
+	rejects int // indexes of the reject ops in ops
+	pieces  []pieceOp
+	closed  bool
 }
 
 func newPeerWriter(e *Engine, id peer.ID, w io.WriteCloser) *peerWriter {
@@ -74,6 +75,22 @@ func (pw *peerWriter) queue(op wop) {
 	pw.ops = append(pw.ops, op)
 	pw.mu.Unlock()
 	pw.signal()
+}
+
+// queueReject queues a reject of indexes of swarm s, unless the rejects
+// already waiting and these would be more than maxQueuedRejects: then it
+// queues nothing and reports false (the peer asks without reading).
+func (pw *peerWriter) queueReject(s SwarmID, indexes []int) bool {
+	pw.mu.Lock()
+	if pw.rejects+len(indexes) > maxQueuedRejects {
+		pw.mu.Unlock()
+		return false
+	}
+	pw.rejects += len(indexes)
+	pw.ops = append(pw.ops, wop{typ: msgReject, swarm: s, idx: indexes})
+	pw.mu.Unlock()
+	pw.signal()
+	return true
 }
 
 func (pw *peerWriter) queuePiece(p pieceOp) {
@@ -138,7 +155,7 @@ func (pw *peerWriter) run() error {
 				return errWriterClosed
 			}
 			ops := pw.ops
-			pw.ops = nil
+			pw.ops, pw.rejects = nil, 0
 			var p *pieceOp
 			if len(pw.pieces) > 0 {
 				next := pw.pieces[0]

@@ -506,10 +506,16 @@ func (e *Engine) handleRequest(p *peerState, s *swarm, ev evMsg) {
 		p.serving++
 		p.w.queuePiece(pieceOp{swarm: ev.swarm, index: i, id: s.chunks[i].ID})
 	}
-	if len(reject) > 0 {
-		e.rejected.Add(int64(len(reject)))
-		p.w.queue(wop{typ: msgReject, swarm: ev.swarm, idx: reject})
+	if len(reject) == 0 {
+		return
 	}
+	if !p.w.queueReject(ev.swarm, reject) {
+		// Its requests outrun its reading of our answers: the rejects
+		// would queue without bound.
+		e.handle(evProtocolError{id: p.id, err: fmt.Errorf("%w: more than %d requests rejected and not yet read", ErrWire, maxQueuedRejects)})
+		return
+	}
+	e.rejected.Add(int64(len(reject)))
 }
 
 // handleCancel takes the pieces p cancelled off its queue.

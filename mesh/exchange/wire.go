@@ -56,6 +56,11 @@ const (
 	MaxSwarmChunks = content.DefaultChunksLimit
 	// maxIndexes bounds the indexes of one have, request, cancel or reject.
 	maxIndexes = 4096
+	// maxQueuedRejects bounds the requests of one peer we have rejected and
+	// not yet written: an honest peer has a few dozen requests out with us
+	// at most, and waits for their answers; one with more is asking
+	// without reading, and is dropped.
+	maxQueuedRejects = maxIndexes
 	// maxControlFrame bounds every frame but a piece or a bitfield.
 	maxControlFrame = 1 + 32 + 10 + maxIndexes*10
 	// maxFrame bounds every frame: a bitfield of the largest swarm, or a
