@@ -17,8 +17,8 @@
 //   - Its state has one owner, the goroutine of Run; State hands out a
 //     copy and a channel closed at the next change.
 //
-// Still to come ([6/10]): the rollout state machine (pure and
-// deterministic: plan waves, apply commands, gate on health; no I/O
+// Not here yet; issue [6/10] adds them: the rollout state machine (pure
+// and deterministic: plan waves, apply commands, gate on health; no I/O
 // inside it) and the local activator (releases directory, atomic switch,
 // hooks, health checks, rollback, crash recovery).
 package deploy

@@ -14,7 +14,8 @@
 //     (EncodeCommand, DecodeCommand). CmdStageRelease (a StageRelease) is
 //     the only kind so far.
 //   - FSM: the state machine of site decisions (SiteState: the target
-//     release; the rollout and the admitted set later). Never per-node
+//     release; issues [6/10] and [7/10] add the rollout and the admitted
+//     set). Never per-node
 //     chatter, which travels by gossip.
 //   - Raft: one seeder's Raft node (NewRaft), owning hashicorp/raft, the
 //     FSM's stores (a raft-wal log and stable store in Dir/wal, file

@@ -1,6 +1,6 @@
 // Package api is a node's local HTTP API, shared by the daemons (which
 // serve it), `meshcast status` and `meshcast seeder remove` (which call
-// it) and the coming dashboard:
+// it); the operator's dashboard, not built yet, is to share it too:
 //
 //	GET  /v1/status                  the node's Status, JSON
 //	POST /v1/seeders/remove?id=PEER  remove a dead seeder from the site's Raft (ask the leader)
