@@ -642,32 +642,14 @@ func (e *Engine) piece(ev evPiece, now time.Time) {
 		}
 	case pieceBad:
 		e.log.Warn("exchange: peer sent a chunk that does not verify", "peer", ev.id, "err", ev.err)
-		if p != nil {
-			if p.strikes++; p.strikes >= e.cfg.Strikes {
-				e.bans.Add(1)
-				e.log.Warn("exchange: banning peer for bad chunks", "peer", ev.id, "strikes", p.strikes)
-				e.dropPeer(p, now)
-				if e.banner != nil {
-					e.banner.Ban(ev.id, fmt.Errorf("%d chunks that do not verify, the last: %w", p.strikes, ev.err))
-				}
-				p = nil
-			}
+		if p != nil && e.strike(p, ev.err, now) {
+			p = nil
 		}
 	case pieceStoreFail:
 		e.log.Error("exchange: cannot store a verified chunk", "err", ev.err)
 	}
-	if pd := s.pending[ev.index]; s.have.has(ev.index) && pd != nil {
-		// Arrived from elsewhere: tell the peers still on it.
-		for _, id := range []peer.ID{pd.peer, pd.extra} {
-			if q := e.peers[id]; q != nil && id != "" {
-				q.w.queue(wop{typ: msgCancel, swarm: s.h.ID, idx: []int{ev.index}})
-				if q.inflight > 0 {
-					q.inflight--
-				}
-			}
-		}
-		delete(s.pending, ev.index)
-		s.pendBit.clear(ev.index)
+	if s.have.has(ev.index) {
+		e.cancelElsewhere(s, ev.index)
 	}
 	if p != nil {
 		for _, s := range e.swarms {
@@ -677,6 +659,40 @@ func (e *Engine) piece(ev evPiece, now time.Time) {
 	if ev.result != pieceOK {
 		e.scheduleAll(s, now)
 	}
+}
+
+// strike counts a bad chunk from p; at Config.Strikes it bans p (drops it
+// and tells the Banner) and reports true.
+func (e *Engine) strike(p *peerState, reason error, now time.Time) (banned bool) {
+	if p.strikes++; p.strikes < e.cfg.Strikes {
+		return false
+	}
+	e.bans.Add(1)
+	e.log.Warn("exchange: banning peer for bad chunks", "peer", p.id, "strikes", p.strikes)
+	e.dropPeer(p, now)
+	if e.banner != nil {
+		e.banner.Ban(p.id, fmt.Errorf("%d chunks that do not verify, the last: %w", p.strikes, reason))
+	}
+	return true
+}
+
+// cancelElsewhere tells the peers still asked for chunk i of s, which is
+// held now, that it arrived from elsewhere, and forgets the request.
+func (e *Engine) cancelElsewhere(s *swarm, i int) {
+	pd := s.pending[i]
+	if pd == nil {
+		return
+	}
+	for _, id := range []peer.ID{pd.peer, pd.extra} {
+		if q := e.peers[id]; q != nil && id != "" {
+			q.w.queue(wop{typ: msgCancel, swarm: s.h.ID, idx: []int{i}})
+			if q.inflight > 0 {
+				q.inflight--
+			}
+		}
+	}
+	delete(s.pending, i)
+	s.pendBit.clear(i)
 }
 
 // gotChunk records that chunk i of s is now held; from names the peer it
