@@ -615,6 +615,37 @@ func designTable(t *testing.T) []designRow {
 	return rows
 }
 
+// TestDesignTableNamesEveryPackage checks that DESIGN.md's package
+// section names every package of the module (`go list ./...`), in
+// backquotes: the package list is the architecture (STYLE.md 1), so a new
+// package gets its line there in the commit that adds it.
+func TestDesignTableNamesEveryPackage(t *testing.T) {
+	root := moduleRoot(t)
+	b, err := os.ReadFile(filepath.Join(root, "docs", "DESIGN.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(b), "\n## Packages")
+	section, _, _ = strings.Cut(section, "\n## ")
+	named := map[string]bool{}
+	for i, part := range strings.Split(section, "`") {
+		if i%2 == 1 {
+			named[part] = true
+		}
+	}
+	cmd := exec.Command("go", "list", "./...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		if rel, _ := inModule(imp); !named[rel] {
+			t.Errorf("%s: docs/DESIGN.md's package section does not name it (in backquotes)", rel)
+		}
+	}
+}
+
 // TestDesignTableMatchesLayers keeps the layers the rules use in the order
 // of DESIGN.md's table: change both in the same commit.
 func TestDesignTableMatchesLayers(t *testing.T) {
