@@ -62,15 +62,15 @@ type SiteResult struct {
 	BitswapVsRaw     float64   `json:"bitswap_vs_raw"`
 	// BitswapErr says why bitswap has no figure: a boxo session now and
 	// then stops asking for its last blocks and never ends.
-	BitswapErr string `json:"bitswap_error,omitempty"`
-	DuplicateRatio   float64   `json:"duplicate_ratio"`
-	SeederUpload     float64   `json:"seeder_upload_ratio"`
-	PushLatency      float64   `json:"seeder_push_latency_ms"`  // push to announcement, the seeders' moving average
-	RequestLatency   float64   `json:"node_request_latency_ms"` // request to piece, the nodes' median moving average
-	CPUPerGB         float64   `json:"cpu_s_per_gb"`
-	CPUBusy          float64   `json:"cpu_busy"` // CPU-seconds ÷ (p100 × GOMAXPROCS): near 1 is CPU-bound
-	PeakRSSMiB       float64   `json:"peak_rss_mib"`
-	PeakRSSPerMember float64   `json:"peak_rss_mib_per_member"`
+	BitswapErr       string  `json:"bitswap_error,omitempty"`
+	DuplicateRatio   float64 `json:"duplicate_ratio"`
+	SeederUpload     float64 `json:"seeder_upload_ratio"`
+	PushLatency      float64 `json:"seeder_push_latency_ms"`  // push to announcement, the seeders' moving average
+	RequestLatency   float64 `json:"node_request_latency_ms"` // request to piece, the nodes' median moving average
+	CPUPerGB         float64 `json:"cpu_s_per_gb"`
+	CPUBusy          float64 `json:"cpu_busy"` // CPU-seconds ÷ (p100 × GOMAXPROCS): near 1 is CPU-bound
+	PeakRSSMiB       float64 `json:"peak_rss_mib"`
+	PeakRSSPerMember float64 `json:"peak_rss_mib_per_member"`
 }
 
 // Site runs the site benchmark: a capped run (amplification, completion,
