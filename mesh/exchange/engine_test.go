@@ -37,6 +37,13 @@ type testNode struct {
 	store *content.MemStore
 }
 
+// hold puts chunks into the node's store.
+func (nd *testNode) hold(chunks []content.Chunk) {
+	for _, c := range chunks {
+		nd.store.Put(c)
+	}
+}
+
 // The engine tests run in synctest bubbles: the engine's tickers and
 // timeouts, the slow and stalled links and the tests' deadlines all read
 // the bubble's fake clock, which moves only when every goroutine of the
@@ -318,9 +325,7 @@ func TestBadPeerIsBanned(t *testing.T) {
 		refs, chunks := testChunks(t, 60, 16<<10)
 		site := newTestSite(t, 2, Config{})
 		honest, victim := site.nodes[0], site.nodes[1]
-		for _, c := range chunks {
-			honest.store.Put(c)
-		}
+		honest.hold(chunks)
 		rogue := &testNode{id: "rogue", store: nil}
 		rogue.e = New(corruptStore{chunks}, nil, Config{}, nil)
 		site.wg.Add(1)
@@ -423,10 +428,8 @@ func slowPeerSite(t *testing.T, wrap func(io.WriteCloser) io.WriteCloser) (site 
 	refs, chunks := testChunks(t, 80, 16<<10)
 	site = newTestSite(t, 3, Config{RequestTimeout: 200 * time.Millisecond, Tick: 20 * time.Millisecond})
 	slow, fast, victim := site.nodes[0], site.nodes[1], site.nodes[2]
-	for _, c := range chunks {
-		slow.store.Put(c)
-		fast.store.Put(c)
-	}
+	slow.hold(chunks)
+	fast.hold(chunks)
 	site.linkWrapped(slow, victim, wrap)
 	id := SwarmID{4}
 	for _, nd := range []*testNode{slow, fast} {
@@ -550,9 +553,7 @@ func TestMuteButTalkingPeerDoesNotHoldRequests(t *testing.T) {
 		cfg := Config{RequestTimeout: 100 * time.Millisecond, Tick: 20 * time.Millisecond}
 		site := newTestSite(t, 2, cfg)
 		fast, victim := site.nodes[0], site.nodes[1]
-		for _, c := range chunks {
-			fast.store.Put(c)
-		}
+		fast.hold(chunks)
 		id := SwarmID{6}
 		if _, err := fast.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
 			t.Fatal(err)
@@ -725,9 +726,7 @@ func TestChunkStoredAfterJoinCountsAsHeld(t *testing.T) {
 		refs, chunks := testChunks(t, 20, 16<<10)
 		site := newTestSite(t, 2, Config{})
 		holder, node := site.nodes[0], site.nodes[1]
-		for _, c := range chunks {
-			holder.store.Put(c)
-		}
+		holder.hold(chunks)
 		id := SwarmID{11}
 		if _, err := holder.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
 			t.Fatal(err)
@@ -755,9 +754,7 @@ func TestChunkSharedWithAnotherSwarmCountsAsHeld(t *testing.T) {
 		refs, chunks := testChunks(t, 20, 16<<10)
 		site := newTestSite(t, 2, Config{})
 		holder, node := site.nodes[0], site.nodes[1]
-		for _, c := range chunks {
-			holder.store.Put(c)
-		}
+		holder.hold(chunks)
 		// The old release has chunks 0–9, the new one 5–19.
 		oldID, newID := SwarmID{12}, SwarmID{13}
 		if _, err := holder.e.Join(site.ctx, oldID, refs[:10], JoinOptions{}); err != nil {
@@ -869,9 +866,7 @@ func TestPeerThatAsksWithoutReadingIsDropped(t *testing.T) {
 		refs, chunks := testChunks(t, 64, 4<<10)
 		site := newTestSite(t, 1, Config{})
 		victim := site.nodes[0]
-		for _, c := range chunks {
-			victim.store.Put(c)
-		}
+		victim.hold(chunks)
 		id := SwarmID{9}
 		if _, err := victim.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
 			t.Fatal(err)
