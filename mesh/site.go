@@ -65,7 +65,9 @@ func (n *Node) isSeeder(id string) bool {
 			return true
 		}
 	}
-	if n.raft != nil {
+	// Raft's accept loop runs while NewRaft is still returning n.raft:
+	// read it only once Run closed ready after setting it.
+	if n.started() && n.raft != nil {
 		if servers, err := n.raft.Servers(); err == nil {
 			return slices.ContainsFunc(servers, func(s seeder.Server) bool { return s.ID == id })
 		}
