@@ -142,12 +142,27 @@ func (r *Repo) Close() error {
 	return err
 }
 
+// lockPatience is how long acquire retries a lock that is held. A flock
+// belongs to an open file description, which a child forked by another
+// goroutine of this process (an exec.Command) shares until it execs: a
+// lock file opened and closed again meanwhile stays locked for that child's
+// few milliseconds. A publish or refresh holds it for as long as it runs.
+const lockPatience = 2 * time.Second
+
 func (r *Repo) acquire() error {
 	f, err := os.OpenFile(filepath.Join(r.dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	deadline := time.Now().Add(lockPatience)
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
 		f.Close()
 		return fmt.Errorf("another publish or refresh holds %s: %w", f.Name(), err)
 	}

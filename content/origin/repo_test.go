@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshcast/meshcast/content"
-	"github.com/meshcast/meshcast/content/origin"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/origin"
 )
 
 // within reports whether got is at most d away from want.
@@ -221,6 +222,30 @@ func TestOpen(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	r2.Close()
+}
+
+// A lock held for a moment from another open file description, as a
+// child forked by another goroutine holds it until it execs (TestDelta
+// failed so while zstd ran in a parallel subtest), does not fail Open:
+// it waits the moment out.
+func TestOpenWaitsOutABriefLock(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t)
+	f, err := os.OpenFile(filepath.Join(o.dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	time.AfterFunc(20*time.Millisecond, func() { f.Close(); close(released) })
+	r, err := origin.Open(o.dir)
+	<-released
+	if err != nil {
+		t.Fatalf("Open while another description held the lock for 20 ms: %v", err)
+	}
+	r.Close()
 }
 
 // TestConcurrentPublishLocked holds a publish in the middle of its work
