@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/deploy"
+	"github.com/meshcast/meshcast/tests/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/meta_v1.golden")
@@ -88,27 +88,9 @@ func TestMetaGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	golden := map[string][]byte{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, h, ok := strings.Cut(line, " ")
-		b, err := hex.DecodeString(h)
-		if !ok || err != nil {
-			t.Fatalf("%s: bad line %q", path, line)
-		}
-		golden[name] = b
-	}
+	pinned := golden.ReadHex(t, path)
 	for _, c := range metaCases {
-		want, ok := golden[c.name]
+		want, ok := pinned[c.name]
 		if !ok {
 			t.Errorf("%s: no golden bytes for %s", path, c.name)
 			continue

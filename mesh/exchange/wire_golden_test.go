@@ -1,17 +1,16 @@
 package exchange
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/meshcast/meshcast/tests/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -87,38 +86,6 @@ func fmtMsg(m msg) string {
 	return fmt.Sprintf("{typ %d swarm %x count %d bits %x indexes %v body %q}", m.typ, m.swarm[:4], m.count, m.bits, m.indexes, m.body)
 }
 
-// readGolden reads a golden file of "<case> <hex>" lines; lines that are
-// empty or start with # are comments.
-func readGolden(t testing.TB, path string) map[string][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	defer f.Close()
-	golden := map[string][]byte{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, h, ok := strings.Cut(line, " ")
-		b, err := hex.DecodeString(h)
-		if !ok || err != nil {
-			t.Fatalf("%s: bad line %q", path, line)
-		}
-		if _, dup := golden[name]; dup {
-			t.Fatalf("%s: %s twice", path, name)
-		}
-		golden[name] = b
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return golden
-}
-
 // TestWireGolden pins version 1 of the chunk exchange: every member of a
 // site reads what the others write, and a site is upgraded one member at a
 // time. Each line is one whole frame, its length prefix included. Run with
@@ -136,7 +103,7 @@ func TestWireGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden := readGolden(t, path)
+	golden := golden.ReadHex(t, path)
 	if len(golden) != len(frameCases) {
 		t.Errorf("%s has %d frames; the test has %d cases", path, len(golden), len(frameCases))
 	}

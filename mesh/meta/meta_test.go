@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +23,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshcast/meshcast/tests/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -169,33 +170,6 @@ func (s *pipeStream) Close() error                { s.w.Close(); return s.r.Clos
 func (s *pipeStream) Reset() error                { s.w.CloseWithError(errReset); return s.r.CloseWithError(errReset) }
 func (s *pipeStream) SetDeadline(time.Time) error { return nil }
 
-// readGolden reads a golden file of "<name> <hex>" lines; empty lines and
-// lines that start with # are comments.
-func readGolden(t testing.TB, path string) map[string][]byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	golden := map[string][]byte{}
-	for line := range strings.Lines(string(b)) {
-		line = strings.TrimSuffix(line, "\n")
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, h, ok := strings.Cut(line, " ")
-		v, err := hex.DecodeString(h)
-		if !ok || err != nil {
-			t.Fatalf("%s: bad line %q", path, line)
-		}
-		if _, dup := golden[name]; dup {
-			t.Fatalf("%s: %s twice", path, name)
-		}
-		golden[name] = v
-	}
-	return golden
-}
-
 var goldenPath = filepath.Join("testdata", "exchanges_v1.golden")
 
 // TestGolden pins /meshcast/meta/1: the request Fetch writes and the answer
@@ -226,7 +200,7 @@ func TestGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden := readGolden(t, goldenPath)
+	golden := golden.ReadHex(t, goldenPath)
 	if len(golden) != len(got) {
 		t.Errorf("%s has %d frames; the test makes %d", goldenPath, len(golden), len(got))
 	}
@@ -513,7 +487,7 @@ func TestFetchAsksAtMostMaxFile(t *testing.T) {
 // goldenSeeds returns the golden frames whose name ends in suffix.
 func goldenSeeds(f *testing.F, suffix string) [][]byte {
 	var seeds [][]byte
-	for name, b := range readGolden(f, goldenPath) {
+	for name, b := range golden.ReadHex(f, goldenPath) {
 		if strings.HasSuffix(name, suffix) {
 			seeds = append(seeds, b)
 		}
