@@ -76,6 +76,21 @@ func newTestSite(t testing.TB, n int, cfg Config) *testSite {
 	return s
 }
 
+// join joins every node given to swarm id of refs and returns their
+// swarms, failing the test if one cannot.
+func (s *testSite) join(t testing.TB, id SwarmID, refs []content.ChunkRef, nodes ...*testNode) []*Swarm {
+	t.Helper()
+	var out []*Swarm
+	for _, nd := range nodes {
+		sw, err := nd.e.Join(s.ctx, id, refs, JoinOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, sw)
+	}
+	return out
+}
+
 // link connects a and b with one pipe each way.
 func (s *testSite) link(a, b *testNode) { s.linkWrapped(a, b, nil) }
 
@@ -335,14 +350,9 @@ func TestBadPeerIsBanned(t *testing.T) {
 		id := SwarmID{9}
 		site.link(rogue, victim)
 		for _, nd := range []*testNode{rogue, honest} {
-			if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			site.join(t, id, refs, nd)
 		}
-		sw, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sw := site.join(t, id, refs, victim)[0]
 		// The honest node connects once the rogue sent the victim a bad chunk:
 		// before, the victim could get everything from the honest node first.
 		waitFor(t, 30*time.Second, "the victim received a bad chunk from the rogue", func() bool {
@@ -432,16 +442,8 @@ func slowPeerSite(t *testing.T, wrap func(io.WriteCloser) io.WriteCloser) (site 
 	fast.hold(chunks)
 	site.linkWrapped(slow, victim, wrap)
 	id := SwarmID{4}
-	for _, nd := range []*testNode{slow, fast} {
-		if _, err := nd.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	swarm, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return site, fast, victim, swarm, chunks
+	site.join(t, id, refs, slow, fast)
+	return site, fast, victim, site.join(t, id, refs, victim)[0], chunks
 }
 
 // completeVia links fast to victim after delay (of fake time), once the
@@ -555,13 +557,8 @@ func TestMuteButTalkingPeerDoesNotHoldRequests(t *testing.T) {
 		fast, victim := site.nodes[0], site.nodes[1]
 		fast.hold(chunks)
 		id := SwarmID{6}
-		if _, err := fast.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		swarm, err := victim.e.Join(site.ctx, id, refs, JoinOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		site.join(t, id, refs, fast)
+		swarm := site.join(t, id, refs, victim)[0]
 		// The mute peer: it claims every chunk, reads and ignores what the
 		// victim sends, and announces a have every 20 ms.
 		mute := peer.ID("mute")
@@ -690,10 +687,7 @@ func TestPushedChunkIsAnnouncedToItsPusher(t *testing.T) {
 		if _, err := seeder.e.Join(site.ctx, id, refs, JoinOptions{Spread: true}); err != nil {
 			t.Fatal(err)
 		}
-		sw, err := node.e.Join(site.ctx, id, refs, JoinOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sw := site.join(t, id, refs, node)[0]
 		// The seeder knows the node before it offers anything: each
 		// WaitSpread(0) then waits for the node's announcement.
 		site.mesh()
@@ -728,13 +722,8 @@ func TestChunkStoredAfterJoinCountsAsHeld(t *testing.T) {
 		holder, node := site.nodes[0], site.nodes[1]
 		holder.hold(chunks)
 		id := SwarmID{11}
-		if _, err := holder.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		sw, err := node.e.Join(site.ctx, id, refs, JoinOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		site.join(t, id, refs, holder)
+		sw := site.join(t, id, refs, node)[0]
 		// The join checked the store before this chunk was in it.
 		const k = 7
 		if err := node.store.Put(chunks[k]); err != nil {
@@ -868,9 +857,7 @@ func TestPeerThatAsksWithoutReadingIsDropped(t *testing.T) {
 		victim := site.nodes[0]
 		victim.hold(chunks)
 		id := SwarmID{9}
-		if _, err := victim.e.Join(site.ctx, id, refs, JoinOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		site.join(t, id, refs, victim)
 		// The victim writes to a stream nobody reads.
 		greedy := peer.ID("greedy")
 		_, fromVictim := net.Pipe()
