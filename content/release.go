@@ -1,9 +1,6 @@
 package content
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // Release names one release of a fleet: the name and the semantic version
 // that its manifest carries and, where the holder knows it, the id of that
@@ -67,19 +64,4 @@ func (r Release) Matches(o Release) bool {
 func (r Release) WithoutID() Release {
 	r.ID = ReleaseID{}
 	return r
-}
-
-// Validate checks that r names a release exactly: a valid name, a
-// semantic version in canonical form and, if needID, an id.
-func (r Release) Validate(needID bool) error {
-	if err := ValidateName(r.Name); err != nil {
-		return err
-	}
-	if _, err := ParseVersion(r.Version); err != nil {
-		return err
-	}
-	if needID && r.ID == (ReleaseID{}) {
-		return fmt.Errorf("release %s: %w: the id is all zeroes", r, ErrBadManifest)
-	}
-	return nil
 }
