@@ -163,6 +163,7 @@ type Node struct {
 	exch     *exchange.Engine
 	cdn      *cdn.Client // seeders only
 	fsm      *seeder.FSM // seeders only
+	site     deploy.Site // the site's target: the FSM on a seeder, the leader's gossip on a node
 	follower *deploy.Follower
 	up, down *rate.Limiter
 
@@ -233,14 +234,14 @@ func (n *Node) build(log *slog.Logger) error {
 	n.log = log.With("node", n.host.ID().ShortString())
 	n.exch = exchange.New(n.store, banner{n}, n.cfg.Exchange, n.log)
 	sources := deploy.Sources{Peers: meta.NewPeers(n.host, n.log)}
-	var site deploy.Site = gossipSite{n}
+	n.site = gossipSite{n}
 	if n.fsm != nil {
-		site = fsmSite{n.fsm}
+		n.site = fsmSite{n.fsm}
 		sources.Origin, sources.OriginName, sources.Leading = n.cdn, n.cfg.CDN.URL, n.leading
 	}
 	n.follower, err = deploy.NewFollower(deploy.FollowerConfig{
 		Platform: n.cfg.Platform, Limits: n.cfg.Limits, TUFDir: n.tufDir(), TrustedRoot: n.cfg.TrustedRoot, Refresh: n.cfg.Refresh,
-	}, site, sources, swarms{n}, n.log)
+	}, n.site, sources, swarms{n}, n.log)
 	return err
 }
 

@@ -49,11 +49,7 @@ func (n *Node) Status() api.Status {
 // siteView is the node's view of its site for the status API.
 func (n *Node) siteView() *api.SiteStatus {
 	s := &api.SiteStatus{GossipHealth: n.gossip.Health()}
-	if n.fsm != nil {
-		s.Target, _ = fsmSite{n.fsm}.Target()
-	} else {
-		s.Target, _ = gossipSite{n}.Target()
-	}
+	s.Target, _ = n.site.Target()
 	for _, m := range n.gossip.Members() {
 		s.Members = append(s.Members, api.MemberStatus{ID: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Meta.P2PPort))),
 			Role: m.Meta.Role, Platform: m.Meta.Platform, Running: m.Meta.Running, Staged: m.Meta.Staged, Phase: m.Meta.Phase,
