@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,8 +41,9 @@ func TestMultiProcessSite(t *testing.T) {
 	gossipKey := filepath.Join(dir, "gossip.key")
 	mc.ok(t, "keys", "gossip", "--file", gossipKey)
 	type member struct {
-		name, role, state, listen, api, gossip string
-		id                                     peer.ID
+		name, role, state, api, gossip string
+		id                             peer.ID
+		d                              *daemon
 	}
 	var members []*member
 	for i, role := range []string{"seeder", "node", "node", "node"} {
@@ -55,22 +55,22 @@ func TestMultiProcessSite(t *testing.T) {
 		if m.id, err = peer.IDFromPrivateKey(key); err != nil {
 			t.Fatal(err)
 		}
-		m.listen = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", freePort(t, "udp"))
-		m.api = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-		m.gossip = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 		members = append(members, m)
 	}
 	for _, m := range members {
-		args := []string{m.role, "--site", "mp", "--state", m.state, "--listen", m.listen, "--api", m.api,
+		// Every port is the system's choice, read back from the daemon's
+		// output: ports picked free beforehand can be taken meanwhile.
+		args := []string{m.role, "--site", "mp", "--state", m.state, "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--api", "127.0.0.1:0",
 			"--release", "app", "--platform", "linux/amd64", "--trust", root, "--refresh", "200ms",
-			"--gossip-listen", m.gossip, "--gossip-key-file", gossipKey, "--profile", "test", "--mdns=false"}
+			"--gossip-listen", "127.0.0.1:0", "--gossip-key-file", gossipKey, "--profile", "test", "--mdns=false"}
 		if m.role == "seeder" {
 			args = append(args, "--cdn", url, "--bootstrap")
 		} else {
 			// Nodes find the site through the seeder's gossip; no peer list.
 			args = append(args, "--join", members[0].gossip)
 		}
-		mc.startDaemon(t, m.name, args...)
+		m.d = mc.startDaemon(t, m.name, args...)
+		m.api, m.gossip = m.d.addrs(t)
 	}
 
 	tree := t.TempDir()
@@ -89,7 +89,7 @@ func TestMultiProcessSite(t *testing.T) {
 			st, err = apiStatus(m.api)
 			return err == nil && st.Release.String() == "app@1.0.0" && st.Phase == deploy.PhaseVerified
 		}) {
-			t.Fatalf("%s did not verify app@1.0.0 in time: %+v %v", m.name, st, err)
+			t.Fatalf("%s did not verify app@1.0.0 in time: %+v %v\nstderr:\n%s", m.name, st, err, tail(m.d.stderr.String()))
 		}
 		statuses[m.name] = st
 	}
@@ -144,31 +144,35 @@ func apiStatus(addr string) (api.Status, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 type daemon struct {
 	name   string
 	cmd    *exec.Cmd
 	exited chan error
+	stdout *lockedBuffer
 	stderr *lockedBuffer
 	killed bool // by kill: exited already, and not cleanly
+}
+
+// addrs returns the API and gossip addresses a daemon listens on, from
+// the lines it prints once it runs ("api on http://ADDR/v1/status",
+// "gossip on ADDR"), failing the test if it does not print them in 30 s.
+func (d *daemon) addrs(t *testing.T) (api, gossip string) {
+	t.Helper()
+	find := func(prefix string) string {
+		for line := range strings.Lines(d.stdout.String()) {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+				return rest
+			}
+		}
+		return ""
+	}
+	if !sitetest.Poll(30*time.Second, 20*time.Millisecond, func() bool {
+		api, gossip = find("api on http://"), find("gossip on ")
+		return api != "" && gossip != ""
+	}) {
+		t.Fatalf("%s did not say where it listens in 30 s; stdout:\n%s\nstderr:\n%s", d.name, d.stdout.String(), tail(d.stderr.String()))
+	}
+	return strings.TrimSuffix(api, "/v1/status"), gossip
 }
 
 // startDaemon starts a long-running meshcast command; stopDaemons (or the
@@ -186,8 +190,8 @@ func (mc *meshcast) startIn(t *testing.T, netns, name string, args ...string) *d
 		// ip netns exec execs the command: the process is meshcast's.
 		cmd = exec.Command("ip", append([]string{"netns", "exec", netns, mc.path}, args...)...)
 	}
-	d := &daemon{name: name, cmd: cmd, exited: make(chan error, 1), stderr: &lockedBuffer{}}
-	cmd.Stderr = d.stderr
+	d := &daemon{name: name, cmd: cmd, exited: make(chan error, 1), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
+	cmd.Stdout, cmd.Stderr = d.stdout, d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +220,12 @@ func (mc *meshcast) stopDaemons(t *testing.T) {
 func (mc *meshcast) stop(t *testing.T, d *daemon) {
 	if d.killed || d.cmd.ProcessState != nil {
 		return
+	}
+	select {
+	case err := <-d.exited: // it ended before it was asked to
+		t.Errorf("%s exited on its own: %v\nstderr:\n%s", d.name, err, tail(d.stderr.String()))
+		return
+	default:
 	}
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Errorf("stop %s: %v", d.name, err)
@@ -277,23 +287,21 @@ func TestMultiProcessLeaderKill(t *testing.T) {
 		if m.id, err = peer.IDFromPrivateKey(key); err != nil {
 			t.Fatal(err)
 		}
-		m.api = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-		m.gossip = fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 		cfg := fmt.Sprintf(`# %s
 site: mp
 state: %s
 listen:
-  - /ip4/127.0.0.1/udp/%d/quic-v1
-api: %s
+  - /ip4/127.0.0.1/udp/0/quic-v1
+api: 127.0.0.1:0
 release: app
 platform: linux/amd64
 trust: %s
 refresh: 200ms
-gossip-listen: %s
+gossip-listen: 127.0.0.1:0
 gossip-key-file: %s
 profile: test
 mdns: false
-`, m.name, state, freePort(t, "udp"), m.api, root, m.gossip, gossipKey)
+`, m.name, state, root, gossipKey)
 		switch {
 		case i == 0:
 			cfg += "cdn: " + url + "\nbootstrap: true\n"
@@ -307,6 +315,7 @@ mdns: false
 			t.Fatal(err)
 		}
 		m.d = mc.startDaemon(t, m.name, role, "--config", file)
+		m.api, m.gossip = m.d.addrs(t)
 		members = append(members, m)
 	}
 	byID := map[string]*member{}

@@ -194,6 +194,14 @@ func runDaemon(ctx context.Context, g *globals, o *daemonOpts, stdout io.Writer)
 		}
 		return nil
 	})
+	grp.Go(func() error {
+		select {
+		case <-n.Ready():
+			fmt.Fprintf(stdout, "gossip on %s\n", n.GossipAddr())
+		case <-gctx.Done():
+		}
+		return nil
+	})
 	grp.Go(func() error { systemdNotify(gctx, n.Ready(), log); return nil })
 	if err := grp.Wait(); !errors.Is(err, context.Canceled) {
 		return err
