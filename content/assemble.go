@@ -48,7 +48,7 @@ var ErrFileDigest = errors.New("file does not match its sha256")
 // are checked, instead of being decoded again.
 func Assemble(ctx context.Context, art *Artifact, store Store, dst string, prev *Installed) (AssembleStats, error) {
 	var st AssembleStats
-	if err := art.validate(DefaultLimits()); err != nil {
+	if err := art.validateLoaded(DefaultLimits()); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
 	// rename(2) replaces an empty directory, so an empty dst stays in

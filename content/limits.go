@@ -19,6 +19,8 @@ type Limits struct {
 	FileSize      int64 // one file's size
 	TotalSize     int64 // sum of file sizes per platform
 	PathBytes     int   // one path or link target
+	Xattrs        int   // extended attributes per entry
+	XattrBytes    int   // one extended attribute's value
 }
 
 // DefaultLimits suit a gateway OS image or application tree.
@@ -31,5 +33,7 @@ func DefaultLimits() Limits {
 		FileSize:      1 << 40,
 		TotalSize:     1 << 42,
 		PathBytes:     4096,
+		Xattrs:        32,
+		XattrBytes:    64 << 10, // Linux's XATTR_SIZE_MAX
 	}
 }

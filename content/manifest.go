@@ -11,12 +11,25 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 )
 
-// ManifestSchema is the manifest format this code writes and reads.
-const ManifestSchema = 1
+// ManifestSchema is the manifest format this code writes. It reads it and
+// ManifestSchemaV1.
+//
+// Schema 2 carries a tree with full fidelity (owners, all of 07777,
+// extended attributes, hard links, device nodes and fifos, mtimes, link
+// targets verbatim) and moves the file list out of the manifest into an
+// index (see Index), stored as content-defined chunks like any file, so
+// that a node fetches only the parts of it that changed since the release
+// it holds. Schema 1 lists files inline, with permission bits only and
+// symlinks that must resolve inside the tree.
+const ManifestSchema = 2
+
+// ManifestSchemaV1 is the first manifest format, still read.
+const ManifestSchemaV1 = 1
 
 // Manifest describes one release: what to materialise on each platform,
 // where each chunk lives on the origin, and how the rollout proceeds. Its
@@ -26,7 +39,8 @@ const ManifestSchema = 1
 // change between two releases has the same bytes in both: files carry
 // their chunks inline, each naming its pack by digest, with no table
 // indexes that an insertion would shift. That keeps manifest patches (see
-// MakeManifestPatch) proportional to what changed.
+// MakeManifestPatch) and, in schema 2, the changed chunks of the index
+// proportional to what changed.
 type Manifest struct {
 	Schema    int                  `json:"schema"`
 	Name      string               `json:"name"`
@@ -72,13 +86,52 @@ const (
 type Artifact struct {
 	Kind ArtifactKind `json:"kind"`
 	// Files are sorted by path; a kind "file" artifact has exactly one.
-	Files []File `json:"files"`
+	// Schema 1 lists them in the manifest; schema 2 in the Index, and
+	// they are nil until Load reads it.
+	Files []File `json:"files,omitempty"`
+	// Index holds the files of a schema 2 artifact.
+	Index *Index `json:"index,omitempty"`
+	// Schema is the schema of the manifest the artifact came from
+	// (DecodeManifest sets it); zero means ManifestSchema. Assembly
+	// applies owners, extended attributes and mtimes from schema 2 on.
+	Schema int `json:"-"`
 }
 
-// Chunks returns the artifact's distinct chunks in file order.
+func (a *Artifact) schema() int {
+	if a.Schema == 0 {
+		return ManifestSchema
+	}
+	return a.Schema
+}
+
+// validateLoaded checks an artifact whose files are present, as assembly
+// needs them.
+func (a *Artifact) validateLoaded(l Limits) error {
+	if a.Files == nil && a.Index != nil {
+		return badf("the index is not loaded")
+	}
+	if err := a.validateKind(); err != nil {
+		return err
+	}
+	return validateFiles(a.Files, a.schema(), l)
+}
+
+// Chunks returns the artifact's distinct chunks: those of its index
+// first, then those of its files in file order. The index's chunks are
+// part of the release like the files': a node keeps them, so that the
+// next release's index costs only the chunks that changed, and serves
+// them to its peers.
 func (a *Artifact) Chunks() []ChunkRef {
 	seen := make(map[ChunkID]struct{})
 	var out []ChunkRef
+	if a.Index != nil {
+		for _, c := range a.Index.Chunks {
+			if _, dup := seen[c.ID]; !dup {
+				seen[c.ID] = struct{}{}
+				out = append(out, c)
+			}
+		}
+	}
 	for i := range a.Files {
 		for _, c := range a.Files[i].Chunks {
 			if _, dup := seen[c.ID]; !dup {
@@ -90,26 +143,53 @@ func (a *Artifact) Chunks() []ChunkRef {
 	return out
 }
 
-// FileType is the type of a tree entry. Devices, fifos and sockets cannot be
-// expressed.
+// FileType is the type of a tree entry. Sockets cannot be expressed;
+// schema 1 has only files, directories and symlinks.
 type FileType string
 
 const (
 	TypeFile    FileType = "file"
 	TypeDir     FileType = "dir"
 	TypeSymlink FileType = "symlink"
+	// TypeLink is a hard link to a regular file listed before it (its
+	// Link): the same inode, stored and counted once.
+	TypeLink  FileType = "link"
+	TypeChar  FileType = "char"
+	TypeBlock FileType = "block"
+	TypeFifo  FileType = "fifo"
 )
 
 // File is one entry of an artifact.
+//
+// The owner, mode, extended attributes and mtime belong to the inode: a
+// hard link (TypeLink) has none of its own.
 type File struct {
-	Path   string     `json:"path"` // slash separated, relative, clean
-	Type   FileType   `json:"type"`
-	Mode   Mode       `json:"mode,omitzero"`    // permission bits; not for symlinks
+	Path string   `json:"path"` // slash separated, relative, clean
+	Type FileType `json:"type"`
+	Mode Mode     `json:"mode,omitzero"` // all of 07777; not for symlinks
+	// Owner, numeric; the names are informative, as in tar (schema 2).
+	UID   uint32 `json:"uid,omitzero"`
+	GID   uint32 `json:"gid,omitzero"`
+	User  string `json:"user,omitempty"`
+	Group string `json:"group,omitempty"`
+	// MTime is the modification time in nanoseconds since the Unix
+	// epoch (schema 2; schema 1 has none and leaves the assembly time).
+	MTime  int64      `json:"mtime,omitzero"`
+	Xattrs Xattrs     `json:"xattrs,omitempty"` // schema 2
 	Size   int64      `json:"size,omitzero"`    // regular files
 	SHA256 Digest     `json:"sha256,omitzero"`  // regular files
 	Chunks []ChunkRef `json:"chunks,omitempty"` // regular files, in order
-	Target string     `json:"target,omitempty"` // symlinks, relative
+	// Target is a symlink's target, verbatim: absolute or relative, it is
+	// data and never followed (schema 1: relative, inside the tree).
+	Target string `json:"target,omitempty"`
+	Link   string `json:"link,omitempty"`   // hard links: the regular file's path
+	Major  uint32 `json:"major,omitzero"`   // char and block devices
+	Minor  uint32 `json:"minor,omitzero"`   // char and block devices
 }
+
+// Xattrs are extended attributes by name; the values are written in
+// base64. Only the security, trusted and user namespaces are carried.
+type Xattrs map[string][]byte
 
 // ChunkRef says what a chunk is and where its body lives on the origin.
 type ChunkRef struct {
@@ -168,12 +248,22 @@ func ReleaseTarget(name, version string) string {
 	return "releases/" + name + "/" + version + ".json"
 }
 
-// Encode validates m and returns its canonical bytes.
+// Encode validates m and returns its canonical bytes. A schema 2
+// artifact's files are not part of them: its Index is.
 func (m *Manifest) Encode() ([]byte, error) {
 	if err := m.Validate(DefaultLimits()); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(m)
+	out := m
+	if m.Schema >= 2 {
+		c := *m
+		c.Platforms = make(map[string]*Artifact, len(m.Platforms))
+		for p, a := range m.Platforms {
+			c.Platforms[p] = &Artifact{Kind: a.Kind, Index: a.Index}
+		}
+		out = &c
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		return nil, fmt.Errorf("encode manifest %s@%s: %w", m.Name, m.Version, err)
 	}
@@ -183,8 +273,9 @@ func (m *Manifest) Encode() ([]byte, error) {
 // ID returns the release id of encoded manifest bytes.
 func ManifestID(encoded []byte) ReleaseID { return ReleaseID(sha256.Sum256(encoded)) }
 
-// DecodeManifest parses and validates manifest bytes. Unknown fields are
-// errors; a newer schema is refused by name.
+// DecodeManifest parses and validates manifest bytes of schema 1 or 2.
+// Unknown fields are errors; a newer schema is refused by name. The files
+// of a schema 2 artifact are in its index: see Artifact.Load.
 func DecodeManifest(b []byte, l Limits) (*Manifest, error) {
 	if int64(len(b)) > l.ManifestBytes {
 		return nil, badf("%d bytes exceeds the limit of %d", len(b), l.ManifestBytes)
@@ -195,8 +286,8 @@ func DecodeManifest(b []byte, l Limits) (*Manifest, error) {
 	if err := json.Unmarshal(b, &head); err != nil {
 		return nil, badf("%v", err)
 	}
-	if head.Schema != ManifestSchema {
-		return nil, badf("schema %d is not supported (this meshcast reads schema %d)", head.Schema, ManifestSchema)
+	if err := checkSchema(head.Schema); err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -207,10 +298,24 @@ func DecodeManifest(b []byte, l Limits) (*Manifest, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badf("trailing data after the manifest object")
 	}
+	if m.Schema >= 2 {
+		for p, a := range m.Platforms {
+			if a != nil && a.Files != nil {
+				return nil, badf("platform %s: a schema %d manifest lists its files in an index, not inline", p, m.Schema)
+			}
+		}
+	}
 	if err := m.Validate(l); err != nil {
 		return nil, err
 	}
 	return &m, nil
+}
+
+func checkSchema(s int) error {
+	if s != ManifestSchema && s != ManifestSchemaV1 {
+		return badf("schema %d is not supported (this meshcast reads schemas %d and %d)", s, ManifestSchemaV1, ManifestSchema)
+	}
+	return nil
 }
 
 var (
@@ -246,10 +351,11 @@ func ValidatePlatform(p string) error {
 }
 
 // Validate checks every field against the format and l. The error names the
-// first offending field.
+// first offending field. A schema 2 artifact's files are checked when
+// they are present (before Encode, after Load).
 func (m *Manifest) Validate(l Limits) error {
-	if m.Schema != ManifestSchema {
-		return badf("schema %d is not supported (this meshcast reads schema %d)", m.Schema, ManifestSchema)
+	if err := checkSchema(m.Schema); err != nil {
+		return err
 	}
 	if err := ValidateName(m.Name); err != nil {
 		return err
@@ -277,9 +383,10 @@ func (m *Manifest) Validate(l Limits) error {
 		if a == nil {
 			return badf("platform %s: null artifact", p)
 		}
-		if err := a.validate(l); err != nil {
+		if err := a.validate(m.Schema, l); err != nil {
 			return fmt.Errorf("platform %s: %w", p, err)
 		}
+		a.Schema = m.Schema
 	}
 	return nil
 }
@@ -316,31 +423,61 @@ func (r *Rollout) validate(ver *semver.Version) error {
 	return nil
 }
 
-func (a *Artifact) validate(l Limits) error {
+func (a *Artifact) validateKind() error {
 	switch a.Kind {
 	case KindFile:
-		if len(a.Files) != 1 || a.Files[0].Type != TypeFile || strings.Contains(a.Files[0].Path, "/") {
+		if a.Files != nil && (len(a.Files) != 1 || a.Files[0].Type != TypeFile || strings.Contains(a.Files[0].Path, "/")) {
 			return badf("a file artifact has exactly one regular file at the top level")
 		}
 	case KindTree:
 	default:
 		return badf("artifact kind %q is not file or tree", truncate(string(a.Kind), 20))
 	}
-	if len(a.Files) > l.Files {
-		return badf("%d files exceed the limit of %d", len(a.Files), l.Files)
+	return nil
+}
+
+func (a *Artifact) validate(schema int, l Limits) error {
+	if err := a.validateKind(); err != nil {
+		return err
+	}
+	switch {
+	case schema == ManifestSchemaV1 && a.Index != nil:
+		return badf("a schema %d manifest has no index", schema)
+	case schema >= 2 && a.Index == nil:
+		return badf("no index")
+	case schema >= 2:
+		if err := a.Index.validate(l); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		if a.Files == nil {
+			return nil // not loaded yet; Load checks them
+		}
+		if len(a.Files) != a.Index.Entries {
+			return badf("index: %d entries, the index says %d", len(a.Files), a.Index.Entries)
+		}
+	}
+	return validateFiles(a.Files, schema, l)
+}
+
+// validateFiles checks a sorted file list: paths, types, no entry below a
+// non-directory, hard links to earlier regular files, chunk references
+// that agree, and the bounds of l.
+func validateFiles(files []File, schema int, l Limits) error {
+	if len(files) > l.Files {
+		return badf("%d files exceed the limit of %d", len(files), l.Files)
 	}
 	// A chunk that several files share must be described the same way
 	// by each.
 	seen := make(map[ChunkID]ChunkRef)
 	refs := 0
-	nonDir := make(map[string]struct{})
+	nonDir := make(map[string]FileType)
 	var total int64
-	for i := range a.Files {
-		f := &a.Files[i]
+	for i := range files {
+		f := &files[i]
 		if err := ValidatePath(f.Path, l.PathBytes); err != nil {
 			return fmt.Errorf("file %d: %w", i, err)
 		}
-		if i > 0 && f.Path <= a.Files[i-1].Path {
+		if i > 0 && f.Path <= files[i-1].Path {
 			return badf("file %d %q: paths must be unique and sorted", i, f.Path)
 		}
 		for dir := f.Path; ; {
@@ -349,18 +486,23 @@ func (a *Artifact) validate(l Limits) error {
 				break
 			}
 			dir = dir[:j]
-			if _, bad := nonDir[dir]; bad {
-				return badf("file %d %q: parent %q is not a directory", i, f.Path, dir)
+			if t, bad := nonDir[dir]; bad {
+				return badf("file %d %q: parent %q is a %s, not a directory", i, f.Path, dir, t)
 			}
 		}
 		if refs += len(f.Chunks); refs > l.Chunks {
 			return badf("more than %d chunk references", l.Chunks)
 		}
-		if err := f.validate(l, seen); err != nil {
+		if err := f.validate(schema, l, seen); err != nil {
 			return fmt.Errorf("file %d %q: %w", i, f.Path, err)
 		}
+		if f.Type == TypeLink {
+			if t := nonDir[f.Link]; t != TypeFile {
+				return fmt.Errorf("file %d %q: %w", i, f.Path, badf("hard link to %q, which is not a regular file listed before it", truncate(f.Link, 60)))
+			}
+		}
 		if f.Type != TypeDir {
-			nonDir[f.Path] = struct{}{}
+			nonDir[f.Path] = f.Type
 		}
 		total += f.Size
 		if total > l.TotalSize {
@@ -395,52 +537,121 @@ func (c *ChunkRef) validate() error {
 	return nil
 }
 
-func (f *File) validate(l Limits, seen map[ChunkID]ChunkRef) error {
+func (f *File) validate(schema int, l Limits, seen map[ChunkID]ChunkRef) error {
+	if err := f.validateCommon(schema, l); err != nil {
+		return err
+	}
+	noData := f.Size == 0 && len(f.Chunks) == 0 && f.SHA256.isZero()
 	switch f.Type {
 	case TypeFile:
-		if f.Target != "" {
-			return badf("a regular file has no link target")
+		if f.Target != "" || f.Link != "" || f.Major != 0 || f.Minor != 0 {
+			return badf("a regular file has no link target or device numbers")
 		}
-		if f.Size < 0 || f.Size > l.FileSize {
-			return badf("size %d out of range 0..%d", f.Size, l.FileSize)
+		return f.validateChunks(l, seen)
+	case TypeDir, TypeFifo:
+		if !noData || f.Target != "" || f.Link != "" || f.Major != 0 || f.Minor != 0 {
+			return badf("a %s has no size, chunks, digest, target or device numbers", f.Type)
 		}
-		if f.Size > 0 && len(f.Chunks) == 0 {
-			return badf("size %d but no chunks", f.Size)
-		}
-		var sum int64
-		for i := range f.Chunks {
-			c := &f.Chunks[i]
-			if prev, ok := seen[c.ID]; ok {
-				if prev != *c {
-					return badf("chunk %d (%s) is described differently by another file", i, c.ID)
-				}
-			} else {
-				if err := c.validate(); err != nil {
-					return fmt.Errorf("chunk %d (%s): %w", i, c.ID, err)
-				}
-				seen[c.ID] = *c
-			}
-			sum += int64(c.Size)
-			if sum > f.Size {
-				break
-			}
-		}
-		if sum != f.Size {
-			return badf("chunks add up to %d bytes, size says %d", sum, f.Size)
-		}
-	case TypeDir:
-		if f.Size != 0 || len(f.Chunks) != 0 || f.Target != "" || !f.SHA256.isZero() {
-			return badf("a directory has no size, chunks, digest or target")
+	case TypeChar, TypeBlock:
+		if !noData || f.Target != "" || f.Link != "" {
+			return badf("a device has no size, chunks, digest or target")
 		}
 	case TypeSymlink:
-		if f.Size != 0 || len(f.Chunks) != 0 || f.Mode != 0 || !f.SHA256.isZero() {
-			return badf("a symlink has only a target")
+		if !noData || f.Mode != 0 || f.Link != "" || f.Major != 0 || f.Minor != 0 {
+			return badf("a symlink has no mode, size, chunks, digest or device numbers")
 		}
-		if err := validateLinkTarget(f.Path, f.Target, l.PathBytes); err != nil {
-			return err
+		if schema == ManifestSchemaV1 {
+			return validateLinkTarget(f.Path, f.Target, l.PathBytes)
 		}
+		return validateTarget(f.Target, l.PathBytes)
+	case TypeLink:
+		if !noData || f.Mode != 0 || f.Target != "" || f.Major != 0 || f.Minor != 0 ||
+			f.UID != 0 || f.GID != 0 || f.User != "" || f.Group != "" || f.MTime != 0 || f.Xattrs != nil {
+			return badf("a hard link has only the path of its file; the inode's fields are on that entry")
+		}
+		return ValidatePath(f.Link, l.PathBytes)
 	default:
-		return badf("type %q is not file, dir or symlink", truncate(string(f.Type), 20))
+		return badf("type %q is not file, dir, symlink, link, char, block or fifo", truncate(string(f.Type), 20))
+	}
+	return nil
+}
+
+// validateCommon checks what every type may carry: mode, owner names,
+// extended attributes, and that schema 1 has only its own fields.
+func (f *File) validateCommon(schema int, l Limits) error {
+	if f.Mode > 0o7777 {
+		return badf("mode %o has bits beyond 07777", uint32(f.Mode))
+	}
+	if schema == ManifestSchemaV1 {
+		if f.UID != 0 || f.GID != 0 || f.User != "" || f.Group != "" || f.MTime != 0 || f.Xattrs != nil ||
+			f.Link != "" || f.Major != 0 || f.Minor != 0 {
+			return badf("owner, mtime, xattrs, hard links and device numbers need schema 2")
+		}
+		switch f.Type {
+		case TypeFile, TypeDir, TypeSymlink:
+		default:
+			return badf("type %q is not file, dir or symlink", truncate(string(f.Type), 20))
+		}
+		return nil
+	}
+	for _, n := range []string{f.User, f.Group} {
+		if len(n) > 32 || !utf8.ValidString(n) || strings.ContainsAny(n, "/:\x00\n") {
+			return badf("owner name %q is not a user or group name", truncate(n, 40))
+		}
+	}
+	return ValidateXattrs(f.Xattrs, l)
+}
+
+// ValidateXattrs checks extended attributes against the namespaces
+// carried and the bounds of l.
+func ValidateXattrs(x Xattrs, l Limits) error {
+	if x == nil {
+		return nil
+	}
+	if len(x) == 0 || len(x) > l.Xattrs {
+		return badf("%d extended attributes; want 1 to %d (omit the field for none)", len(x), l.Xattrs)
+	}
+	for name, v := range x {
+		ns, rest, _ := strings.Cut(name, ".")
+		switch {
+		case ns != "security" && ns != "trusted" && ns != "user" || rest == "":
+			return badf("extended attribute %q is not in the security, trusted or user namespace", truncate(name, 60))
+		case len(name) > 255 || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0:
+			return badf("extended attribute name %q is not valid", truncate(name, 60))
+		case len(v) > l.XattrBytes:
+			return badf("extended attribute %s of %d bytes exceeds the limit of %d", truncate(name, 60), len(v), l.XattrBytes)
+		}
+	}
+	return nil
+}
+
+func (f *File) validateChunks(l Limits, seen map[ChunkID]ChunkRef) error {
+	if f.Size < 0 || f.Size > l.FileSize {
+		return badf("size %d out of range 0..%d", f.Size, l.FileSize)
+	}
+	if f.Size > 0 && len(f.Chunks) == 0 {
+		return badf("size %d but no chunks", f.Size)
+	}
+	var sum int64
+	for i := range f.Chunks {
+		c := &f.Chunks[i]
+		if prev, ok := seen[c.ID]; ok {
+			if prev != *c {
+				return badf("chunk %d (%s) is described differently by another file", i, c.ID)
+			}
+		} else {
+			if err := c.validate(); err != nil {
+				return fmt.Errorf("chunk %d (%s): %w", i, c.ID, err)
+			}
+			seen[c.ID] = *c
+		}
+		sum += int64(c.Size)
+		if sum > f.Size {
+			break
+		}
+	}
+	if sum != f.Size {
+		return badf("chunks add up to %d bytes, size says %d", sum, f.Size)
 	}
 	return nil
 }
@@ -457,6 +668,8 @@ func ValidatePath(p string, maxBytes int) error {
 		return badf("path %q is longer than %d bytes", truncate(p, 60), maxBytes)
 	case strings.IndexByte(p, 0) >= 0:
 		return badf("path %q contains NUL", truncate(p, 60))
+	case !utf8.ValidString(p):
+		return badf("path %q is not valid UTF-8", truncate(p, 60))
 	case p[0] == '/':
 		return badf("path %q is absolute", truncate(p, 60))
 	}
@@ -473,7 +686,24 @@ func ValidatePath(p string, maxBytes int) error {
 	return nil
 }
 
-// validateLinkTarget checks that a symlink at p pointing to target resolves
+// validateTarget checks a schema 2 symlink target: any path, absolute or
+// relative, since assembly never follows it; only its size and bytes are
+// bounded.
+func validateTarget(target string, maxBytes int) error {
+	switch {
+	case target == "":
+		return badf("symlink with an empty target")
+	case len(target) > maxBytes:
+		return badf("link target longer than %d bytes", maxBytes)
+	case strings.IndexByte(target, 0) >= 0:
+		return badf("link target contains NUL")
+	case !utf8.ValidString(target):
+		return badf("link target %q is not valid UTF-8", truncate(target, 60))
+	}
+	return nil
+}
+
+// validateLinkTarget checks that a schema 1 symlink at p pointing to target resolves
 // inside the tree. Assembly also refuses to follow links out of the tree
 // whatever they say.
 //

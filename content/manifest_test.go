@@ -38,7 +38,7 @@ func goldenManifest() *content.Manifest {
 	image := "disk image bytes"
 	pack0, pack1 := digestOf("pack 0"), digestOf("pack 1")
 	return &content.Manifest{
-		Schema:   content.ManifestSchema,
+		Schema:   content.ManifestSchemaV1,
 		Name:     "gateway-os",
 		Version:  "2.4.1-rc.1+build.7",
 		Chunking: content.DefaultChunking(),

@@ -56,7 +56,7 @@ func releaseManifest(seed uint64, files int) *content.Manifest {
 	list = append(list, content.File{Path: "lib/libz.so", Type: content.TypeSymlink, Target: "x86_64-linux-gnu/libz.so.1"})
 	slices.SortFunc(list, func(a, b content.File) int { return strings.Compare(a.Path, b.Path) })
 	return &content.Manifest{
-		Schema: content.ManifestSchema, Name: "gateway-os", Version: "1.0.0",
+		Schema: content.ManifestSchemaV1, Name: "gateway-os", Version: "1.0.0",
 		Chunking: content.DefaultChunking(), Rollout: content.DefaultRollout(),
 		Platforms: map[string]*content.Artifact{"linux/amd64": {Kind: content.KindTree, Files: list}},
 	}
