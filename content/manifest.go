@@ -182,9 +182,9 @@ type File struct {
 	// Target is a symlink's target, verbatim: absolute or relative, it is
 	// data and never followed (schema 1: relative, inside the tree).
 	Target string `json:"target,omitempty"`
-	Link   string `json:"link,omitempty"`   // hard links: the regular file's path
-	Major  uint32 `json:"major,omitzero"`   // char and block devices
-	Minor  uint32 `json:"minor,omitzero"`   // char and block devices
+	Link   string `json:"link,omitempty"` // hard links: the regular file's path
+	Major  uint32 `json:"major,omitzero"` // char and block devices
+	Minor  uint32 `json:"minor,omitzero"` // char and block devices
 }
 
 // Xattrs are extended attributes by name; the values are written in
