@@ -44,10 +44,13 @@ func ApplyManifestPatch(base, patch []byte, maxLen int64) ([]byte, error) {
 	if maxLen <= 0 || maxLen > DefaultLimits().ManifestBytes {
 		return nil, fmt.Errorf("%w: length bound %d out of range", ErrBadPatch, maxLen)
 	}
+	// The output is bounded by maxLen (the cap below); the window by
+	// what base and output span.
+	window := uint64(patchWindow(len(base) + int(maxLen)))
 	dec, err := zstd.NewReader(nil,
 		zstd.WithDecoderDictRaw(patchDictID, base),
-		zstd.WithDecoderMaxMemory(uint64(maxLen)),
-		zstd.WithDecoderMaxWindow(uint64(patchWindow(len(base)+int(maxLen)))),
+		zstd.WithDecoderMaxMemory(max(uint64(maxLen), window)),
+		zstd.WithDecoderMaxWindow(window),
 		zstd.WithDecodeAllCapLimit(true),
 		zstd.WithDecoderConcurrency(1),
 	)
@@ -63,9 +66,11 @@ func ApplyManifestPatch(base, patch []byte, maxLen int64) ([]byte, error) {
 }
 
 // patchWindow is a window that spans the dictionary and the output, as
-// zstd's --patch-from does, within the encoder's limits.
+// zstd's --patch-from does, within the encoder's limits, and at least
+// 64 KiB: the encoder writes a larger window than asked for inputs of a
+// few hundred bytes, as schema 2 manifests are.
 func patchWindow(n int) int {
-	w := zstd.MinWindowSize
+	w := 64 << 10
 	for w < n && w < zstd.MaxWindowSize {
 		w <<= 1
 	}

@@ -48,6 +48,12 @@ type Sources struct {
 	Origin     tuf.Source
 	OriginName string
 	Leading    func() bool
+	// PeerChunks and OriginChunks fetch the chunks of a release's index
+	// (content.Index) that the store lacks, from the site's peers and the
+	// origin, as the metadata comes. PeerChunks is required;
+	// OriginChunks goes with Origin.
+	PeerChunks   content.FetchFunc
+	OriginChunks content.FetchFunc
 }
 
 // FollowerConfig configures a Follower. Zero values mean the documented
@@ -62,6 +68,9 @@ type FollowerConfig struct {
 	TUFDir string
 	// TrustedRoot is the root.json the node trusts initially. Required.
 	TrustedRoot []byte
+	// Store holds the node's chunks, those of release indexes among
+	// them. Required.
+	Store content.Store
 	// Refresh is how often the follower looks at its site's target
 	// without being woken. Default 30 s.
 	Refresh time.Duration
@@ -106,10 +115,12 @@ func NewFollower(cfg FollowerConfig, site Site, sources Sources, swarms Swarms, 
 	switch {
 	case cfg.TUFDir == "" || len(cfg.TrustedRoot) == 0:
 		return nil, errors.New("deploy: follower: TUFDir and TrustedRoot are required")
-	case site == nil || sources.Peers == nil || swarms == nil:
-		return nil, errors.New("deploy: follower: a site, peers and swarms are required")
-	case sources.Origin != nil && sources.Leading == nil:
-		return nil, errors.New("deploy: follower: an origin needs Leading")
+	case cfg.Store == nil:
+		return nil, errors.New("deploy: follower: Store is required")
+	case site == nil || sources.Peers == nil || sources.PeerChunks == nil || swarms == nil:
+		return nil, errors.New("deploy: follower: a site, peers (files and chunks) and swarms are required")
+	case sources.Origin != nil && (sources.Leading == nil || sources.OriginChunks == nil):
+		return nil, errors.New("deploy: follower: an origin needs Leading and OriginChunks")
 	case cfg.Refresh < 0:
 		return nil, fmt.Errorf("deploy: follower: refresh %v is negative", cfg.Refresh)
 	}
@@ -220,18 +231,18 @@ func (f *Follower) stage(ctx context.Context, want content.Release, prev Swarm) 
 
 // source is where the follower refreshes the signed metadata now: the
 // origin for the leading seeder, the site's peers for everyone else.
-func (f *Follower) source() (tuf.Source, string) {
+func (f *Follower) source() (tuf.Source, content.FetchFunc, string) {
 	if f.sources.Origin != nil && f.sources.Leading() {
-		return f.sources.Origin, f.sources.OriginName
+		return f.sources.Origin, f.sources.OriginChunks, f.sources.OriginName
 	}
-	return f.sources.Peers, "site peers"
+	return f.sources.Peers, f.sources.PeerChunks, "site peers"
 }
 
 // resolve finds a release in freshly verified metadata and returns it
 // (with its signed id) and its artifact for the node's platform. A
 // target that names an id must be signed with that id.
 func (f *Follower) resolve(ctx context.Context, want content.Release) (content.Release, *content.Artifact, error) {
-	src, name := f.source()
+	src, chunks, name := f.source()
 	trusted, err := tuf.Refresh(ctx, src, name, f.cfg.TUFDir, f.cfg.TrustedRoot, f.log)
 	if err != nil {
 		return content.Release{}, nil, err
@@ -247,6 +258,9 @@ func (f *Follower) resolve(ctx context.Context, want content.Release) (content.R
 	art := m.Platforms[f.cfg.Platform]
 	if art == nil {
 		return content.Release{}, nil, fmt.Errorf("release %s has no artifact for %s", target, f.cfg.Platform)
+	}
+	if err := art.Load(ctx, f.cfg.Store, chunks, f.cfg.Limits); err != nil {
+		return content.Release{}, nil, fmt.Errorf("release %s: %w", target, err)
 	}
 	return target.Release, art, nil
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/content/origin"
 	"github.com/meshcast/meshcast/content/tuf"
 	"github.com/meshcast/meshcast/content/tuf/tuftest"
 	"github.com/meshcast/meshcast/deploy"
@@ -106,14 +107,16 @@ func newFollowerRig(t *testing.T, seeder bool) *followerRig {
 	r := &followerRig{o: cdntest.NewOrigin(t, cdntest.Options{}), tree: t.TempDir(), site: &fakeSite{}, swarms: &fakeSwarms{}}
 	cdntest.WriteTree(t, r.tree)
 	r.peers, r.cdn = tuftest.NewDiskSource(r.o.Dir), tuftest.NewDiskSource(r.o.Dir)
-	sources := deploy.Sources{Peers: r.peers}
+	store := content.NewMemStore()
+	sources := deploy.Sources{Peers: r.peers, PeerChunks: origin.PackFetch(filepath.Join(r.o.Dir, "packs"), store)}
 	if seeder {
 		sources.Origin, sources.OriginName = r.cdn, "the test CDN"
+		sources.OriginChunks = sources.PeerChunks
 		sources.Leading = func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.leading }
 	}
 	var err error
 	r.follower, err = deploy.NewFollower(deploy.FollowerConfig{Platform: platform, TUFDir: filepath.Join(t.TempDir(), "tuf"),
-		TrustedRoot: r.o.RootJSON, Refresh: time.Hour}, r.site, sources, r.swarms, nil)
+		TrustedRoot: r.o.RootJSON, Refresh: time.Hour, Store: store}, r.site, sources, r.swarms, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,8 +262,9 @@ func TestFollowerLeavesOnStop(t *testing.T) {
 	v1, _ := r.publish(t, "1.0.0", platform)
 	r.target(t, v1, func(st deploy.FollowerState) bool { return st.Release == v1 })
 	// A second follower over the same fakes, stopped at once.
-	f, err := deploy.NewFollower(deploy.FollowerConfig{Platform: platform, TUFDir: filepath.Join(t.TempDir(), "tuf"), TrustedRoot: r.o.RootJSON},
-		r.site, deploy.Sources{Peers: r.peers}, r.swarms, nil)
+	store := content.NewMemStore()
+	f, err := deploy.NewFollower(deploy.FollowerConfig{Platform: platform, TUFDir: filepath.Join(t.TempDir(), "tuf"), TrustedRoot: r.o.RootJSON, Store: store},
+		r.site, deploy.Sources{Peers: r.peers, PeerChunks: origin.PackFetch(filepath.Join(r.o.Dir, "packs"), store)}, r.swarms, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -233,14 +233,19 @@ func (n *Node) build(log *slog.Logger) error {
 	}
 	n.log = log.With("node", n.host.ID().ShortString())
 	n.exch = exchange.New(n.store, banner{n}, n.cfg.Exchange, n.log)
-	sources := deploy.Sources{Peers: meta.NewPeers(n.host, n.log)}
+	peers := meta.NewPeers(n.host, n.log)
+	sources := deploy.Sources{Peers: peers, PeerChunks: peers.FetchChunks(n.store)}
 	n.site = gossipSite{n}
 	if n.fsm != nil {
 		n.site = fsmSite{n.fsm}
 		sources.Origin, sources.OriginName, sources.Leading = n.cdn, n.cfg.CDN.URL, n.leading
+		sources.OriginChunks = func(ctx context.Context, refs []content.ChunkRef) error {
+			return n.cdn.FetchChunks(ctx, refs, n.store.Put)
+		}
 	}
 	n.follower, err = deploy.NewFollower(deploy.FollowerConfig{
 		Platform: n.cfg.Platform, Limits: n.cfg.Limits, TUFDir: n.tufDir(), TrustedRoot: n.cfg.TrustedRoot, Refresh: n.cfg.Refresh,
+		Store: n.store,
 	}, n.site, sources, swarms{n}, n.log)
 	return err
 }
@@ -306,9 +311,9 @@ func (n *Node) Run(ctx context.Context) error {
 		n.exch.Attach(ctx, n.host, n.wrap(ctx))
 		return nil
 	})
-	meta.Serve(n.host, func(path string) ([]byte, error) {
+	meta.Serve(n.host, meta.WithChunks(func(path string) ([]byte, error) {
 		return tuf.CachedFile(n.tufDir(), path)
-	}, n.log)
+	}, n.store), n.log)
 	g.Go(func() error { n.keepConnected(ctx); return nil })
 	g.Go(func() error { n.runGossip(ctx); return nil })
 	if n.cfg.MDNS {

@@ -90,7 +90,7 @@ func (o *testOrigin) manifest(t *testing.T, res *origin.PublishResult) ([]byte, 
 	t.Helper()
 	dir, base := filepath.Split(res.Target)
 	b := o.readFile(t, filepath.Join("targets", dir, res.ReleaseID.String()+"."+base))
-	m, err := content.DecodeManifest(b, content.DefaultLimits())
+	m, err := origin.LoadManifest(t.Context(), filepath.Join(o.dir, "packs"), b, content.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

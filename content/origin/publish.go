@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -51,7 +52,11 @@ type PublishResult struct {
 	InputBytes int64             `json:"input_bytes"`
 	NewBytes   int64             `json:"new_bytes"` // chunk bytes written to the origin
 	Pack       string            `json:"pack,omitempty"`
-	Seconds    float64           `json:"seconds"`
+	// The index streams of the platforms (content.Index): their bytes,
+	// and the pack holding their chunks the origin lacked.
+	IndexBytes int64   `json:"index_bytes"`
+	IndexPack  string  `json:"index_pack,omitempty"`
+	Seconds    float64 `json:"seconds"`
 }
 
 // ErrVersionExists means the origin already holds the release's version
@@ -101,6 +106,16 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 		return fail(err)
 	}
 	m, res := p.manifest(opt, platforms, arts, newPack)
+	// The indexes name the new pack, so their chunks go to a second one.
+	ipack, err := newPendingPack(r.PacksDir())
+	if err != nil {
+		return fail(err)
+	}
+	defer ipack.discard()
+	indexPack, err := p.writeIndexes(m, platforms, newPack, ipack, res)
+	if err != nil {
+		return fail(err)
+	}
 	encoded, err := m.Encode()
 	if err != nil {
 		return fail(err)
@@ -124,6 +139,12 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 			return fail(err)
 		}
 		res.Pack = newPack.Pack.String()
+	}
+	if indexPack != nil {
+		if err := ipack.commit(indexPack); err != nil {
+			return fail(err)
+		}
+		res.IndexPack = indexPack.Pack.String()
 	}
 	if err := r.addRelease(keys, opt, res.Target, id, encoded, log); err != nil {
 		return fail(err)
@@ -747,4 +768,76 @@ func (p *publisher) manifest(opt PublishOptions, platforms []string, arts map[st
 		res.NewChunks, res.NewBytes = len(newPack.Entries), newPack.Size
 	}
 	return m, res
+}
+
+// writeIndexes encodes each platform's files as its index stream, cuts it
+// with content.IndexChunking and writes the chunks the origin lacks to
+// pack, which must be a pack other than the one the files' chunks went to
+// (dataPack, nil if none), since the stream names that one. It sets each
+// artifact's Index and adds the new chunks to res, and returns pack's
+// index, or nil if nothing was new.
+func (p *publisher) writeIndexes(m *content.Manifest, platforms []string, dataPack *content.PackIndex, pack *pendingPack, res *PublishResult) (*content.PackIndex, error) {
+	added := map[content.ChunkID]location{}
+	var body []byte
+	for _, pl := range platforms {
+		a := m.Platforms[pl]
+		stream, err := content.EncodeIndex(a.Files)
+		if err != nil {
+			return nil, fmt.Errorf("artifact %s: %w", pl, err)
+		}
+		x := &content.Index{Entries: len(a.Files), Size: int64(len(stream)), SHA256: content.Digest(sha256.Sum256(stream))}
+		ch := content.NewChunker(bytes.NewReader(stream), content.IndexChunking())
+		for {
+			data, err := ch.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("artifact %s: index: %w", pl, err)
+			}
+			id := content.SumChunk(data)
+			loc, ok := p.known[id]
+			if !ok {
+				if loc, ok = p.added[id]; ok {
+					loc.pack = dataPack.Pack // the data pack holds it
+				}
+			}
+			if !ok {
+				if loc, ok = added[id]; !ok {
+					var enc content.Encoding
+					enc, body = p.comp.Encode(body[:0], data)
+					off, err := pack.w.Add(id, len(data), enc, body)
+					if err != nil {
+						return nil, err
+					}
+					loc = location{offset: off, stored: len(body), size: len(data), enc: enc}
+					added[id] = loc
+				}
+			}
+			x.Chunks = append(x.Chunks, content.ChunkRef{ID: id, Size: loc.size, Stored: loc.stored, Enc: loc.enc, Pack: loc.pack, Offset: loc.offset})
+		}
+		a.Index = x
+		res.IndexBytes += x.Size
+	}
+	distinct := map[content.ChunkID]struct{}{}
+	for _, a := range m.Platforms {
+		for _, c := range a.Index.Chunks {
+			distinct[c.ID] = struct{}{}
+		}
+	}
+	res.Chunks += len(distinct) // an index chunk is never a file's chunk
+	indexPack, err := pack.finish()
+	if err != nil || indexPack == nil {
+		return nil, err
+	}
+	for _, a := range m.Platforms {
+		for i := range a.Index.Chunks {
+			if c := &a.Index.Chunks[i]; c.Pack == (content.Digest{}) {
+				c.Pack = indexPack.Pack
+			}
+		}
+	}
+	res.NewChunks += len(indexPack.Entries)
+	res.NewBytes += indexPack.Size
+	return indexPack, nil
 }

@@ -48,28 +48,43 @@ func checkPublished(t *testing.T, o *testOrigin, res *origin.PublishResult) *con
 	if res.Chunks != len(distinct) || res.InputBytes != input {
 		t.Errorf("result: %d chunks, %d input bytes; manifest: %d distinct chunks, %d bytes of files", res.Chunks, res.InputBytes, len(distinct), input)
 	}
-	if res.Pack == "" {
+	if res.Pack == "" && res.IndexPack == "" {
 		if res.NewChunks != 0 || res.NewBytes != 0 {
 			t.Errorf("no pack but %d new chunks, %d new bytes", res.NewChunks, res.NewBytes)
 		}
 		return m
 	}
-	pack := o.readFile(t, "packs/"+res.Pack+".pack")
-	if sum := sha256.Sum256(pack); content.Digest(sum).String() != res.Pack {
-		t.Errorf("pack %s hashes to %x", res.Pack, sum)
+	var newChunks int
+	var newBytes int64
+	for _, name := range []string{res.Pack, res.IndexPack} {
+		if name != "" {
+			n, size := checkPack(t, o, m, name, distinct)
+			newChunks, newBytes = newChunks+n, newBytes+size
+		}
 	}
-	idx, err := content.DecodePackIndex(o.readFile(t, "packs/"+res.Pack+".idx"))
+	if res.NewChunks != newChunks || res.NewBytes != newBytes {
+		t.Errorf("result: %d new chunks, %d new bytes; packs: %d chunks, %d bytes", res.NewChunks, res.NewBytes, newChunks, newBytes)
+	}
+	return m
+}
+
+// checkPack checks a pack a publish wrote against its index and the
+// manifest's chunk references, and returns its chunks and bytes.
+func checkPack(t *testing.T, o *testOrigin, m *content.Manifest, name string, distinct map[content.ChunkID]content.ChunkRef) (int, int64) {
+	t.Helper()
+	pack := o.readFile(t, "packs/"+name+".pack")
+	if sum := sha256.Sum256(pack); content.Digest(sum).String() != name {
+		t.Errorf("pack %s hashes to %x", name, sum)
+	}
+	idx, err := content.DecodePackIndex(o.readFile(t, "packs/"+name+".idx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if idx.Pack.String() != res.Pack || idx.Size != int64(len(pack)) {
-		t.Errorf("index describes pack %s of %d bytes, want %s of %d", idx.Pack, idx.Size, res.Pack, len(pack))
-	}
-	if res.NewChunks != len(idx.Entries) || res.NewBytes != int64(len(pack)) {
-		t.Errorf("result: %d new chunks, %d new bytes; pack: %d chunks, %d bytes", res.NewChunks, res.NewBytes, len(idx.Entries), len(pack))
+	if idx.Pack.String() != name || idx.Size != int64(len(pack)) {
+		t.Errorf("index describes pack %s of %d bytes, want %s of %d", idx.Pack, idx.Size, name, len(pack))
 	}
 	if !slices.Contains(packsOf(m), idx.Pack) {
-		t.Fatalf("manifest does not refer to its new pack %s", res.Pack)
+		t.Fatalf("manifest does not refer to its new pack %s", name)
 	}
 	indexed := map[content.ChunkID]bool{}
 	for _, e := range idx.Entries {
@@ -88,7 +103,7 @@ func checkPublished(t *testing.T, o *testOrigin, res *origin.PublishResult) *con
 			t.Errorf("manifest places chunk %s in the new pack, whose index lacks it", ref.ID.Short())
 		}
 	}
-	return m
+	return len(idx.Entries), int64(len(pack))
 }
 
 // packsOf returns the distinct packs m's chunks live in, by platform in
@@ -115,8 +130,8 @@ func TestPublish(t *testing.T) {
 	if res.Unchanged || res.NewChunks != res.Chunks || res.NewChunks == 0 {
 		t.Errorf("first publish: unchanged %v, %d of %d chunks new; want all new", res.Unchanged, res.NewChunks, res.Chunks)
 	}
-	if packs := packsOf(m); len(packs) != 1 || packs[0].String() != res.Pack {
-		t.Errorf("manifest packs %v, want [%s]", packs, res.Pack)
+	if packs := packsOf(m); len(packs) != 2 || packs[0].String() != res.IndexPack || packs[1].String() != res.Pack {
+		t.Errorf("manifest packs %v, want the index's %s and the files' %s", packs, res.IndexPack, res.Pack)
 	}
 	a := m.Platforms["linux/amd64"]
 	files := map[string]content.File{}
@@ -203,9 +218,10 @@ func TestPublishInputKinds(t *testing.T) {
 	if f := single.Files[0]; f.Path != "app" || f.Type != content.TypeFile || f.Mode != 0o755 || f.Size != int64(len(app)) || f.SHA256 != content.Digest(sha256.Sum256(app)) {
 		t.Errorf("single file: %+v", f)
 	}
-	// The same bytes are the same chunks: nothing beyond the tree's.
-	if res.NewChunks != len(dir.Chunks()) {
-		t.Errorf("%d new chunks, want the tree's %d", res.NewChunks, len(dir.Chunks()))
+	// The same bytes are the same chunks: nothing beyond the tree's and
+	// the single file's index.
+	if want := len(dir.Chunks()) + len(single.Index.Chunks); res.NewChunks != want {
+		t.Errorf("%d new chunks, want the tree's %d and the single file's index's %d", res.NewChunks, len(dir.Chunks()), len(single.Index.Chunks))
 	}
 }
 
@@ -332,12 +348,16 @@ func TestPublishSecondVersionSharesChunks(t *testing.T) {
 	}
 	res2 := o.mustPublish(t, "app", "1.1.0", map[string]string{"linux/amd64": tree})
 	m2 := checkPublished(t, o, res2)
-	if res2.NewChunks != 1 || res2.NewBytes == 0 || res2.NewBytes > 64 || res2.Pack == res1.Pack {
-		t.Errorf("second version: %d new chunks, %d new bytes in pack %s; want the one changed page, small, in a new pack", res2.NewChunks, res2.NewBytes, res2.Pack)
+	// The changed page, and the index chunk around its entry: the index
+	// is small enough here to be one chunk.
+	x2 := m2.Platforms["linux/amd64"].Index
+	if res2.NewChunks != 2 || len(x2.Chunks) != 1 || res2.NewBytes-int64(x2.Chunks[0].Stored) > 64 || res2.Pack == res1.Pack {
+		t.Errorf("second version: %d new chunks, %d new bytes in pack %s; want the one changed page, small, in a new pack, and the index", res2.NewChunks, res2.NewBytes, res2.Pack)
 	}
-	if packs := packsOf(m2); len(packs) != 2 || !slices.ContainsFunc(packs, func(d content.Digest) bool { return d.String() == res1.Pack }) ||
-		!slices.ContainsFunc(packs, func(d content.Digest) bool { return d.String() == res2.Pack }) {
-		t.Fatalf("1.1.0 refers to packs %v, want %s and its own %s", packs, res1.Pack, res2.Pack)
+	if packs := packsOf(m2); len(packs) != 3 || !slices.ContainsFunc(packs, func(d content.Digest) bool { return d.String() == res1.Pack }) ||
+		!slices.ContainsFunc(packs, func(d content.Digest) bool { return d.String() == res2.Pack }) ||
+		!slices.ContainsFunc(packs, func(d content.Digest) bool { return d.String() == res2.IndexPack }) {
+		t.Fatalf("1.1.0 refers to packs %v, want %s and its own %s and %s", packs, res1.Pack, res2.Pack, res2.IndexPack)
 	}
 	// Every reused chunk points at the same place in the first pack.
 	_, m1 := o.manifest(t, res1)
@@ -354,8 +374,8 @@ func TestPublishSecondVersionSharesChunks(t *testing.T) {
 			}
 		}
 	}
-	if reused != res2.Chunks-1 {
-		t.Errorf("%d chunks reused, want %d", reused, res2.Chunks-1)
+	if reused != res2.Chunks-2 {
+		t.Errorf("%d chunks reused, want all but the page and the index: %d", reused, res2.Chunks-2)
 	}
 }
 

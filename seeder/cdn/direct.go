@@ -81,12 +81,27 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 		slices.Sort(have)
 		return nil, fmt.Errorf("release %s has no artifact for %s (it has %s)", rel, opt.Platform, strings.Join(have, ", "))
 	}
+	// The index first: it lists the files, and the chunks to fetch.
+	fetchedIndex := map[content.ChunkID]bool{}
+	err = art.Load(ctx, store, func(ctx context.Context, refs []content.ChunkRef) error {
+		for _, ref := range refs {
+			fetchedIndex[ref.ID] = true
+		}
+		return c.FetchChunks(ctx, refs, store.Put)
+	}, opt.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("release %s: %w", rel, err)
+	}
 	var missing []content.ChunkRef
 	chunks := art.Chunks()
 	for _, ref := range chunks {
-		if store.Has(ref.ID) {
+		switch {
+		case fetchedIndex[ref.ID]:
+			res.ChunksFetched++
+			res.ChunkBytes += int64(ref.Stored)
+		case store.Has(ref.ID):
 			res.ChunksReused++
-		} else {
+		default:
 			missing = append(missing, ref)
 		}
 	}

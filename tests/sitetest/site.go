@@ -360,7 +360,7 @@ func (s *Site) Manifest(version string) *content.Manifest {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	m, err := content.DecodeManifest(b, content.DefaultLimits())
+	m, err := origin.LoadManifest(context.Background(), filepath.Join(s.Origin, "packs"), b, content.DefaultLimits())
 	if err != nil {
 		s.t.Fatal(err)
 	}

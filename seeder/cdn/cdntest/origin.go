@@ -167,7 +167,7 @@ func (o *Origin) ManifestBytes(res *origin.PublishResult) []byte {
 // Manifest returns the decoded manifest a publish signed.
 func (o *Origin) Manifest(res *origin.PublishResult) *content.Manifest {
 	o.t.Helper()
-	m, err := content.DecodeManifest(o.ManifestBytes(res), content.DefaultLimits())
+	m, err := origin.LoadManifest(o.t.Context(), filepath.Join(o.Dir, "packs"), o.ManifestBytes(res), content.DefaultLimits())
 	if err != nil {
 		o.t.Fatal(err)
 	}
