@@ -41,7 +41,7 @@ func (x *Index) validate(l Limits) error {
 	case x.Entries > l.Files:
 		return badf("%d entries (files) exceed the limit of %d", x.Entries, l.Files)
 	case x.Entries < 0:
-		return badf("%d entries (files) exceed the limit of %d", x.Entries, l.Files)
+		return badf("%d entries", x.Entries)
 	case x.Size < 0 || x.Size > l.ManifestBytes:
 		return badf("%d bytes out of range 0..%d", x.Size, l.ManifestBytes)
 	case (x.Size == 0) != (x.Entries == 0) || (x.Size == 0) != (len(x.Chunks) == 0):
