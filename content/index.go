@@ -28,7 +28,7 @@ type Index struct {
 // IndexChunking cuts index streams: smaller than file chunks, since a
 // changed entry costs the chunk around it, and fixed, so that the indexes
 // of two releases share chunks.
-func IndexChunking() Chunking { return Chunking{Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10} }
+func IndexChunking() Chunking { return Chunking{Min: 1 << 10, Avg: 4 << 10, Max: 16 << 10} }
 
 // maxIndexLine bounds one line of an index stream: a path, a target and
 // the extended attributes, base64 encoded, with room for the JSON.
@@ -63,13 +63,19 @@ func (x *Index) validate(l Limits) error {
 }
 
 // EncodeIndex returns the index stream of files, which must be sorted by
-// path.
+// path. A file of one chunk has that chunk's id as its sha256, so its
+// line omits the sha256: hashes are most of an index's bytes, and they do
+// not compress.
 func EncodeIndex(files []File) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	for i := range files {
-		if err := enc.Encode(&files[i]); err != nil {
+		f := files[i]
+		if len(f.Chunks) == 1 && f.SHA256 == Digest(f.Chunks[0].ID) {
+			f.SHA256 = Digest{}
+		}
+		if err := enc.Encode(&f); err != nil {
 			return nil, fmt.Errorf("index entry %q: %w", files[i].Path, err)
 		}
 	}
@@ -100,6 +106,12 @@ func decodeIndex(b []byte, n int, l Limits) ([]File, error) {
 		}
 		if _, err := dec.Token(); err != io.EOF {
 			return nil, badf("index entry %d: trailing data", len(files))
+		}
+		if f.Type == TypeFile && len(f.Chunks) == 1 {
+			if !f.SHA256.isZero() {
+				return nil, badf("index entry %d: a file of one chunk has that chunk's id as its sha256, and no sha256 field", len(files))
+			}
+			f.SHA256 = Digest(f.Chunks[0].ID)
 		}
 		files = append(files, f)
 		b = b[i+1:]

@@ -53,10 +53,12 @@ type PublishResult struct {
 	NewBytes   int64             `json:"new_bytes"` // chunk bytes written to the origin
 	Pack       string            `json:"pack,omitempty"`
 	// The index streams of the platforms (content.Index): their bytes,
-	// and the pack holding their chunks the origin lacked.
-	IndexBytes int64   `json:"index_bytes"`
-	IndexPack  string  `json:"index_pack,omitempty"`
-	Seconds    float64 `json:"seconds"`
+	// and the pack holding their chunks the origin lacked, of
+	// IndexNewBytes (counted in NewBytes too).
+	IndexBytes    int64   `json:"index_bytes"`
+	IndexPack     string  `json:"index_pack,omitempty"`
+	IndexNewBytes int64   `json:"index_new_bytes"`
+	Seconds       float64 `json:"seconds"`
 }
 
 // ErrVersionExists means the origin already holds the release's version
@@ -839,5 +841,6 @@ func (p *publisher) writeIndexes(m *content.Manifest, platforms []string, dataPa
 	}
 	res.NewChunks += len(indexPack.Entries)
 	res.NewBytes += indexPack.Size
+	res.IndexNewBytes = indexPack.Size
 	return indexPack, nil
 }

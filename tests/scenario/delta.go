@@ -43,10 +43,13 @@ type DeltaResult struct {
 	BaselineBytes int64 `json:"baseline_bytes"` // the same files, each compressed alone with zstd -19
 
 	V1NewBytes    int64   `json:"v1_new_bytes"`
-	V2NewBytes    int64   `json:"v2_new_bytes"` // chunk bytes publishing v2 wrote
+	V2NewBytes    int64   `json:"v2_new_bytes"` // chunk bytes publishing v2 wrote, the index's included
 	V2NewChunks   int     `json:"v2_new_chunks"`
 	PublishRatio  float64 `json:"publish_ratio"` // v2_new_bytes / baseline_bytes
 	ManifestBytes int64   `json:"manifest_bytes"`
+	// IndexNewBytes are the new chunks of v2's file list (content.Index),
+	// part of v2_new_bytes.
+	IndexNewBytes int64 `json:"index_new_bytes"`
 
 	FetchBytesFromCDN int64   `json:"fetch_bytes_from_cdn"` // node holding v1 fetching v2, wire bytes
 	FetchRequests     int64   `json:"fetch_requests"`
@@ -115,7 +118,7 @@ func Delta(ctx context.Context, opt DeltaOptions, log *slog.Logger) (*DeltaResul
 			if i == 0 {
 				res.V1NewBytes = pr.NewBytes
 			} else {
-				res.V2NewBytes, res.V2NewChunks = pr.NewBytes, pr.NewChunks
+				res.V2NewBytes, res.V2NewChunks, res.IndexNewBytes = pr.NewBytes, pr.NewChunks, pr.IndexNewBytes
 				fi, err := targetFile(o.dir, pr)
 				if err != nil {
 					return err
