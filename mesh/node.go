@@ -177,6 +177,8 @@ type Node struct {
 	closeOnce sync.Once
 	bg        sync.WaitGroup // dials of members gossip reports
 	joinErr   atomic.Pointer[timedErr]
+	// Index chunks this seeder fetched from the CDN, for the status.
+	indexChunks, indexBytes atomic.Int64
 }
 
 // timedErr is a failure and when it happened.
@@ -240,7 +242,14 @@ func (n *Node) build(log *slog.Logger) error {
 		n.site = fsmSite{n.fsm}
 		sources.Origin, sources.OriginName, sources.Leading = n.cdn, n.cfg.CDN.URL, n.leading
 		sources.OriginChunks = func(ctx context.Context, refs []content.ChunkRef) error {
-			return n.cdn.FetchChunks(ctx, refs, n.store.Put)
+			return n.cdn.FetchChunks(ctx, refs, func(c content.Chunk) error {
+				if err := n.store.Put(c); err != nil {
+					return err
+				}
+				n.indexChunks.Add(1)
+				n.indexBytes.Add(int64(len(c.Body)))
+				return nil
+			})
 		}
 	}
 	n.follower, err = deploy.NewFollower(deploy.FollowerConfig{

@@ -33,7 +33,8 @@ func (n *Node) Status() api.Status {
 	if n.started() {
 		if n.leader != nil {
 			ls := n.leader.Stats()
-			s.ChunksFromCDN, s.ChunkBytesFromCDN = ls.ChunksFromCDN, ls.ChunkBytesFromCDN
+			s.ChunksFromCDN = ls.ChunksFromCDN + n.indexChunks.Load()
+			s.ChunkBytesFromCDN = ls.ChunkBytesFromCDN + n.indexBytes.Load()
 			if ls.ErrAt.After(last.at) {
 				last = timedErr{ls.Err, ls.ErrAt}
 			}

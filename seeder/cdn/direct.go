@@ -40,6 +40,33 @@ type FetchResult struct {
 	Seconds       float64           `json:"seconds"`
 }
 
+// platformArtifact returns m's artifact for platform, or an error that
+// lists the platforms m has.
+func platformArtifact(m *content.Manifest, rel tuf.Target, platform string) (*content.Artifact, error) {
+	if art, ok := m.Platforms[platform]; ok {
+		return art, nil
+	}
+	have := make([]string, 0, len(m.Platforms))
+	for p := range m.Platforms {
+		have = append(have, p)
+	}
+	slices.Sort(have)
+	return nil, fmt.Errorf("release %s has no artifact for %s (it has %s)", rel, platform, strings.Join(have, ", "))
+}
+
+// loadIndex loads the artifact's file list (content.Index), fetching the
+// chunks of it that store lacks, and returns those.
+func loadIndex(ctx context.Context, c *Client, art *content.Artifact, store content.Store, l content.Limits) (map[content.ChunkID]bool, error) {
+	fetched := map[content.ChunkID]bool{}
+	err := art.Load(ctx, store, func(ctx context.Context, refs []content.ChunkRef) error {
+		for _, ref := range refs {
+			fetched[ref.ID] = true
+		}
+		return c.FetchChunks(ctx, refs, store.Put)
+	}, l)
+	return fetched, err
+}
+
 // DirectFetch refreshes the TUF metadata, verifies the release's manifest,
 // fetches the chunks the local store lacks, and assembles the platform's
 // artifact into opt.Out. Interrupted, it resumes without fetching again
@@ -72,23 +99,11 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 	if err != nil {
 		return nil, err
 	}
-	art, ok := m.Platforms[opt.Platform]
-	if !ok {
-		have := make([]string, 0, len(m.Platforms))
-		for p := range m.Platforms {
-			have = append(have, p)
-		}
-		slices.Sort(have)
-		return nil, fmt.Errorf("release %s has no artifact for %s (it has %s)", rel, opt.Platform, strings.Join(have, ", "))
+	art, err := platformArtifact(m, rel, opt.Platform)
+	if err != nil {
+		return nil, err
 	}
-	// The index first: it lists the files, and the chunks to fetch.
-	fetchedIndex := map[content.ChunkID]bool{}
-	err = art.Load(ctx, store, func(ctx context.Context, refs []content.ChunkRef) error {
-		for _, ref := range refs {
-			fetchedIndex[ref.ID] = true
-		}
-		return c.FetchChunks(ctx, refs, store.Put)
-	}, opt.Limits)
+	fetchedIndex, err := loadIndex(ctx, c, art, store, opt.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("release %s: %w", rel, err)
 	}
