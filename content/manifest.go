@@ -110,7 +110,7 @@ func (a *Artifact) validateLoaded(l Limits) error {
 	if a.Files == nil && a.Index != nil {
 		return badf("the index is not loaded")
 	}
-	if err := a.validateKind(); err != nil {
+	if err := a.validateKind(false); err != nil {
 		return err
 	}
 	return validateFiles(a.Files, a.schema(), l)
@@ -423,10 +423,12 @@ func (r *Rollout) validate(ver *semver.Version) error {
 	return nil
 }
 
-func (a *Artifact) validateKind() error {
+// validateKind checks the kind, and that a file artifact has its one
+// file, unless its files are in an index not loaded yet (unloaded).
+func (a *Artifact) validateKind(unloaded bool) error {
 	switch a.Kind {
 	case KindFile:
-		if a.Files != nil && (len(a.Files) != 1 || a.Files[0].Type != TypeFile || strings.Contains(a.Files[0].Path, "/")) {
+		if !unloaded && (len(a.Files) != 1 || a.Files[0].Type != TypeFile || strings.Contains(a.Files[0].Path, "/")) {
 			return badf("a file artifact has exactly one regular file at the top level")
 		}
 	case KindTree:
@@ -437,7 +439,7 @@ func (a *Artifact) validateKind() error {
 }
 
 func (a *Artifact) validate(schema int, l Limits) error {
-	if err := a.validateKind(); err != nil {
+	if err := a.validateKind(schema >= 2 && a.Files == nil); err != nil {
 		return err
 	}
 	switch {
@@ -487,7 +489,7 @@ func validateFiles(files []File, schema int, l Limits) error {
 			}
 			dir = dir[:j]
 			if t, bad := nonDir[dir]; bad {
-				return badf("file %d %q: parent %q is a %s, not a directory", i, f.Path, dir, t)
+				return badf("file %d %q: parent %q is not a directory (it is a %s)", i, f.Path, dir, t)
 			}
 		}
 		if refs += len(f.Chunks); refs > l.Chunks {
@@ -550,7 +552,8 @@ func (f *File) validate(schema int, l Limits, seen map[ChunkID]ChunkRef) error {
 		return f.validateChunks(l, seen)
 	case TypeDir, TypeFifo:
 		if !noData || f.Target != "" || f.Link != "" || f.Major != 0 || f.Minor != 0 {
-			return badf("a %s has no size, chunks, digest, target or device numbers", f.Type)
+			what := map[FileType]string{TypeDir: "directory", TypeFifo: "fifo"}[f.Type]
+			return badf("a %s has no size, chunks, digest, target or device numbers", what)
 		}
 	case TypeChar, TypeBlock:
 		if !noData || f.Target != "" || f.Link != "" {
@@ -558,7 +561,7 @@ func (f *File) validate(schema int, l Limits, seen map[ChunkID]ChunkRef) error {
 		}
 	case TypeSymlink:
 		if !noData || f.Mode != 0 || f.Link != "" || f.Major != 0 || f.Minor != 0 {
-			return badf("a symlink has no mode, size, chunks, digest or device numbers")
+			return badf("a symlink has only a target (no mode, size, chunks, digest or device numbers)")
 		}
 		if schema == ManifestSchemaV1 {
 			return validateLinkTarget(f.Path, f.Target, l.PathBytes)

@@ -217,10 +217,10 @@ var manifestCases = []manifestCase{
 		return slices.Concat(b[:i], []byte(`"chunks":[0]`), b[j+2:])
 	}, want: "cannot unmarshal number"},
 	{name: "pack index", edit: replaceJSON(`"pack":"`+digestOf("pack 1").String()+`"`, `"pack":1`), want: "cannot unmarshal number"},
-	{name: "schema 2", mutate: func(m *content.Manifest) { m.Schema = 2 }, want: "schema 2 is not supported"},
-	{name: "schema 2 with new fields", edit: func(b []byte) []byte {
-		return replaceJSON(`"schema":1,`, `"schema":2,"signatures":[],`)(b)
-	}, want: "schema 2 is not supported"},
+	{name: "schema 2 with inline files", edit: replaceJSON(`"schema":1,`, `"schema":2,`), want: "lists its files in an index, not inline"},
+	{name: "schema 3", edit: func(b []byte) []byte {
+		return replaceJSON(`"schema":1,`, `"schema":3,"signatures":[],`)(b)
+	}, want: "schema 3 is not supported"},
 	{name: "schema missing", edit: replaceJSON(`"schema":1,`, ``), want: "schema 0 is not supported"},
 	{name: "schema as string", edit: replaceJSON(`"schema":1,`, `"schema":"1",`), want: "cannot unmarshal string"},
 	{name: "not an object", raw: func(testing.TB) []byte { return []byte(`[1,2,3]`) }, want: "cannot unmarshal array"},
