@@ -3,11 +3,14 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/meshcast/meshcast/tests/scenario"
+	"github.com/meshcast/meshcast/tests/treegen"
 )
 
 // fetchOverhead bounds what a node holding v1 reads from the CDN for v2
@@ -99,4 +102,47 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// TestDeltaSkippedReleases publishes four versions of a tree, each
+// changing a few files, and measures a node one version behind and a node
+// three behind: each fetches about what the changed files compressed
+// alone cost, the index included, and the skipped versions cost it
+// nothing they did not leave in the last one.
+func TestDeltaSkippedReleases(t *testing.T) {
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Fatalf("the baseline needs the zstd command (%v): apt-get install zstd", err)
+	}
+	dir := t.TempDir()
+	trees := []string{filepath.Join(dir, "v0")}
+	if _, err := treegen.Generate(trees[0], treegen.Options{Seed: 7, Files: 400, Bytes: 24 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		trees = append(trees, filepath.Join(dir, fmt.Sprintf("v%d", i)))
+		if _, err := treegen.Upgrade(trees[i-1], trees[i], uint64(7+i), 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := scenario.Series(t.Context(), scenario.SeriesOptions{Dir: filepath.Join(dir, "work"), Trees: trees, Steps: [][2]int{{2, 3}, {0, 3}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Steps {
+		b, _ := json.Marshal(s)
+		t.Logf("%d → %d: %s", s.From, s.To, b)
+		if err := scenario.SameTree(trees[s.To], s.Out); err != nil {
+			t.Errorf("%d → %d: %v", s.From, s.To, err)
+		}
+		// The index's chunks around the changed entries (indexPerChange
+		// each) and about 8 KiB of metadata and manifest come on top of
+		// the files.
+		want := float64(s.BaselineBytes)*1.3 + float64(indexPerChange*s.ChangedFiles) + fetchOverhead
+		if float64(s.BytesFromCDN) > want {
+			t.Errorf("%d → %d: %d bytes from the CDN for %d changed files (baseline %d), want at most %.0f", s.From, s.To, s.BytesFromCDN, s.ChangedFiles, s.BaselineBytes, want)
+		}
+		if s.Requests > 16 {
+			t.Errorf("%d → %d: %d requests, want at most 16", s.From, s.To, s.Requests)
+		}
+	}
 }
