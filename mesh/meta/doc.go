@@ -1,7 +1,8 @@
 // Package meta serves small signed files between site peers: the TUF
-// metadata and release manifests that a node verified, so that the other
-// nodes of a site can verify them too without asking the CDN. Peers are
-// trusted for availability only; whoever fetches a file verifies it.
+// metadata and release manifests that a node verified, and the chunks of
+// release indexes (content.Index), so that the other nodes of a site can
+// verify them too without asking the CDN. Peers are trusted for
+// availability only; whoever fetches a file verifies it.
 //
 // Protocol /meshcast/meta/1, one request per stream:
 //
@@ -13,6 +14,10 @@
 //     content/tuf's CachedFile: only what a refresh verified).
 //   - Serve: answers requests on a host from Files; Fetch: asks one peer
 //     for one file.
+//   - WithChunks: Files that also serve a store's chunks, decoded, at
+//     ChunkPath ("chunks/<cid>"); Peers.FetchChunks asks the peers for
+//     chunks in turn until one sends bytes the store accepts (Put
+//     verifies them against the id).
 //   - Peers: a content/tuf Source over the node's connected peers. The
 //     freshest timestamp among up to eight peers wins; any other file
 //     comes from the first peer that has it.
