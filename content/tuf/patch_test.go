@@ -145,19 +145,25 @@ func TestManifestPatch(t *testing.T) {
 
 // forgedPatch returns a patch from app@1.2.0's manifest that applies
 // cleanly and builds bytes of the length signed for app@1.9.0's, but
-// others (one character of the chunk id of the file 1.9.0 edited
-// changed), and no longer than the patch the target lists: only the
-// signed hash tells it from the real one.
+// others (one character of the id of an index chunk that 1.9.0's edit
+// made new changed), and no longer than the patch the target lists: only
+// the signed hash tells it from the real one.
 func forgedPatch(t *testing.T, o *testOrigin) []byte {
 	t.Helper()
 	base, signed := o.manifest(t, "app@1.2.0"), o.manifest(t, "app@1.9.0")
 	listed := len(o.read(t, o.patchPath(t, "app@1.9.0", "app@1.2.0")))
-	entry := bytes.Index(signed, []byte(`{"path":"lib/mod07.txt"`))
-	id := bytes.Index(signed[max(entry, 0):], []byte(`"id":"`))
-	if entry < 0 || id < 0 {
-		t.Fatal("the test premise fails: app@1.9.0's manifest has no chunk id for lib/mod07.txt")
+	old := o.decoded(t, "app@1.2.0").Platforms["linux/amd64"].Index.Chunks
+	id := -1
+	for _, c := range o.decoded(t, "app@1.9.0").Platforms["linux/amd64"].Index.Chunks {
+		if !slices.ContainsFunc(old, func(r content.ChunkRef) bool { return r.ID == c.ID }) {
+			id = bytes.Index(signed, []byte(`"id":"`+c.ID.String()+`"`))
+			break
+		}
 	}
-	id += entry + len(`"id":"`)
+	if id < 0 {
+		t.Fatal("the test premise fails: app@1.9.0's manifest has no index chunk that app@1.2.0's lacks")
+	}
+	id += len(`"id":"`)
 	// The chunk id is new bytes in any patch, but which character changes
 	// decides how well the rest compresses, so try each in turn (the first
 	// usually does).

@@ -192,16 +192,23 @@ func TestManifest(t *testing.T) {
 		})
 	}
 
+	// The limit bounds a schema 2 manifest's index stream too: at the
+	// limit exactly, tool@0.1.0, whose index is no larger than its
+	// manifest, is fetched and decoded, while app@1.9.0's index is over.
 	t.Run("over the limit, before fetching it", func(t *testing.T) {
+		const r = "tool@0.1.0"
+		if n, x := len(o.manifest(t, r)), o.decoded(t, r).Platforms["linux/amd64"].Index; x.Size > int64(n) {
+			t.Fatalf("the test premise fails: the index of %s is %d bytes, more than its %d-byte manifest", r, x.Size, n)
+		}
 		src, _, tr := setup(t)
-		target := find(t, tr, "app@1.9.0")
+		target := find(t, tr, r)
 		l := content.DefaultLimits()
 		l.ManifestBytes = target.Length - 1
 		_, err := tr.Manifest(ctx, target, l)
 		if !errors.Is(err, content.ErrBadManifest) {
 			t.Fatalf("Manifest over the limit: %v, want ErrBadManifest", err)
 		}
-		for _, s := range []string{"app@1.9.0", fmt.Sprintf("exceeds the limit of %d", l.ManifestBytes)} {
+		for _, s := range []string{r, fmt.Sprintf("exceeds the limit of %d", l.ManifestBytes)} {
 			if !strings.Contains(err.Error(), s) {
 				t.Errorf("%q does not say %q", err, s)
 			}
@@ -211,8 +218,22 @@ func TestManifest(t *testing.T) {
 		}
 		// At the limit exactly, it is fetched.
 		l.ManifestBytes = target.Length
-		if _, err := tr.Manifest(ctx, target, l); err != nil {
+		if m, err := tr.Manifest(ctx, target, l); err != nil || !reflect.DeepEqual(m, o.decoded(t, r)) {
 			t.Errorf("Manifest at the limit: %v", err)
+		}
+		if got, want := src.Take(), []string{o.manifestPath(t, r)}; !slices.Equal(got, want) {
+			t.Errorf("Manifest at the limit asked for %q, want %q", got, want)
+		}
+		// At its own length, app@1.9.0's manifest is within the limit and
+		// its index is not.
+		l.ManifestBytes = int64(len(signed))
+		size := want.Platforms["linux/amd64"].Index.Size
+		if size <= l.ManifestBytes {
+			t.Fatalf("the test premise fails: app@1.9.0 has a %d-byte index, within its manifest's %d bytes", size, len(signed))
+		}
+		_, err = tr.Manifest(ctx, find(t, tr, "app@1.9.0"), l)
+		if !errors.Is(err, content.ErrBadManifest) || !strings.Contains(err.Error(), fmt.Sprintf("index: bad manifest: %d bytes out of range 0..%d", size, l.ManifestBytes)) {
+			t.Errorf("Manifest of app@1.9.0 with its index over the limit: %v, want ErrBadManifest saying so", err)
 		}
 	})
 }
