@@ -1,11 +1,15 @@
 package cdntest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +176,64 @@ func (o *Origin) Manifest(res *origin.PublishResult) *content.Manifest {
 		o.t.Fatal(err)
 	}
 	return m
+}
+
+// WriteIndex writes files, in the order given, as a schema 2 index
+// stream into a new pack on the origin, cut as a publish cuts it
+// (content.IndexChunking) but stored raw and not validated, and returns
+// the index: a test sets it on an artifact whose Files it clears and signs
+// the manifest (AddTarget) to serve a file list a publish would refuse.
+// The pack is named by its sha256 and has its .idx, as a publish writes
+// them.
+func (o *Origin) WriteIndex(files []content.File) *content.Index {
+	o.t.Helper()
+	stream, err := content.EncodeIndex(files)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	x := &content.Index{Entries: len(files), Size: int64(len(stream)), SHA256: content.Digest(sha256.Sum256(stream))}
+	var pack bytes.Buffer
+	w := content.NewPackWriter(&pack)
+	added := map[content.ChunkID]content.ChunkRef{}
+	ch := content.NewChunker(bytes.NewReader(stream), content.IndexChunking())
+	for {
+		data, err := ch.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			o.t.Fatal(err)
+		}
+		id := content.SumChunk(data)
+		ref, ok := added[id]
+		if !ok {
+			off, err := w.Add(id, len(data), content.EncodingRaw, data)
+			if err != nil {
+				o.t.Fatal(err)
+			}
+			ref = content.ChunkRef{ID: id, Size: len(data), Stored: len(data), Enc: content.EncodingRaw, Offset: off}
+			added[id] = ref
+		}
+		x.Chunks = append(x.Chunks, ref)
+	}
+	if len(x.Chunks) == 0 {
+		return x
+	}
+	idx := w.Finish()
+	if idx.Pack != content.Digest(sha256.Sum256(pack.Bytes())) {
+		o.t.Fatalf("pack writer named the index pack %s, not by its sha256", idx.Pack)
+	}
+	for i := range x.Chunks {
+		x.Chunks[i].Pack = idx.Pack
+	}
+	name := o.PackFile(idx.Pack)
+	if err := os.WriteFile(name, pack.Bytes(), 0o644); err != nil {
+		o.t.Fatal(err)
+	}
+	if err := os.WriteFile(strings.TrimSuffix(name, ".pack")+".idx", idx.Encode(), 0o644); err != nil {
+		o.t.Fatal(err)
+	}
+	return x
 }
 
 // Packs returns the distinct packs that m's chunks live in: platforms in
