@@ -86,21 +86,64 @@ func (f *fixture) manifest(t *testing.T) (*content.Manifest, *content.Artifact) 
 	return m, m.Platforms[platform]
 }
 
-// pack is the pack app@1.0.0 wrote, the only one its chunks live in.
-func (f *fixture) pack(t *testing.T) content.Digest {
+// packs are the packs app@1.0.0 wrote, the only ones its chunks live in:
+// its index's and its files'. A release lists its index's chunks first;
+// they tile their pack, and the files' chunks theirs (far below MaxRange),
+// so a fetch from scratch asks for each pack with one Range request.
+func (f *fixture) packs(t *testing.T) (index, files content.Digest) {
 	t.Helper()
-	m, _ := f.manifest(t)
+	m, art := f.manifest(t)
 	packs := cdntest.Packs(m)
-	if len(packs) != 1 || packs[0].String() != f.rel.Pack {
-		t.Fatalf("app@1.0.0 has chunks in packs %v, want only the one it wrote, %s", packs, f.rel.Pack)
+	if len(packs) != 2 || packs[0].String() != f.rel.IndexPack || packs[1].String() != f.rel.Pack {
+		t.Fatalf("app@1.0.0 has chunks in packs %v, want only the two it wrote, its index's %s and its files' %s", packs, f.rel.IndexPack, f.rel.Pack)
 	}
-	return packs[0]
+	var off int64
+	for i, c := range art.Index.Chunks {
+		if c.Pack != packs[0] || c.Offset != off {
+			t.Fatalf("index chunk %d is at %s:%d, want %s:%d: the index's chunks tile their pack", i, c.Pack.Short(), c.Offset, packs[0].Short(), off)
+		}
+		off += int64(c.Stored)
+	}
+	if size := f.packSize(t, packs[0]); off != size {
+		t.Fatalf("the index's chunks cover %d bytes of its %d-byte pack", off, size)
+	}
+	return packs[0], packs[1]
 }
 
-// packPath is the URL path of the pack app@1.0.0 wrote.
+// pack is the pack app@1.0.0 wrote its files' chunks to.
+func (f *fixture) pack(t *testing.T) content.Digest {
+	t.Helper()
+	_, files := f.packs(t)
+	return files
+}
+
+// indexPack is the pack app@1.0.0 wrote its index's chunks to.
+func (f *fixture) indexPack(t *testing.T) content.Digest {
+	t.Helper()
+	index, _ := f.packs(t)
+	return index
+}
+
+// packPath is the URL path of the pack app@1.0.0 wrote its files to.
 func (f *fixture) packPath(t *testing.T) string {
 	t.Helper()
 	return "/" + cdn.PackPath(f.pack(t))
+}
+
+// indexPackPath is the URL path of the pack app@1.0.0 wrote its index to.
+func (f *fixture) indexPackPath(t *testing.T) string {
+	t.Helper()
+	return "/" + cdn.PackPath(f.indexPack(t))
+}
+
+// packSize is the size of a pack on the origin.
+func (f *fixture) packSize(t *testing.T, d content.Digest) int64 {
+	t.Helper()
+	fi, err := os.Stat(f.o.PackFile(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
 
 // fetchOpts are the options of a fetch of app into a fresh state and out.

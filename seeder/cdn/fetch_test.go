@@ -3,6 +3,7 @@ package cdn_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,7 +21,8 @@ import (
 
 // metadataRequests is what a refresh from scratch asks for: 2.root.json
 // (404: no newer root), timestamp.json, N.snapshot.json, N.targets.json.
-// The manifest is one more.
+// The manifest is one more; then a fetch from scratch asks for one range
+// of the index's pack, and one of the files' (see fixture.packs).
 const metadataRequests = 4
 
 // TestDirectFetch runs every client test against a copy of one published
@@ -46,9 +48,10 @@ func TestDirectFetch(t *testing.T) {
 }
 
 // testRoundTrip fetches a release into an empty state: the tree comes out
-// byte for byte with its modes and links, every counter matches the pack
-// and the server, one Range request covers the pack, and a second fetch
-// into another directory asks the CDN for nothing but fresh metadata.
+// byte for byte with its modes and links, every counter matches the packs
+// and the server, one Range request covers each pack (the index's first),
+// and a second fetch into another directory asks the CDN for nothing but
+// fresh metadata.
 func testRoundTrip(t *testing.T, base *fixture) {
 	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
@@ -58,11 +61,8 @@ func testRoundTrip(t *testing.T, base *fixture) {
 	res := mustFetch(t, c, opt)
 	cdntest.RequireSameTree(t, f.tree, opt.Out)
 
-	packFile := f.o.PackFile(f.pack(t))
-	fi, err := os.Stat(packFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	indexPack, pack := f.packs(t)
+	packBytes := f.packSize(t, indexPack) + f.packSize(t, pack)
 	files := 0
 	for _, e := range cdntest.ReadTree(t, f.tree) {
 		if e.Type == "file" {
@@ -75,19 +75,26 @@ func testRoundTrip(t *testing.T, base *fixture) {
 	if res.ChunksFetched != len(art.Chunks()) || res.ChunksReused != 0 {
 		t.Errorf("fetched %d chunks and reused %d, want %d and 0", res.ChunksFetched, res.ChunksReused, len(art.Chunks()))
 	}
-	if res.ChunkBytes != fi.Size() || res.ChunkBytes != f.rel.NewBytes {
-		t.Errorf("chunk bytes %d, want the pack's %d (publish said %d)", res.ChunkBytes, fi.Size(), f.rel.NewBytes)
+	if res.ChunkBytes != packBytes || res.ChunkBytes != f.rel.NewBytes {
+		t.Errorf("chunk bytes %d, want the packs' %d (publish said %d)", res.ChunkBytes, packBytes, f.rel.NewBytes)
 	}
 	if res.Files != files {
 		t.Errorf("files %d, want %d", res.Files, files)
 	}
-	// One pack, contiguous, far below MaxRange: a single Range request.
-	if want := int64(metadataRequests + 2); res.Requests != want {
-		t.Errorf("%d requests, want %d (metadata, manifest, one range)", res.Requests, want)
+	// Two packs, each contiguous, far below MaxRange: a single Range
+	// request each, the index's first since it lists the files.
+	if want := int64(metadataRequests + 3); res.Requests != want {
+		t.Errorf("%d requests, want %d (metadata, manifest, the index's range, the files' range)", res.Requests, want)
 	}
 	reqs := f.reqs.Wait(t, int(res.Requests))
-	if packReqs := requestsTo(reqs, f.packPath(t)); len(packReqs) != 1 || packReqs[0].Status != http.StatusPartialContent {
-		t.Errorf("pack requests %+v, want one 206", packReqs)
+	for _, p := range []string{f.indexPackPath(t), f.packPath(t)} {
+		if packReqs := requestsTo(reqs, p); len(packReqs) != 1 || packReqs[0].Status != http.StatusPartialContent {
+			t.Errorf("requests for %s: %+v, want one 206", p, packReqs)
+		}
+	}
+	if i, j := slices.IndexFunc(reqs, func(r cdntest.Request) bool { return r.Path == f.indexPackPath(t) }),
+		slices.IndexFunc(reqs, func(r cdntest.Request) bool { return r.Path == f.packPath(t) }); i > j {
+		t.Errorf("the files' pack was asked for before the index's: %+v", reqs)
 	}
 	// The server counts body bytes; the client counts everything it read,
 	// headers and TLS records included.
@@ -113,8 +120,8 @@ func testRoundTrip(t *testing.T, base *fixture) {
 }
 
 // testSecondVersionFetchesOnlyNewChunks fetches 2.0.0 with the state 1.0.0
-// left: only the new pack's chunks come from the CDN, the first pack is
-// never asked for again.
+// left: only the new packs' chunks (its index's and its files') come from
+// the CDN, the packs of 1.0.0 are never asked for again.
 func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
 	f := base.clone(t, devserver.Config{})
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
@@ -128,14 +135,37 @@ func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
 	if rel2.NewChunks == 0 || rel2.NewChunks >= rel2.Chunks {
 		t.Fatalf("2.0.0 adds %d of %d chunks; the test needs some shared and some new", rel2.NewChunks, rel2.Chunks)
 	}
-	packs := cdntest.Packs(m2)
-	i := slices.IndexFunc(packs, func(d content.Digest) bool { return d.String() == rel2.Pack })
-	if len(packs) != 2 || !slices.Contains(packs, f.pack(t)) || i < 0 {
-		t.Fatalf("2.0.0 has chunks in packs %v, want 1.0.0's %s and its own %s", packs, f.pack(t).Short(), rel2.Pack)
+	art := m2.Platforms[platform]
+	// 2.0.0's index chunks are in 1.0.0's index pack if 1.0.0's index has
+	// them, else in 2.0.0's; its files' chunks in 1.0.0's pack and its own.
+	indexPack, pack := f.packs(t)
+	_, art1 := f.manifest(t)
+	want := map[string]bool{pack.String(): true, rel2.Pack: true}
+	for _, c := range art.Index.Chunks {
+		where := rel2.IndexPack
+		if slices.ContainsFunc(art1.Index.Chunks, func(r content.ChunkRef) bool { return r.ID == c.ID }) {
+			where = indexPack.String()
+		}
+		if c.Pack.String() != where {
+			t.Fatalf("2.0.0's index chunk %s is in pack %s, want %s", c.ID, c.Pack, where)
+		}
+		want[where] = true
 	}
-	fi, err := os.Stat(f.o.PackFile(packs[i]))
-	if err != nil {
-		t.Fatal(err)
+	got := map[string]bool{}
+	for _, d := range cdntest.Packs(m2) {
+		got[d.String()] = true
+	}
+	if rel2.IndexPack == "" || !maps.Equal(got, want) {
+		t.Fatalf("2.0.0 has chunks in packs %v, want %v: 1.0.0's %s and its own %s for its files, and its index's %q",
+			slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)), pack.Short(), rel2.Pack, rel2.IndexPack)
+	}
+	var newBytes int64
+	for _, p := range []string{rel2.IndexPack, rel2.Pack} {
+		d, err := content.ParseDigest(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newBytes += f.packSize(t, d)
 	}
 
 	opt.Release.Version = "" // the highest: 2.0.0
@@ -145,26 +175,28 @@ func testSecondVersionFetchesOnlyNewChunks(t *testing.T, base *fixture) {
 	if res.Release != "app@2.0.0" {
 		t.Errorf("fetched %s, want app@2.0.0", res.Release)
 	}
-	art := m2.Platforms[platform]
 	if res.ChunksFetched != rel2.NewChunks || res.ChunksReused != len(art.Chunks())-rel2.NewChunks || res.ChunksReused == 0 {
 		t.Errorf("fetched %d and reused %d chunks, want %d new and %d reused", res.ChunksFetched, res.ChunksReused, rel2.NewChunks, len(art.Chunks())-rel2.NewChunks)
 	}
-	if res.ChunkBytes != fi.Size() || res.ChunkBytes != rel2.NewBytes {
-		t.Errorf("chunk bytes %d, want the new pack's %d (publish said %d)", res.ChunkBytes, fi.Size(), rel2.NewBytes)
+	if res.ChunkBytes != newBytes || res.ChunkBytes != rel2.NewBytes {
+		t.Errorf("chunk bytes %d, want the new packs' %d (publish said %d)", res.ChunkBytes, newBytes, rel2.NewBytes)
 	}
 	reqs := f.reqs.Wait(t, int(c.Requests()))
-	if n := len(requestsTo(reqs, f.packPath(t))); n != 1 {
-		t.Errorf("the first pack was requested %d times over both fetches, want once", n)
+	for _, p := range []string{f.indexPackPath(t), f.packPath(t)} {
+		if n := len(requestsTo(reqs, p)); n != 1 {
+			t.Errorf("1.0.0's pack %s was requested %d times over both fetches, want once", p, n)
+		}
 	}
 }
 
-// testResumesTruncatedPack cuts the pack response in the middle of a chunk:
-// the retry asks for the rest from that chunk's first byte, not from 0.
+// testResumesTruncatedPack cuts the files' pack response in the middle of
+// a chunk: the retry asks for the rest from that chunk's first byte, not
+// from 0.
 func testResumesTruncatedPack(t *testing.T, base *fixture) {
 	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
 	pack := f.pack(t)
-	packSize := f.rel.NewBytes
+	packSize := f.packSize(t, pack)
 	cut := packSize / 2
 	f.srv.Faults.Set(f.packPath(t), devserver.Fault{TruncateAt: cut}, 1)
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
@@ -172,10 +204,10 @@ func testResumesTruncatedPack(t *testing.T, base *fixture) {
 
 	res := mustFetch(t, c, opt)
 	cdntest.RequireSameTree(t, f.tree, opt.Out)
-	if res.ChunksFetched != len(art.Chunks()) || res.ChunkBytes != packSize {
-		t.Errorf("fetched %d chunks, %d bytes; want %d, %d", res.ChunksFetched, res.ChunkBytes, len(art.Chunks()), packSize)
+	if res.ChunksFetched != len(art.Chunks()) || res.ChunkBytes != f.rel.NewBytes {
+		t.Errorf("fetched %d chunks, %d bytes; want %d, %d", res.ChunksFetched, res.ChunkBytes, len(art.Chunks()), f.rel.NewBytes)
 	}
-	if want := int64(metadataRequests + 3); res.Requests != want {
+	if want := int64(metadataRequests + 4); res.Requests != want {
 		t.Errorf("%d requests, want %d (one retry of the range)", res.Requests, want)
 	}
 	if res.BytesFromCDN >= 2*packSize {
@@ -197,9 +229,9 @@ func testResumesTruncatedPack(t *testing.T, base *fixture) {
 	}
 }
 
-// testResumesAfterCancel interrupts a fetch over a slow link after its
-// first chunk is stored; the next fetch with the same state fetches only
-// the chunks that were not stored.
+// testResumesAfterCancel interrupts a fetch over a slow link after the
+// first chunk of its files is stored (the index's come before); the next
+// fetch with the same state fetches only the chunks that were not stored.
 func testResumesAfterCancel(t *testing.T, base *fixture) {
 	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
@@ -221,17 +253,23 @@ func testResumesAfterCancel(t *testing.T, base *fixture) {
 		res, err := cdn.DirectFetch(ctx, slow, opt, nil)
 		done <- result{res, err}
 	}()
-	// Poll the store for the first chunk; the deadline only catches a hang.
+	// Poll the store for the first chunk of a file; the deadline only
+	// catches a hang.
+	indexChunks := map[content.ChunkID]bool{}
+	for _, c := range art.Index.Chunks {
+		indexChunks[c.ID] = true
+	}
+	fileChunk := func(id content.ChunkID) bool { return !indexChunks[id] }
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(cdntest.EventWait)
-	for len(cdntest.StoredChunks(t, chunks)) == 0 {
+	for !slices.ContainsFunc(cdntest.StoredChunks(t, chunks), fileChunk) {
 		select {
 		case <-tick.C:
 		case r := <-done:
 			t.Fatalf("the fetch ended before a chunk was stored: %+v, %v", r.res, r.err)
 		case <-deadline:
-			t.Fatalf("no chunk stored within %v", cdntest.EventWait)
+			t.Fatalf("no chunk of a file stored within %v", cdntest.EventWait)
 		}
 	}
 	cancel()
@@ -243,6 +281,11 @@ func testResumesAfterCancel(t *testing.T, base *fixture) {
 	kept := cdntest.CheckStore(t, chunks)
 	if len(kept) == 0 || len(kept) >= len(art.Chunks()) {
 		t.Fatalf("the interrupted fetch stored %d of %d chunks; the test needs a part", len(kept), len(art.Chunks()))
+	}
+	for id := range indexChunks {
+		if !slices.Contains(kept, id) {
+			t.Errorf("the interrupted fetch stored chunks of files but not the index's chunk %s", id)
+		}
 	}
 
 	fast := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
@@ -259,18 +302,17 @@ func testResumesAfterCancel(t *testing.T, base *fixture) {
 func testCorruptChunk(t *testing.T, base *fixture) {
 	f := base.clone(t, devserver.Config{})
 	_, art := f.manifest(t)
-	// Flip a byte of a raw chunk (one of the random file's): raw bodies
-	// are hashed as they are, so the damage is certain to show as a
-	// digest mismatch.
+	// Flip a byte of a raw chunk of the random file: raw bodies are
+	// hashed as they are, so the damage is certain to show as a digest
+	// mismatch.
 	var bad content.ChunkRef
-	for _, r := range art.Chunks() {
-		if r.Enc == content.EncodingRaw {
-			bad = r
-			break
+	for _, fl := range art.Files {
+		if fl.Path == cdntest.TreeBlob && len(fl.Chunks) > 0 && fl.Chunks[0].Enc == content.EncodingRaw {
+			bad = fl.Chunks[0]
 		}
 	}
-	if bad.Size == 0 {
-		t.Fatal("the tree has no raw chunk")
+	if bad.Size == 0 || bad.Pack != f.pack(t) {
+		t.Fatalf("%s has no raw chunk in the files' pack", cdntest.TreeBlob)
 	}
 	packFile := f.o.PackFile(bad.Pack)
 	b, err := os.ReadFile(packFile)
@@ -306,28 +348,44 @@ func testCorruptChunk(t *testing.T, base *fixture) {
 	}
 }
 
-// testPackNotOnOrigin deletes the pack: a 404 is final, not retried.
+// testPackNotOnOrigin deletes the files' pack, or the index's: a 404 is
+// final, not retried.
 func testPackNotOnOrigin(t *testing.T, base *fixture) {
-	f := base.clone(t, devserver.Config{})
-	pack := f.pack(t)
-	if err := os.Remove(f.o.PackFile(pack)); err != nil {
-		t.Fatal(err)
-	}
-	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
-	opt := fetchOpts(t, f, "1.0.0")
+	for _, tt := range []struct {
+		name     string
+		pack     func(f *fixture) content.Digest
+		requests int64 // after the metadata
+		result   bool  // DirectFetch returns its counters
+	}{
+		// The manifest, the index's range, the files' pack once.
+		{"files", func(f *fixture) content.Digest { return f.pack(t) }, 3, true},
+		// The manifest, the index's pack once; nothing is fetched yet.
+		{"index", func(f *fixture) content.Digest { return f.indexPack(t) }, 2, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := base.clone(t, devserver.Config{})
+			pack := tt.pack(f)
+			if err := os.Remove(f.o.PackFile(pack)); err != nil {
+				t.Fatal(err)
+			}
+			c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
+			opt := fetchOpts(t, f, "1.0.0")
 
-	res, err := directFetch(t, c, opt)
-	var he *cdn.HTTPError
-	if !errors.Is(err, cdn.ErrNotOnOrigin) || !errors.As(err, &he) || he.Status != http.StatusNotFound {
-		t.Fatalf("fetch of a deleted pack: %v, want a 404 matching ErrNotOnOrigin", err)
+			res, err := directFetch(t, c, opt)
+			var he *cdn.HTTPError
+			if !errors.Is(err, cdn.ErrNotOnOrigin) || !errors.As(err, &he) || he.Status != http.StatusNotFound {
+				t.Fatalf("fetch of a deleted pack: %v, want a 404 matching ErrNotOnOrigin", err)
+			}
+			if !strings.Contains(err.Error(), pack.String()) {
+				t.Errorf("error %q does not name the pack", err)
+			}
+			if want := metadataRequests + tt.requests; c.Requests() != want || (res != nil) != tt.result || res != nil && res.Requests != want {
+				t.Errorf("%d requests, result %+v: want %d, the pack asked for once", c.Requests(), res, want)
+			}
+			requireNotExist(t, opt.Out)
+		})
 	}
-	if !strings.Contains(err.Error(), pack.String()) {
-		t.Errorf("error %q does not name the pack", err)
-	}
-	if want := int64(metadataRequests + 2); res == nil || res.Requests != want {
-		t.Errorf("result %+v: want %d requests, the pack asked for once", res, want)
-	}
-	requireNotExist(t, opt.Out)
 }
 
 // testManifestNotOnOrigin deletes the manifest: the 404 from go-tuf's
@@ -357,24 +415,26 @@ func testRetriesServerErrors(t *testing.T, base *fixture) {
 	f := base.clone(t, devserver.Config{})
 	c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
 
-	t.Run("pack", func(t *testing.T) {
-		f.srv.Faults.Set(f.packPath(t), devserver.Fault{Status: http.StatusServiceUnavailable}, 2)
-		before := len(f.reqs.Wait(t, int(c.Requests())))
-		opt := fetchOpts(t, f, "1.0.0")
-		res := mustFetch(t, c, opt)
-		cdntest.RequireSameTree(t, f.tree, opt.Out)
-		packReqs := requestsTo(f.reqs.Wait(t, before+int(res.Requests))[before:], f.packPath(t))
-		if len(packReqs) != 3 || packReqs[0].Status != 503 || packReqs[1].Status != 503 || packReqs[2].Status != 206 {
-			t.Errorf("pack requests %+v, want 503, 503, 206", packReqs)
-		}
-	})
+	for name, packPath := range map[string]string{"pack": f.packPath(t), "index pack": f.indexPackPath(t)} {
+		t.Run(name, func(t *testing.T) {
+			f.srv.Faults.Set(packPath, devserver.Fault{Status: http.StatusServiceUnavailable}, 2)
+			before := len(f.reqs.Wait(t, int(c.Requests())))
+			opt := fetchOpts(t, f, "1.0.0")
+			res := mustFetch(t, c, opt)
+			cdntest.RequireSameTree(t, f.tree, opt.Out)
+			packReqs := requestsTo(f.reqs.Wait(t, before+int(res.Requests))[before:], packPath)
+			if len(packReqs) != 3 || packReqs[0].Status != 503 || packReqs[1].Status != 503 || packReqs[2].Status != 206 {
+				t.Errorf("pack requests %+v, want 503, 503, 206", packReqs)
+			}
+		})
+	}
 	t.Run("metadata", func(t *testing.T) {
 		// Every path: the first three requests (all metadata) fail.
 		f.srv.Faults.Set("", devserver.Fault{Status: http.StatusBadGateway}, 3)
 		opt := fetchOpts(t, f, "1.0.0")
 		res := mustFetch(t, c, opt)
 		cdntest.RequireSameTree(t, f.tree, opt.Out)
-		if want := int64(metadataRequests + 2 + 3); res.Requests != want {
+		if want := int64(metadataRequests + 3 + 3); res.Requests != want {
 			t.Errorf("%d requests, want %d", res.Requests, want)
 		}
 	})
@@ -402,17 +462,19 @@ func testRetriesServerErrors(t *testing.T, base *fixture) {
 		if !errors.Is(err, cdn.ErrGaveUp) || !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable {
 			t.Fatalf("fetch from a failing pack: %v, want ErrGaveUp with the 503", err)
 		}
-		if want := int64(metadataRequests + 1 + 8); res.Requests != want {
+		// The manifest, the index's range, and the attempts.
+		if want := int64(metadataRequests + 2 + 8); res.Requests != want {
 			t.Errorf("%d requests, want %d: the default 8 attempts at the pack", res.Requests, want)
 		}
 		requireNotExist(t, opt.Out)
 	})
 }
 
-// testStalledResponse sends headers and then nothing: the idle timeout
-// aborts the request and the retry succeeds.
+// testStalledResponse sends headers and then nothing for the files' pack:
+// the idle timeout aborts the request and the retry succeeds.
 func testStalledResponse(t *testing.T, base *fixture) {
 	f := base.clone(t, devserver.Config{})
+	packSize := f.packSize(t, f.pack(t))
 	f.srv.Faults.Set(f.packPath(t), devserver.Fault{Stall: true}, 1)
 	cfg := cdntest.ClientConfig(f.url)
 	cfg.IdleTimeout = time.Second
@@ -426,7 +488,7 @@ func testStalledResponse(t *testing.T, base *fixture) {
 	// retry is served.
 	packReqs := requestsTo(f.reqs.Wait(t, int(res.Requests)), f.packPath(t))
 	stalled := slices.ContainsFunc(packReqs, func(r cdntest.Request) bool { return r.Bytes == 0 })
-	whole := slices.ContainsFunc(packReqs, func(r cdntest.Request) bool { return r.RangeStart() == 0 && r.Bytes == res.ChunkBytes })
+	whole := slices.ContainsFunc(packReqs, func(r cdntest.Request) bool { return r.RangeStart() == 0 && r.Bytes == packSize })
 	if len(packReqs) < 2 || !stalled || !whole {
 		t.Errorf("pack requests %+v, want a stalled one and the whole range again", packReqs)
 	}
