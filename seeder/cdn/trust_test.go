@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,70 +278,114 @@ func testRefusesWrongKey(t *testing.T, base *fixture) {
 	})
 }
 
-// firstChunk returns the first chunk reference of a's first file that has
+// firstChunk returns the first chunk reference of the first file that has
 // any.
-func firstChunk(t *testing.T, a *content.Artifact) *content.ChunkRef {
+func firstChunk(t *testing.T, files []content.File) *content.ChunkRef {
 	t.Helper()
-	for i := range a.Files {
-		if len(a.Files[i].Chunks) > 0 {
-			return &a.Files[i].Chunks[0]
+	for i := range files {
+		if len(files[i].Chunks) > 0 {
+			return &files[i].Chunks[0]
 		}
 	}
 	t.Fatal("no file has chunks")
 	return nil
 }
 
-// testRefusesHostileManifest signs, with the right key, manifests
-// that a stolen key or a buggy publisher could produce. Each must fail as
-// a bad manifest before anything is written outside the state dir.
-func testRefusesHostileManifest(t *testing.T, base *fixture) {
-	f := base.clone(t, devserver.Config{})
+// hostileManifest is a manifest signed as evil@1.0.0 and the limits to
+// fetch it with, and how the fetch must fail.
+type hostileManifest struct {
+	name     string
+	manifest []byte
+	limits   content.Limits
+	want     string // in the error
+	// index says the manifest passes and its index is fetched, to be
+	// refused: its chunks are then all the store holds.
+	index bool
+}
+
+// hostileManifests returns manifests that a stolen key or a buggy
+// publisher could sign: app@1.0.0's renamed, with its file list edited
+// and written, unvalidated, as a new index on the origin, whose fields
+// a case may then falsify. outside is a directory out of every tree.
+func hostileManifests(t *testing.T, f *fixture, abs, outside string) []hostileManifest {
+	t.Helper()
 	good := f.o.ManifestBytes(f.rel)
-	evil := func(edit func(m *content.Manifest)) []byte {
+	_, art := f.manifest(t)
+	evil := func(edit func(files []content.File) []content.File, editIndex func(x *content.Index)) []byte {
 		var m content.Manifest
 		if err := json.Unmarshal(good, &m); err != nil {
 			t.Fatal(err)
 		}
 		m.Name = "evil"
-		edit(&m)
+		files := make([]content.File, len(art.Files))
+		for i, fl := range art.Files {
+			fl.Chunks = slices.Clone(fl.Chunks)
+			files[i] = fl
+		}
+		if edit != nil {
+			files = edit(files)
+		}
+		x := f.o.WriteIndex(files)
+		if editIndex != nil {
+			editIndex(x)
+		}
+		m.Platforms[platform].Index, m.Platforms[platform].Files = x, nil
 		b, err := json.MarshalIndent(&m, "", " ") // no validation
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	abs := filepath.Join(t.TempDir(), "absolute-target")
 	limited := func(edit func(l *content.Limits)) content.Limits {
 		l := content.DefaultLimits()
 		edit(&l)
 		return l
 	}
-	tests := []struct {
-		name     string
-		manifest []byte
-		limits   content.Limits
-		want     string // in the error
-	}{
-		{"path traversal", evil(func(m *content.Manifest) { m.Platforms[platform].Files[0].Path = "../escape" }), content.Limits{}, "leaves the tree"},
-		{"absolute path", evil(func(m *content.Manifest) { m.Platforms[platform].Files[0].Path = abs }), content.Limits{}, "is absolute"},
-		{"escaping symlink", evil(func(m *content.Manifest) {
-			for i, fl := range m.Platforms[platform].Files {
-				if fl.Type == content.TypeSymlink {
-					m.Platforms[platform].Files[i].Target = "../../../../../../etc"
-				}
-			}
-		}), content.Limits{}, "leaves the tree"},
-		{"too many files", evil(func(*content.Manifest) {}), limited(func(l *content.Limits) { l.Files = 3 }), "exceed the limit of 3"},
-		{"chunk too big", evil(func(m *content.Manifest) {
-			firstChunk(t, m.Platforms[platform]).Size = content.MaxChunkSize + 1
-		}), content.Limits{}, "out of range"},
-		{"chunk with no pack", evil(func(m *content.Manifest) {
-			firstChunk(t, m.Platforms[platform]).Pack = content.Digest{}
-		}), content.Limits{}, "no pack"},
-		{"names another release", good, content.Limits{}, "describes app@1.0.0"},
-		{"too big", evil(func(*content.Manifest) {}), limited(func(l *content.Limits) { l.ManifestBytes = 1 << 10 }), "exceeds the limit of 1024"},
+	// A symlink out of the tree is data in schema 2; an entry below it
+	// would be written through it.
+	belowSymlink := func(files []content.File) []content.File {
+		i := slices.IndexFunc(files, func(fl content.File) bool { return fl.Type == content.TypeFile && fl.Size > 0 })
+		passwd := files[i]
+		passwd.Path = "a/passwd"
+		files = append(files, content.File{Path: "a", Type: content.TypeSymlink, Target: outside}, passwd)
+		slices.SortFunc(files, func(a, b content.File) int { return strings.Compare(a.Path, b.Path) })
+		return files
 	}
-	for _, tt := range tests {
+	unedited := evil(nil, nil)
+	n := len(art.Files)
+	return []hostileManifest{
+		{"path traversal", evil(func(fs []content.File) []content.File { fs[0].Path = "../escape"; return fs }, nil), content.Limits{}, "leaves the tree", true},
+		{"absolute path", evil(func(fs []content.File) []content.File { fs[0].Path = abs; return fs }, nil), content.Limits{}, "is absolute", true},
+		{"file below a symlink", evil(belowSymlink, nil), content.Limits{}, `parent "a" is a symlink`, true},
+		{"too many files", unedited, limited(func(l *content.Limits) { l.Files = 3 }), "exceed the limit of 3", false},
+		{"chunk too big", evil(func(fs []content.File) []content.File {
+			firstChunk(t, fs).Size = content.MaxChunkSize + 1
+			return fs
+		}, nil), content.Limits{}, fmt.Sprintf("size %d out of range", content.MaxChunkSize+1), true},
+		{"chunk with no pack", evil(func(fs []content.File) []content.File {
+			firstChunk(t, fs).Pack = content.Digest{}
+			return fs
+		}, nil), content.Limits{}, "no pack", true},
+		{"index not its sha256", evil(nil, func(x *content.Index) { x.SHA256[0] ^= 1 }), content.Limits{}, "the stream does not match its size and sha256", true},
+		{"index with more entries than it declares", evil(nil, func(x *content.Index) { x.Entries-- }), content.Limits{},
+			fmt.Sprintf("more than the %d entries it declares", n-1), true},
+		{"index with fewer entries than it declares", evil(nil, func(x *content.Index) { x.Entries++ }), content.Limits{},
+			fmt.Sprintf("index has %d entries, declares %d", n, n+1), true},
+		{"names another release", good, content.Limits{}, "describes app@1.0.0", false},
+		{"too big", unedited, limited(func(l *content.Limits) { l.ManifestBytes = int64(len(unedited)) - 1 }),
+			fmt.Sprintf("exceeds the limit of %d", len(unedited)-1), false},
+	}
+}
+
+// testRefusesHostileManifest signs, with the right key, manifests
+// that a stolen key or a buggy publisher could produce. Each must fail as
+// a bad manifest before anything is written outside the state dir, and
+// without fetching any file's chunk.
+func testRefusesHostileManifest(t *testing.T, base *fixture) {
+	f := base.clone(t, devserver.Config{})
+	abs := filepath.Join(t.TempDir(), "absolute-target")
+	outside := t.TempDir()
+	for _, tt := range hostileManifests(t, f, abs, outside) {
 		t.Run(tt.name, func(t *testing.T) {
 			f.o.AddTarget(content.ReleaseTarget("evil", "1.0.0"), tt.manifest)
 			c := cdntest.NewClient(t, cdntest.ClientConfig(f.url))
@@ -358,16 +403,30 @@ func testRefusesHostileManifest(t *testing.T, base *fixture) {
 			requireOnly(t, work, "state")
 			requireNotExist(t, abs)
 			requireNotExist(t, filepath.Join(filepath.Dir(work), "escape"))
-			if ids := cdntest.StoredChunks(t, filepath.Join(opt.StateDir, "chunks")); len(ids) != 0 {
-				t.Errorf("%d chunks fetched for a bad manifest", len(ids))
+			requireOnly(t, outside)
+			var index []content.ChunkID
+			var m content.Manifest
+			if err := json.Unmarshal(tt.manifest, &m); err != nil {
+				t.Fatal(err)
 			}
-			if tt.name == "too big" {
-				// The signed length is checked before the download.
-				for _, r := range f.reqs.Wait(t, before+int(c.Requests()))[before:] {
-					if strings.HasPrefix(r.Path, "/targets/") {
-						t.Errorf("requested %s, over the manifest limit", r.Path)
-					}
+			if tt.index {
+				for _, c := range m.Platforms[platform].Index.Chunks {
+					index = append(index, c.ID)
 				}
+			}
+			if got := cdntest.StoredChunks(t, filepath.Join(opt.StateDir, "chunks")); !slices.Equal(sortedIDs(got), sortedIDs(index)) {
+				t.Errorf("the store holds %d chunks for a bad manifest, want only the %d of its index", len(got), len(index))
+			}
+			reqs := f.reqs.Wait(t, before+int(c.Requests()))[before:]
+			for _, r := range reqs {
+				// The signed length is checked before the download; no
+				// file's chunk is fetched.
+				if tt.name == "too big" && strings.HasPrefix(r.Path, "/targets/") || r.Path == f.packPath(t) {
+					t.Errorf("requested %s", r.Path)
+				}
+			}
+			if indexPack := "/" + cdn.PackPath(m.Platforms[platform].Index.Chunks[0].Pack); tt.index != (len(requestsTo(reqs, indexPack)) == 1) {
+				t.Errorf("requests %+v; want the index's pack %s asked for once if and only if the manifest passes", reqs, indexPack)
 			}
 		})
 	}
