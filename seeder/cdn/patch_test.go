@@ -384,30 +384,43 @@ func testPatchFromAnotherBase(t *testing.T, base *patchFixture) {
 
 // testPatchToAnotherManifest: the patch applies cleanly to the node's
 // base but builds other bytes of the signed length (one digit of the
-// digest of the file 1.1.0 added changed): only the signed hash tells,
-// and the result is neither used nor cached.
+// digest of 1.1.0's index changed): only the signed hash tells, and the
+// result is neither used nor cached.
 func testPatchToAnotherManifest(t *testing.T, base *patchFixture) {
 	f := base.clone(t)
 	v1, v2 := f.o.ManifestBytes(f.rels["1.0.0"]), f.o.ManifestBytes(f.rels["1.1.0"])
-	forged := bytes.Clone(v2)
-	// The added file's entry is new bytes in the patch anyway, so the
-	// forgery costs no more than the real patch.
-	added := bytes.Index(forged, []byte(`"path":"docs/added.txt"`))
-	i := added + bytes.Index(forged[added:], []byte(`"sha256":"`)) + len(`"sha256":"`)
-	if added < 0 || i < added+len(`"sha256":"`) {
-		t.Fatal("the test premise fails: 1.1.0's manifest has no digest for docs/added.txt")
+	listed := len(f.readPatch(t, "1.1.0", "1.0.0"))
+	// 1.1.0 changed files, so its index's digest is new bytes in any
+	// patch, and the forgery costs about what the real patch does.
+	sum := f.o.Manifest(f.rels["1.1.0"]).Platforms[platform].Index.SHA256
+	if f.o.Manifest(f.rels["1.0.0"]).Platforms[platform].Index.SHA256 == sum {
+		t.Fatal("the test premise fails: 1.0.0 and 1.1.0 have the same index")
 	}
-	forged[i] ^= 1 // '0'..'9' and 'a'..'f' stay hex digits
-	wrong, err := content.MakeManifestPatch(v1, forged)
-	if err != nil {
-		t.Fatal(err)
+	at := bytes.Index(v2, []byte(`"sha256":"`+sum.String()+`"`))
+	if at < 0 {
+		t.Fatal("the test premise fails: 1.1.0's manifest does not hold its index's digest")
 	}
-	if got, err := content.ApplyManifestPatch(v1, wrong, int64(len(v2))); err != nil || !bytes.Equal(got, forged) {
-		t.Fatalf("the test premise fails: the forged patch gives %d bytes, %v", len(got), err)
+	at += len(`"sha256":"`)
+	// Which digit changes decides how well the rest compresses; the
+	// patch must be no longer than the listed one, or it would fail the
+	// length bound, not the hash: try each in turn.
+	var wrong []byte
+	for i := at; i < at+2*len(sum) && wrong == nil; i++ {
+		forged := bytes.Clone(v2)
+		forged[i] ^= 1 // '0'..'9' and 'a'..'f' stay hex digits
+		patch, err := content.MakeManifestPatch(v1, forged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := content.ApplyManifestPatch(v1, patch, int64(len(v2))); err != nil || !bytes.Equal(got, forged) {
+			t.Fatalf("the test premise fails: the forged patch gives %d bytes, %v", len(got), err)
+		}
+		if len(patch) <= listed {
+			wrong = patch
+		}
 	}
-	if n := len(f.readPatch(t, "1.1.0", "1.0.0")); len(wrong) > n {
-		// It would then fail the length bound, not the hash.
-		t.Fatalf("the test premise fails: the forged patch (%d bytes) is longer than the listed one (%d)", len(wrong), n)
+	if wrong == nil {
+		t.Fatalf("the test premise fails: every forged patch is longer than the listed one (%d bytes)", listed)
 	}
 	f.writePatch(t, "1.1.0", "1.0.0", wrong)
 	f.requireFallback(t, fetchOpts(t, f.fixture, ""), "1.1.0", "1.0.0", http.StatusOK, "does not match the signed hash")
