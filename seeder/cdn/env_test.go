@@ -104,8 +104,8 @@ func (f *fixture) packs(t *testing.T) (index, files content.Digest) {
 		}
 		off += int64(c.Stored)
 	}
-	if size := f.packSize(t, packs[0]); off != size {
-		t.Fatalf("the index's chunks cover %d bytes of its %d-byte pack", off, size)
+	if size := f.packSize(t, packs[0]); off != size || size != f.rel.IndexNewBytes {
+		t.Fatalf("the index's chunks cover %d bytes of its %d-byte pack (publish said %d)", off, size, f.rel.IndexNewBytes)
 	}
 	return packs[0], packs[1]
 }

@@ -356,7 +356,7 @@ func hostileManifests(t *testing.T, f *fixture, abs, outside string) []hostileMa
 	return []hostileManifest{
 		{"path traversal", evil(func(fs []content.File) []content.File { fs[0].Path = "../escape"; return fs }, nil), content.Limits{}, "leaves the tree", true},
 		{"absolute path", evil(func(fs []content.File) []content.File { fs[0].Path = abs; return fs }, nil), content.Limits{}, "is absolute", true},
-		{"file below a symlink", evil(belowSymlink, nil), content.Limits{}, `parent "a" is a symlink`, true},
+		{"file below a symlink", evil(belowSymlink, nil), content.Limits{}, `parent "a" is not a directory (it is a symlink)`, true},
 		{"too many files", unedited, limited(func(l *content.Limits) { l.Files = 3 }), "exceed the limit of 3", false},
 		{"chunk too big", evil(func(fs []content.File) []content.File {
 			firstChunk(t, fs).Size = content.MaxChunkSize + 1
