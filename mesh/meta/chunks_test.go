@@ -25,7 +25,9 @@ func TestFetchChunksFromPeers(t *testing.T) {
 	noFiles := func(string) ([]byte, error) { return nil, fs.ErrNotExist }
 	Serve(good, WithChunks(noFiles, held), testLog(t, "good", slog.LevelDebug))
 	Serve(empty, WithChunks(noFiles, content.NewMemStore()), testLog(t, "empty", slog.LevelDebug))
-	Serve(liar, func(string) ([]byte, error) { return []byte("an index chunk: {\"path\":\"etc\",\"type\":\"fifo\"}\n"), nil }, testLog(t, "liar", slog.LevelDebug))
+	Serve(liar, func(string) ([]byte, error) {
+		return []byte("an index chunk: {\"path\":\"etc\",\"type\":\"fifo\"}\n"), nil
+	}, testLog(t, "liar", slog.LevelDebug))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	peers := NewPeers(client, testLog(t, "client", slog.LevelDebug))
