@@ -105,7 +105,8 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 	}
 	fetchedIndex, err := loadIndex(ctx, c, art, store, opt.Limits)
 	if err != nil {
-		return nil, fmt.Errorf("release %s: %w", rel, err)
+		res.BytesFromCDN, res.Requests = c.BytesFromCDN()-bytes0, c.Requests()-req0
+		return res, fmt.Errorf("release %s: %w", rel, err)
 	}
 	var missing []content.ChunkRef
 	chunks := art.Chunks()
