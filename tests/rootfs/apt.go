@@ -220,6 +220,27 @@ func dpkgInstall(root string, debs []string) error {
 	return nil
 }
 
+// checkInstalled checks that the tree at root has exactly these
+// "name=version" installed, as dpkg-query inside it says.
+func checkInstalled(root string, pkgs []string) error {
+	args := []string{root, "dpkg-query", "-W", "-f", "${Package}=${Version} ${db:Status-Abbrev}\n"}
+	for _, p := range pkgs {
+		name, _, _ := strings.Cut(p, "=")
+		args = append(args, name)
+	}
+	out, err := exec.Command("chroot", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("chroot %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	lines := strings.Split(string(out), "\n")
+	for _, p := range pkgs {
+		if !slices.Contains(lines, p+" ii ") {
+			return fmt.Errorf("after dpkg -i, the tree does not have %s installed; dpkg-query says:\n%s", p, out)
+		}
+	}
+	return nil
+}
+
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {

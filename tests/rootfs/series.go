@@ -87,6 +87,28 @@ func (s Series) Tree(t testing.TB, n int) string {
 	return b.copyOut(key)
 }
 
+// Listing returns the listing of tree n of the series as it was built,
+// building it and the trees before it first when the cache does not have
+// them, without copying the tree out: what a test that only compares
+// trees needs. It skips and fails as Build does.
+func (s Series) Listing(t testing.TB, n int) []Entry {
+	t.Helper()
+	if n < 0 || n >= s.Len() {
+		t.Fatalf("rootfs: tree %d of a series of %d", n, s.Len())
+	}
+	b := newBuilder(t)
+	defer b.release()
+	key, err := b.ensureSeries(s, n)
+	if err != nil {
+		fail(t, err)
+	}
+	rec, err := b.cache.load(key)
+	if err != nil {
+		fail(t, err)
+	}
+	return rec.Listing
+}
+
 // stepKey names tree n of the series: the base's key, then each step.
 func (s Series) stepKey(arch string, n int) string {
 	key := s.Base.key(arch)
@@ -137,6 +159,9 @@ func (b *builder) buildStep(suite, prev, next string, step Step) error {
 		return err
 	}
 	if err := dpkgInstall(dir, debs); err != nil {
+		return err
+	}
+	if err := checkInstalled(dir, step.Packages); err != nil {
 		return err
 	}
 	took := time.Since(start)
