@@ -32,10 +32,7 @@ func (a *privateApt) setup() error {
 			return err
 		}
 	}
-	const key = "[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
-	sources := fmt.Sprintf("deb %s http://deb.debian.org/debian %s main\n", key, a.suite) +
-		fmt.Sprintf("deb %s http://deb.debian.org/debian %s-updates main\n", key, a.suite) +
-		fmt.Sprintf("deb %s http://deb.debian.org/debian-security %s-security main\n", key, a.suite)
+	sources := strings.Join(mirrors(a.suite, "[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "), "\n") + "\n"
 	conf := ""
 	for _, kv := range [][2]string{
 		{"Dir::State", "state"}, {"Dir::State::status", "status"}, {"Dir::Cache", "cache"},
@@ -52,6 +49,17 @@ func (a *privateApt) setup() error {
 		}
 	}
 	return nil
+}
+
+// mirrors are the sources.list lines of suite, its -updates and its
+// security suite, all on deb.debian.org (mmdebstrap's own default takes
+// the security suite from security.debian.org), each with opts.
+func mirrors(suite, opts string) []string {
+	return []string{
+		"deb " + opts + "http://deb.debian.org/debian " + suite + " main",
+		"deb " + opts + "http://deb.debian.org/debian " + suite + "-updates main",
+		"deb " + opts + "http://deb.debian.org/debian-security " + suite + "-security main",
+	}
 }
 
 // command runs an apt command on the private state, in dir.
@@ -80,7 +88,7 @@ func (a *privateApt) update() error {
 	if err := a.setup(); err != nil {
 		return err
 	}
-	if _, err := a.command(a.dir, "apt-get", "-q", "update"); err != nil {
+	if _, err := a.command(a.dir, "apt-get", "-q", "--error-on=any", "update"); err != nil {
 		return err
 	}
 	a.updated = true

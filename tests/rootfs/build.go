@@ -18,7 +18,8 @@ import (
 // Suite, plus Include.
 type Spec struct {
 	// Suite is a Debian stable release's code name ("bookworm"): the
-	// release, its -updates and its security suite are the mirrors.
+	// release, its -updates and its security suite, on deb.debian.org,
+	// are the mirrors.
 	Suite string
 	// Include are packages beyond minbase, "name" (the newest version the
 	// mirrors have) or "name=version" (exactly that one).
@@ -34,7 +35,7 @@ var Bookworm = Spec{
 
 // builderVersion changes whenever the same Spec would build a different
 // tree (mmdebstrap's options, the extras): it is part of every key.
-const builderVersion = "meshcast-rootfs 1"
+const builderVersion = "meshcast-rootfs 2"
 
 // key names the tree of s on this architecture in the cache.
 func (s Spec) key(arch string) string {

@@ -57,6 +57,7 @@ func mmdebstrap(spec Spec, dir, logFile string) error {
 		"--include=" + strings.Join(spec.Include, ","),
 		spec.Suite, dir,
 	}
+	args = append(args, mirrors(spec.Suite, "")...)
 	var out bytes.Buffer
 	cmd := exec.Command("mmdebstrap", args...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = aptEnv(), &out, &out
