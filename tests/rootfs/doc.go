@@ -31,7 +31,9 @@
 //     curl/libcurl4 7.88.1-10+deb12u5, python3.11 3.11.2-6+deb12u8; then
 //     openssl 3.0.20-1~deb12u2; curl 7.88.1-10+deb12u15; python3.11
 //     3.11.2-6+deb12u9; openssl 3.0.22-1~deb12u2. Series.Tree(t, n)
-//     returns a fresh copy of tree n, each tree cached like a Spec's.
+//     returns a fresh copy of tree n, each tree cached like a Spec's, and
+//     Series.Listing(t, n) the listing of tree n as it was built, without
+//     copying it out.
 //   - List(root) is the listing of a tree: one Entry per path, "." for the
 //     root, sorted by path, with the type, the 07777 mode bits, owner,
 //     symlink target, xattrs, hard-link group, device numbers, size,
@@ -74,8 +76,10 @@
 // trees); -short with the tree not cached. Anything else that goes wrong
 // fails the test.
 //
-// Network: only deb.debian.org, through apt and mmdebstrap, and only
-// when a tree or a series is not in the cache.
+// Network: only deb.debian.org (the release, -updates and
+// debian-security), through apt and mmdebstrap, and only when a tree or
+// a week-old series is not in the cache; the trees' sources.list names
+// the same three.
 //
 // rootfs is test support: production code must not import it.
 package rootfs
