@@ -32,6 +32,7 @@ func goldenTreeV2() []content.File {
 		return content.ChunkRef{ID: content.SumChunk([]byte(data)), Size: len(data), Stored: stored, Enc: enc, Pack: pack, Offset: off}
 	}
 	return []content.File{
+		{Path: content.RootPath, Type: content.TypeDir, Mode: 0o755, MTime: mtime},
 		{Path: "dev", Type: content.TypeDir, Mode: 0o755, MTime: mtime},
 		{Path: "dev/null", Type: content.TypeChar, Mode: 0o666, Major: 1, Minor: 3, MTime: mtime},
 		{Path: "etc", Type: content.TypeDir, Mode: 0o755, MTime: mtime, Xattrs: content.Xattrs{"security.selinux": []byte("system_u:object_r:etc_t:s0\x00")}},
@@ -195,19 +196,27 @@ func TestManifestV2Invalid(t *testing.T) {
 			return insert(f, content.File{Path: "etc/caf\xe9", Type: content.TypeDir, Mode: 0o755})
 		}, `path "etc/caf\xe9" is not valid UTF-8`},
 		{"device with a size", func(f []content.File) []content.File {
-			f[1].Size = 1
+			f[2].Size = 1
 			return f
 		}, "a device has no size"},
 		{"fifo with device numbers", func(f []content.File) []content.File {
-			f[8].Major = 1
+			f[9].Major = 1
 			return f
 		}, "a fifo has no size, chunks, digest, target or device numbers"},
 		{"mode beyond 07777", func(f []content.File) []content.File {
 			f[0].Mode = 0o10000
 			return f
 		}, "bits beyond 07777"},
+		{"root not a directory", func(f []content.File) []content.File {
+			f[0].Type = content.TypeFifo
+			return f
+		}, `the root of the tree is a directory, not a fifo`},
+		{"root not first", func(f []content.File) []content.File {
+			f[0], f[1] = f[1], f[0]
+			return f
+		}, `path "." is not clean`},
 		{"socket", func(f []content.File) []content.File {
-			f[8].Type = "socket"
+			f[9].Type = "socket"
 			return f
 		}, `type "socket" is not file, dir, symlink, link, char, block or fifo`},
 	}

@@ -187,6 +187,12 @@ type File struct {
 	Minor  uint32 `json:"minor,omitzero"` // char and block devices
 }
 
+// RootPath is the path of a schema 2 tree's first entry when it describes
+// the tree's own directory (mode, owner, xattrs, mtime), as "./" does in a
+// tar. It is the only path that may be "." and sorts first whatever the
+// other paths are.
+const RootPath = "."
+
 // Xattrs are extended attributes by name; the values are written in
 // base64. Only the security, trusted and user namespaces are carried.
 type Xattrs map[string][]byte
@@ -476,10 +482,16 @@ func validateFiles(files []File, schema int, l Limits) error {
 	var total int64
 	for i := range files {
 		f := &files[i]
-		if err := ValidatePath(f.Path, l.PathBytes); err != nil {
+		if f.Path == RootPath && i == 0 && schema >= 2 {
+			// The tree's own directory: its mode, owner, xattrs and
+			// mtime.
+			if f.Type != TypeDir {
+				return badf("file 0 %q: the root of the tree is a directory, not a %s", f.Path, truncate(string(f.Type), 20))
+			}
+		} else if err := ValidatePath(f.Path, l.PathBytes); err != nil {
 			return fmt.Errorf("file %d: %w", i, err)
 		}
-		if i > 0 && f.Path <= files[i-1].Path {
+		if i > 0 && f.Path <= files[i-1].Path && files[i-1].Path != RootPath {
 			return badf("file %d %q: paths must be unique and sorted", i, f.Path)
 		}
 		for dir := f.Path; ; {
