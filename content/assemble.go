@@ -1,9 +1,7 @@
 package content
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +19,30 @@ type Installed struct {
 	Artifact *Artifact
 }
 
+// AssembleOptions say how Assemble materialises an artifact. The zero
+// value assembles from the store alone, with everything the tree asks
+// for that the process may give.
+type AssembleOptions struct {
+	// Prev is the release installed before, if any. Its regular files
+	// whose bytes and inode metadata the new release repeats are
+	// hard-linked instead of decoded again; see Assemble.
+	Prev *Installed
+	// DropPrivileges drops the privileges a tree grants: the setuid and
+	// setgid bits of every entry and security.capability attributes (file
+	// capabilities). Without it, a process that may not give entries
+	// their owners refuses a schema 2 tree with setuid or setgid entries,
+	// and one without CAP_SETFCAP a tree with file capabilities, rather
+	// than install them with an owner the tree did not ask for. With it,
+	// the bits and attributes are dropped whatever the process may do.
+	DropPrivileges bool
+}
+
 // AssembleStats says what an assembly did.
 type AssembleStats struct {
 	Files, Dirs, Symlinks int
+	HardLinks             int   // TypeLink entries
+	Devices               int   // character and block devices
+	Fifos                 int   // named pipes
 	WrittenBytes          int64 // decoded from chunks
 	ReusedFiles           int   // taken from the previous release
 	ReusedBytes           int64
@@ -35,70 +54,92 @@ var ErrMissingChunk = errors.New("chunk missing from the store")
 // ErrFileDigest means a file's bytes do not match the digest in the manifest.
 var ErrFileDigest = errors.New("file does not match its sha256")
 
+// ErrPrivilege means that a tree asks for something the assembling
+// process may not do: a device node without CAP_MKNOD, a setuid or setgid
+// entry or file capabilities it cannot give with their owner, a trusted.*
+// attribute without CAP_SYS_ADMIN. Assemble checks before it writes
+// anything, and the error names the first such entry.
+var ErrPrivilege = errors.New("privilege required")
+
+// ErrXattr means that the system refused to set an entry's extended
+// attribute (a filesystem without support for it, a value the kernel
+// rejects, user.* on a symlink or device); the error names the entry and
+// the attribute.
+var ErrXattr = errors.New("cannot set extended attribute")
+
 // Assemble materialises art into dst from store. dst must not exist, or be
 // an empty directory. The tree is built in a temporary sibling of dst and
 // renamed into place only when every file is complete, checked against its
 // sha256 and synced to disk, so dst holds the whole release or nothing.
 //
-// Every file operation goes through an os.Root on the temporary directory,
+// Every entry is created through an os.Root on the temporary directory,
 // so no entry of a hostile manifest reaches outside it whatever its path
-// or link targets say; the manifest is validated as well, and only regular
-// files, directories and symlinks can be created. Files of prev with the
-// same path, digest and mode are hard-linked (or copied) after their bytes
-// are checked, instead of being decoded again.
-func Assemble(ctx context.Context, art *Artifact, store Store, dst string, prev *Installed) (AssembleStats, error) {
+// or link targets say, and the manifest is validated first: no entry lies
+// below a symlink or any other non-directory. Entries are created by type
+// so that nothing is ever written through a link: directories first
+// (0700, so that the process can fill them), regular files, hard links,
+// device nodes and fifos (created, never opened), symlinks last, their
+// targets verbatim and never followed. Each inode then gets its metadata
+// in the order the kernel needs (see setMeta): owner, extended
+// attributes, mode, mtime; a hard link shares its file's, and directories
+// get theirs last, deepest first, once nothing more is created in them.
+//
+// Owners are applied when the process has CAP_CHOWN and CAP_FOWNER (root
+// has every capability); otherwise entries belong to the assembling user,
+// and an entry with setuid or setgid bits makes Assemble fail, naming
+// it, unless opt.DropPrivileges drops the bits. Device nodes need
+// CAP_MKNOD, file capabilities CAP_SETFCAP (or DropPrivileges, which
+// drops them) and trusted.* attributes CAP_SYS_ADMIN: without them
+// Assemble fails with ErrPrivilege before it writes anything. An
+// attribute the system refuses fails with ErrXattr; an owner of
+// 4294967295, (uid_t)-1 to chown(2), and device numbers beyond what the
+// kernel represents, with errors.ErrUnsupported. Mtimes beyond the
+// filesystem's range are clamped by the kernel.
+//
+// A schema 1 artifact (Artifact.Schema 1) keeps the behaviour of schema 1:
+// only files, directories and symlinks, modes applied as they are,
+// owned by the assembling user, mtimes left at the time of assembly.
+//
+// A regular file of opt.Prev with the same path and digest is reused
+// after its bytes are checked: hard-linked when the inode on disk has
+// exactly the metadata this assembly would give it (mode, owner, extended
+// attributes, mtime), copied otherwise and given its metadata, so that an
+// inode shared with the running release is never changed.
+func Assemble(ctx context.Context, art *Artifact, store Store, dst string, opt AssembleOptions) (AssembleStats, error) {
 	var st AssembleStats
 	if err := art.validateLoaded(DefaultLimits()); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
-	// rename(2) replaces an empty directory, so an empty dst stays in
-	// place until the finished tree takes its name.
-	if fi, err := os.Lstat(dst); err == nil {
-		if !fi.IsDir() || !emptyDir(dst) {
-			return st, fmt.Errorf("assemble: %s exists and is not an empty directory", dst)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	a := &assembler{ctx: ctx, art: art, store: store, st: &st, priv: processPrivileges(), drop: opt.DropPrivileges}
+	if err := a.checkPrivileges(); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
-	parent := filepath.Dir(dst)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return st, fmt.Errorf("assemble %s: %w", dst, err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".partial-")
+	parent, err := checkDestination(dst)
 	if err != nil {
+		return st, fmt.Errorf("assemble %s: %w", dst, err)
+	}
+	if a.tmp, err = os.MkdirTemp(parent, "."+filepath.Base(dst)+".partial-"); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
 	done := false
 	defer func() {
 		if !done {
-			os.RemoveAll(tmp)
+			os.RemoveAll(a.tmp)
 		}
 	}()
-	a := &assembler{ctx: ctx, art: art, store: store, tmp: tmp, st: &st}
-	if a.root, err = os.OpenRoot(tmp); err != nil {
+	if a.root, err = os.OpenRoot(a.tmp); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
 	defer a.root.Close()
-	if prev != nil && prev.Artifact != nil {
-		if a.prevRoot, err = os.OpenRoot(prev.Dir); err == nil {
-			defer a.prevRoot.Close()
-			a.prevDir = prev.Dir
-			a.prev = make(map[string]*File, len(prev.Artifact.Files))
-			for i := range prev.Artifact.Files {
-				if f := &prev.Artifact.Files[i]; f.Type == TypeFile {
-					a.prev[f.Path] = f
-				}
-			}
-		}
-	}
+	defer a.openPrev(opt.Prev)()
 	if err := a.run(); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
-	if err := syncTree(tmp); err != nil {
+	if err := syncTree(a.tmp); err != nil {
 		return st, fmt.Errorf("assemble %s: sync: %w", dst, err)
 	}
 	// syscall.Rename, not os.Rename, which refuses an existing directory.
-	if err := syscall.Rename(tmp, dst); err != nil {
+	if err := syscall.Rename(a.tmp, dst); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
 	done = true
@@ -106,6 +147,25 @@ func Assemble(ctx context.Context, art *Artifact, store Store, dst string, prev 
 		return st, fmt.Errorf("assemble %s: sync parent: %w", dst, err)
 	}
 	return st, nil
+}
+
+// checkDestination checks that dst does not exist or is an empty
+// directory, creates its parent, and returns it.
+func checkDestination(dst string) (string, error) {
+	// rename(2) replaces an empty directory, so an empty dst stays in
+	// place until the finished tree takes its name.
+	if fi, err := os.Lstat(dst); err == nil {
+		if !fi.IsDir() || !emptyDir(dst) {
+			return "", fmt.Errorf("%s exists and is not an empty directory", dst)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	parent := filepath.Dir(dst)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	return parent, nil
 }
 
 type assembler struct {
@@ -119,191 +179,163 @@ type assembler struct {
 	prev     map[string]*File
 	st       *AssembleStats
 	buf      []byte
+	priv     privileges // what the process may do
+	drop     bool       // AssembleOptions.DropPrivileges
+}
+
+// openPrev opens the previous release, if there is one and it can be
+// opened, and returns what closes it.
+func (a *assembler) openPrev(prev *Installed) func() {
+	if prev == nil || prev.Artifact == nil {
+		return func() {}
+	}
+	r, err := os.OpenRoot(prev.Dir)
+	if err != nil {
+		return func() {}
+	}
+	a.prevRoot, a.prevDir = r, prev.Dir
+	a.prev = make(map[string]*File, len(prev.Artifact.Files))
+	for i := range prev.Artifact.Files {
+		if f := &prev.Artifact.Files[i]; f.Type == TypeFile {
+			a.prev[f.Path] = f
+		}
+	}
+	return func() { r.Close() }
+}
+
+// step creates the entries of some types.
+type step struct {
+	types []FileType
+	make  func(f *File) error
 }
 
 func (a *assembler) run() error {
-	// Directories first, writable until the end; files next; symlinks last,
-	// so that no file is ever created through a link; then the final
-	// directory modes, deepest first.
+	dirs, err := a.mkdirs()
+	if err != nil {
+		return err
+	}
+	// Regular files before the hard links to them; symlinks last, so that
+	// no entry is ever created through one.
+	steps := []step{
+		{[]FileType{TypeFile}, a.file},
+		{[]FileType{TypeLink}, a.hardLink},
+		{[]FileType{TypeFifo, TypeChar, TypeBlock}, a.node},
+		{[]FileType{TypeSymlink}, a.symlink},
+	}
+	for _, s := range steps {
+		for i := range a.art.Files {
+			f := &a.art.Files[i]
+			if !slices.Contains(s.types, f.Type) {
+				continue
+			}
+			if err := a.ctx.Err(); err != nil {
+				return err
+			}
+			if err := a.mkparent(f.Path); err != nil {
+				return fmt.Errorf("%s %q: %w", f.Type.noun(), f.Path, err)
+			}
+			if err := s.make(f); err != nil {
+				return fmt.Errorf("%s %q: %w", f.Type.noun(), f.Path, err)
+			}
+		}
+	}
+	// A directory's mtime changes whenever an entry is created in it,
+	// and its mode may forbid creating more: directories get their
+	// metadata once every entry exists, deepest first.
+	for _, d := range slices.Backward(dirs) {
+		if err := a.setMeta(d.Path, TypeDir, a.metaOf(d)); err != nil {
+			return fmt.Errorf("directory %q: %w", d.Path, err)
+		}
+	}
+	return nil
+}
+
+// mkdirs creates the tree's directories, 0700 until the end, and returns
+// them in path order.
+func (a *assembler) mkdirs() ([]*File, error) {
 	var dirs []*File
 	for i := range a.art.Files {
 		f := &a.art.Files[i]
 		if f.Type != TypeDir {
 			continue
 		}
-		// Parents the tree does not list get 0755, as they do for files;
-		// listed directories stay 0700 until their final mode is set.
-		if dir := filepath.Dir(f.Path); dir != "." {
-			if err := a.root.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("dir %q: %w", f.Path, err)
-			}
+		if err := a.mkparent(f.Path); err != nil {
+			return nil, fmt.Errorf("directory %q: %w", f.Path, err)
 		}
 		if err := a.root.MkdirAll(f.Path, 0o700); err != nil {
-			return fmt.Errorf("dir %q: %w", f.Path, err)
+			return nil, fmt.Errorf("directory %q: %w", f.Path, err)
 		}
 		dirs = append(dirs, f)
 		a.st.Dirs++
 	}
-	for i := range a.art.Files {
-		f := &a.art.Files[i]
-		if f.Type != TypeFile {
-			continue
-		}
-		if err := a.ctx.Err(); err != nil {
-			return err
-		}
-		if dir := filepath.Dir(f.Path); dir != "." {
-			if err := a.root.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("file %q: %w", f.Path, err)
-			}
-		}
-		if err := a.file(f); err != nil {
-			return fmt.Errorf("file %q: %w", f.Path, err)
-		}
-		a.st.Files++
-	}
-	for i := range a.art.Files {
-		f := &a.art.Files[i]
-		if f.Type != TypeSymlink {
-			continue
-		}
-		if dir := filepath.Dir(f.Path); dir != "." {
-			if err := a.root.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("symlink %q: %w", f.Path, err)
-			}
-		}
-		if err := a.root.Symlink(f.Target, f.Path); err != nil {
-			return fmt.Errorf("symlink %q: %w", f.Path, err)
-		}
-		a.st.Symlinks++
-	}
-	for _, d := range slices.Backward(dirs) {
-		if err := a.root.Chmod(d.Path, d.Mode.FileMode()); err != nil {
-			return fmt.Errorf("dir %q: %w", d.Path, err)
-		}
+	return dirs, nil
+}
+
+// mkparent creates the parents of p that the tree does not list: they
+// get 0755 (less the umask) and the assembling user. Listed directories
+// exist already, 0700 until their final mode is set.
+func (a *assembler) mkparent(p string) error {
+	if dir := filepath.Dir(p); dir != "." {
+		return a.root.MkdirAll(dir, 0o755)
 	}
 	return nil
 }
 
-func (a *assembler) file(f *File) error {
-	if p := a.prev[f.Path]; p != nil && p.SHA256 == f.SHA256 && p.Size == f.Size {
-		ok, err := a.reuse(f, p.Mode == f.Mode)
-		if err != nil || ok {
-			return err
-		}
+func (a *assembler) hardLink(f *File) error {
+	// linkat(2) without AT_SYMLINK_FOLLOW: f.Link, a regular file listed
+	// before (validation checks it), is linked itself, never followed.
+	// The inode already has its metadata.
+	if err := a.root.Link(f.Link, f.Path); err != nil {
+		return err
 	}
-	w, err := a.root.OpenFile(f.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	a.st.HardLinks++
+	return nil
+}
+
+// node creates a fifo or a device node. Neither is ever opened: mknod
+// creates it and its metadata is set by path.
+func (a *assembler) node(f *File) error {
+	// The parent is opened through the root, so mknodat cannot create
+	// anything outside the tree whatever the path says.
+	dir, err := a.root.Open(filepath.Dir(f.Path))
 	if err != nil {
 		return err
 	}
-	defer w.Close()
-	h := sha256.New()
-	if a.buf == nil {
-		a.buf = make([]byte, 0, MaxChunkSize)
-	}
-	for i := range f.Chunks {
-		ref := &f.Chunks[i]
-		c, err := a.store.Get(ref.ID)
-		if errors.Is(err, ErrNotFound) {
-			return &ChunkError{ref.ID, ErrMissingChunk}
-		}
-		if errors.Is(err, ErrChunkCorrupt) {
-			// A stored file the store itself cannot read (a damaged
-			// header): drop it so that the next fetch replaces it.
-			a.store.Remove(ref.ID)
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		// The id fixes the size; the encoding is how this copy happens to
-		// be stored, which need not be how the origin stores it.
-		if c.Size != ref.Size {
-			a.store.Remove(ref.ID)
-			return &ChunkError{ref.ID, fmt.Errorf("%w: stored with %d bytes, manifest says %d", ErrChunkCorrupt, c.Size, ref.Size)}
-		}
-		data, err := DecodeChunk(a.buf, ref.ID, ref.Size, c.Enc, c.Body)
-		if err != nil {
-			// A stored chunk that no longer verifies is bit rot: drop it
-			// so that the next fetch replaces it.
-			a.store.Remove(ref.ID)
-			return err
-		}
-		if _, err := w.Write(data); err != nil {
-			return err
-		}
-		h.Write(data)
-		a.st.WrittenBytes += int64(len(data))
-	}
-	if got := h.Sum(nil); !bytes.Equal(got, f.SHA256[:]) {
-		return fmt.Errorf("%w: got %x", ErrFileDigest, got[:6])
-	}
-	if err := w.Chmod(f.Mode.FileMode()); err != nil {
+	defer dir.Close()
+	if err := mknodat(dir, filepath.Base(f.Path), f.Type, f.Major, f.Minor); err != nil {
 		return err
 	}
-	return w.Close()
+	if f.Type == TypeFifo {
+		a.st.Fifos++
+	} else {
+		a.st.Devices++
+	}
+	return a.setMeta(f.Path, f.Type, a.metaOf(f))
 }
 
-// reuse takes f from the previous release: a hard link when the modes
-// agree, a copy otherwise, and in both cases only after the bytes are
-// checked against f's digest. It reports false when the previous file is
-// unusable, and the caller decodes f from chunks instead.
-func (a *assembler) reuse(f *File, sameMode bool) (bool, error) {
-	src, err := a.prevRoot.Open(f.Path)
-	if err != nil {
-		return false, nil
+func (a *assembler) symlink(f *File) error {
+	if err := a.root.Symlink(f.Target, f.Path); err != nil {
+		return err
 	}
-	defer src.Close()
-	sfi, err := src.Stat()
-	if err != nil || !sfi.Mode().IsRegular() || sfi.Size() != f.Size {
-		return false, nil
-	}
-	sameMode = sameMode && sfi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) == f.Mode.FileMode()
-	if sameMode && os.Link(filepath.Join(a.prevDir, f.Path), filepath.Join(a.tmp, f.Path)) == nil {
-		// The link was made by path: make sure it is the inode we opened
-		// through the root, then check its bytes.
-		if lfi, err := a.root.Lstat(f.Path); err == nil && os.SameFile(lfi, sfi) && a.digestMatches(src, f) {
-			a.st.ReusedFiles++
-			a.st.ReusedBytes += f.Size
-			return true, nil
-		}
-		if err := a.root.Remove(f.Path); err != nil {
-			return false, err
-		}
-		return false, nil
-	}
-	w, err := a.root.OpenFile(f.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return false, err
-	}
-	defer w.Close()
-	h := sha256.New()
-	if _, err := src.Seek(0, io.SeekStart); err != nil {
-		return false, nil
-	}
-	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(src, f.Size+1))
-	if err != nil || n != f.Size || !bytes.Equal(h.Sum(nil), f.SHA256[:]) {
-		w.Close()
-		if err := a.root.Remove(f.Path); err != nil {
-			return false, err
-		}
-		return false, nil
-	}
-	if err := w.Chmod(f.Mode.FileMode()); err != nil {
-		return false, err
-	}
-	a.st.ReusedFiles++
-	a.st.ReusedBytes += f.Size
-	return true, w.Close()
+	a.st.Symlinks++
+	return a.setMeta(f.Path, TypeSymlink, a.metaOf(f))
 }
 
-func (a *assembler) digestMatches(r io.ReadSeeker, f *File) bool {
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return false
+// noun names a type in error messages.
+func (t FileType) noun() string {
+	switch t {
+	case TypeFile:
+		return "file"
+	case TypeDir:
+		return "directory"
+	case TypeLink:
+		return "hard link"
+	case TypeChar:
+		return "character device"
+	case TypeBlock:
+		return "block device"
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(r, f.Size+1))
-	return err == nil && n == f.Size && bytes.Equal(h.Sum(nil), f.SHA256[:])
+	return string(t)
 }
 
 // FileMode converts permission bits to an os.FileMode.

@@ -140,7 +140,7 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 	if err != nil {
 		return res, fmt.Errorf("fetch %s: %w", rel, err)
 	}
-	st, err := content.Assemble(ctx, art, store, opt.Out, nil)
+	st, err := content.Assemble(ctx, art, store, opt.Out, content.AssembleOptions{})
 	if err != nil {
 		return res, err
 	}
