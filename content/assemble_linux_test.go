@@ -2,9 +2,13 @@ package content_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -100,4 +104,128 @@ func inodeState(tb testing.TB, p string) string {
 		tb.Fatal(err)
 	}
 	return fmt.Sprintf("%s nlink %d ctime %d", inodeMeta(tb, p), st.Nlink, st.Ctim.Nano())
+}
+
+// fidelityTree has an entry of every type, every special mode bit,
+// owners, attributes of every namespace and nanosecond mtimes.
+func fidelityTree() []entry {
+	return []entry{
+		dirE("bin", 0o755).at(1_500_000_000_987_654_321),
+		fileE("bin/busybox", 0o755, string(randomBytes(100, 3000))).at(1_600_000_000_123_456_789).xattr("user.origin", "busybox"),
+		hardE("bin/ls", "bin/busybox"),
+		fileE("bin/ping", 0o755, "ping").xattr("security.capability", netRaw).at(1_600_000_001_000_000_002),
+		linkE("bin/sh", "busybox").own(1234, 5678).at(1_700_000_000_000_000_003),
+		fileE("bin/su", 0o4755, "su").at(1_600_000_002_000_000_004),
+		fileE("bin/wall", 0o2755, "wall").own(0, 5).at(5),
+		dirE("dev", 0o755).at(1_400_000_000_000_000_005),
+		devE("dev/loop9", content.TypeBlock, 0o660, 7, 9).own(0, 6).at(1_400_000_000_000_000_006),
+		devE("dev/null", content.TypeChar, 0o666, 1, 3).at(1_400_000_000_000_000_007),
+		dirE("etc", 0o755).at(1_300_000_000_000_000_008),
+		dirE("etc/alternatives", 0o755).own(1234, 5678),
+		linkE("etc/alternatives/x", "/usr/share/x").at(1_300_000_000_000_000_009).
+			xattr("trusted.overlay.origin", "y").xattr("security.label", "z"),
+		fileE("etc/conf", 0o640, "key=value\n").own(1234, 5678).at(1_600_000_000_123_456_789).
+			xattr("user.mime_type", "text/plain").xattr("trusted.md5", "abc"),
+		hardE("etc/conf.hard", "etc/conf"),
+		fifoE("run/initctl", 0o620).own(1234, 5678).at(1_650_000_000_000_000_010),
+		dirE("srv", 0o2775).own(1234, 5678).at(1_200_000_000_000_000_011).xattr("user.dir", "yes"),
+		fileE("srv/all", 0o7777, "every bit").own(1234, 5678),
+		fileE("srv/none", 0o000, "no bits").own(1234, 5678).xattr("user.x", "v"),
+		dirE("tmp", 0o1777).at(1_100_000_000_000_000_012),
+		dirE("usr/share", 0o555).at(1_000_000_000_000_000_013),
+		fileE("usr/share/x", 0o644, "x\n").own(1234, 5678),
+		dirE("var/empty", 0o000).own(1234, 5678).at(-1_000_000_001),
+	}
+}
+
+func TestAssembleFidelity(t *testing.T) {
+	if !asRoot {
+		t.Skip("needs root, to give owners, device nodes, file capabilities and trusted.* attributes")
+	}
+	t.Parallel()
+	entries := fidelityTree()
+	store := content.NewMemStore()
+	art := buildTree(t, store, entries)
+	if err := validateArtifact(art, content.DefaultLimits()); err != nil {
+		t.Fatalf("the tree does not validate: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	st, err := content.Assemble(context.Background(), art, store, out, content.AssembleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTreeAs(t, out, entries, assembly{owners: true})
+	want := content.AssembleStats{Files: 8, Dirs: 8, Symlinks: 2, HardLinks: 2, Devices: 2, Fifos: 1, WrittenBytes: st.WrittenBytes}
+	if st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	for _, p := range []string{"bin/busybox", "etc/conf"} {
+		if fi, err := os.Lstat(filepath.Join(out, p)); err != nil || fi.Sys().(*syscall.Stat_t).Nlink != 2 {
+			t.Errorf("%s: want 2 links (%v)", p, err)
+		}
+	}
+	getcap, err := exec.LookPath("getcap")
+	if err != nil {
+		t.Logf("no getcap to check bin/ping with: %v", err)
+		return
+	}
+	b, err := exec.Command(getcap, filepath.Join(out, "bin/ping")).CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "cap_net_raw=ep") {
+		t.Errorf("getcap bin/ping: %q (%v), want cap_net_raw=ep", b, err)
+	}
+}
+
+// TestAssembleReuseMetadata checks that a file of the previous release is
+// hard-linked only when its inode has all the metadata the new release
+// gives it, and that the inodes of the previous release never change.
+func TestAssembleReuseMetadata(t *testing.T) {
+	if !asRoot {
+		t.Skip("needs root, to give owners and file capabilities")
+	}
+	t.Parallel()
+	const ns = 1_600_000_000_000_000_001
+	file := func(p string) entry {
+		return fileE(p, 0o750, "bytes of "+p).own(1234, 5678).at(ns).xattr("user.a", "1")
+	}
+	e1 := []entry{
+		file("capability").xattr("security.capability", netRaw),
+		file("mode"), file("mtime"), file("owner"), file("same"), file("tampered"), file("tampered-owner"), file("xattr"),
+	}
+	e2 := []entry{
+		e1[0],
+		file("mode"), file("mtime").at(ns + 1), file("owner").own(1235, 5678), file("same"), hardE("same.hard", "same"),
+		file("tampered"), file("tampered-owner"), file("xattr").xattr("user.a", "2"),
+	}
+	e2[1].Mode = 0o700
+	all := content.NewMemStore()
+	art1, art2 := buildTree(t, all, e1), buildTree(t, all, e2)
+	base := t.TempDir()
+	out1, out2 := filepath.Join(base, "v1"), filepath.Join(base, "v2")
+	assemble(t, art1, all, out1, nil)
+	if err := unix.Lsetxattr(filepath.Join(out1, "tampered"), "user.extra", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(filepath.Join(out1, "tampered-owner"), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	before := make(map[string]string)
+	for _, e := range e1 {
+		before[e.Path] = inodeMeta(t, filepath.Join(out1, e.Path))
+	}
+
+	// No chunks: every file must come from v1.
+	st := assemble(t, art2, content.NewMemStore(), out2, &content.Installed{Dir: out1, Artifact: art1})
+	checkTree(t, out2, e2)
+	for _, e := range e1 {
+		if got := inodeMeta(t, filepath.Join(out1, e.Path)); got != before[e.Path] {
+			t.Errorf("v1's %s changed:\nbefore %s\nafter  %s", e.Path, before[e.Path], got)
+		}
+		linked := sameFile(t, filepath.Join(out1, e.Path), filepath.Join(out2, e.Path))
+		if want := e.Path == "same" || e.Path == "capability"; linked != want {
+			t.Errorf("%s: hard-linked to v1's %v, want %v", e.Path, linked, want)
+		}
+	}
+	if st.ReusedFiles != len(e1) || st.WrittenBytes != 0 || st.HardLinks != 1 {
+		t.Errorf("stats %+v: want %d files reused, none decoded", st, len(e1))
+	}
 }
