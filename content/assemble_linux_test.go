@@ -3,6 +3,7 @@ package content_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -227,5 +229,234 @@ func TestAssembleReuseMetadata(t *testing.T) {
 	}
 	if st.ReusedFiles != len(e1) || st.WrittenBytes != 0 || st.HardLinks != 1 {
 		t.Errorf("stats %+v: want %d files reused, none decoded", st, len(e1))
+	}
+}
+
+// TestAssembleHostileEtc assembles trees that reach for /etc and checks
+// that they are refused and that /etc did not change.
+func TestAssembleHostileEtc(t *testing.T) {
+	t.Parallel()
+	names := func() []string {
+		ents, err := os.ReadDir("/etc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for _, e := range ents {
+			n = append(n, e.Name())
+		}
+		return n
+	}
+	before := [3]string{inodeState(t, "/etc"), inodeState(t, "/etc/passwd"), strings.Join(names(), "/")}
+	cases := map[string][]entry{
+		"a -> /etc then a/passwd":            {linkE("a", "/etc"), fileE("a/passwd", 0o644, "root::0:0::/:/bin/sh\n")},
+		"a -> /etc then a new file":          {linkE("a", "/etc"), fileE("a/meshcast-pwned", 0o644, "pwned\n")},
+		"a -> /etc then a dir with metadata": {linkE("a", "/etc"), dirE("a/x", 0o777).own(1, 1).xattr("user.x", "y")},
+		"a -> /etc then a fifo":              {linkE("a", "/etc"), fifoE("a/fifo", 0o666)},
+		"hard link to a symlink to /etc/passwd": {
+			linkE("s", "/etc/passwd"), hardE("t", "s")},
+		"hard link to /etc/passwd": {hardE("t", "/etc/passwd")},
+	}
+	for name, entries := range cases {
+		t.Run(name, func(t *testing.T) {
+			store := content.NewMemStore()
+			art := buildArtifact(t, store, content.KindTree, entries)
+			if err := validateArtifact(art, content.DefaultLimits()); err == nil {
+				t.Fatal("the tree validates")
+			}
+			parent := t.TempDir()
+			if _, err := content.Assemble(context.Background(), art, store, filepath.Join(parent, "out"), testOptions(nil)); err == nil {
+				t.Fatal("Assemble succeeded")
+			}
+			checkNoOutput(t, parent)
+		})
+	}
+	t.Cleanup(func() {
+		if after := [3]string{inodeState(t, "/etc"), inodeState(t, "/etc/passwd"), strings.Join(names(), "/")}; after != before {
+			t.Errorf("/etc changed:\nbefore %q\nafter  %q", before, after)
+		}
+	})
+}
+
+// TestAssembleSymlinkMetadataOutside gives symlinks that point outside
+// the tree attributes, owners and mtimes, and checks that only the links
+// get them.
+func TestAssembleSymlinkMetadataOutside(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		entry func(sentinel string) entry
+		root  bool   // needs root
+		fail  string // the error names this, or it succeeds
+	}{
+		"trusted.* on an absolute symlink": {
+			func(s string) entry {
+				return linkE("s", filepath.Join(s, "target")).xattr("trusted.x", "v").own(1234, 5678).at(1_000_000_000_000_000_001)
+			},
+			true, ""},
+		"security.* on a relative symlink": {
+			func(string) entry { return linkE("s", "../../sentinel/target").xattr("security.x", "v") }, true, ""},
+		// user.* is refused on symlinks: were it followed, the target,
+		// a regular file, would take it.
+		"user.* on a relative symlink": {
+			func(string) entry { return linkE("s", "../../sentinel/target").xattr("user.x", "v").at(1) },
+			false, `symlink "s": cannot set extended attribute user.x`},
+		"user.* on an absolute symlink": {
+			func(s string) entry { return linkE("s", filepath.Join(s, "target")).xattr("user.x", "v") },
+			false, `symlink "s": cannot set extended attribute user.x`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if c.root && !asRoot {
+				t.Skip("needs root")
+			}
+			l := newHostileLayout(t)
+			e := c.entry(l.sentinel)
+			store := content.NewMemStore()
+			art := buildTree(t, store, []entry{e})
+			if err := validateArtifact(art, content.DefaultLimits()); err != nil {
+				t.Fatal(err)
+			}
+			_, err := content.Assemble(context.Background(), art, store, l.out, testOptions(nil))
+			makeRemovable(t, l.site)
+			l.checkContained(t)
+			if c.fail == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkTree(t, l.out, []entry{e})
+				return
+			}
+			if !errors.Is(err, content.ErrXattr) || !strings.Contains(err.Error(), c.fail) {
+				t.Fatalf("got %v, want ErrXattr naming %s", err, c.fail)
+			}
+			checkNoOutput(t, l.site)
+		})
+	}
+}
+
+// assembleWithin runs Assemble and fails the test if it has not returned
+// after a while, as it would not if it opened a fifo: then unblock
+// releases it.
+func assembleWithin(t *testing.T, art *content.Artifact, store content.Store, dst string, opt content.AssembleOptions, unblock func()) (content.AssembleStats, error) {
+	t.Helper()
+	type result struct {
+		st  content.AssembleStats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := content.Assemble(context.Background(), art, store, dst, opt)
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		return r.st, r.err
+	case <-time.After(30 * time.Second):
+		unblock()
+		r := <-done
+		t.Fatalf("Assemble blocked, as on opening a fifo, until released (then: %v)", r.err)
+		return r.st, r.err
+	}
+}
+
+// openFifos opens every fifo matching the glob pattern for reading and
+// writing, which releases whoever waits to open one, and closes them.
+func openFifos(pattern string) {
+	ps, _ := filepath.Glob(pattern)
+	for _, p := range ps {
+		if f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	}
+}
+
+// TestAssembleFifoNeverOpened checks that assembly never opens a fifo or a
+// device: neither those it creates nor those it finds in the previous
+// release where it expected a regular file.
+func TestAssembleFifoNeverOpened(t *testing.T) {
+	t.Parallel()
+	entries := []entry{
+		dirE("bin", 0o755),
+		fileE("bin/agent", 0o755, "agent"),
+		fileE("bin/helper", 0o755, "helper"),
+		fifoE("bin/pipe", 0o666).at(1_000_000_000_000_000_001).xattr("security.x", "y"),
+		fileE("null", 0o666, "null"),
+	}
+	if !asRoot {
+		entries[3].Xattrs = nil
+	}
+	store := content.NewMemStore()
+	art := buildTree(t, store, entries)
+	base := t.TempDir()
+	out1, out2 := filepath.Join(base, "v1"), filepath.Join(base, "v2")
+	_, err := assembleWithin(t, art, store, out1, testOptions(nil), func() { openFifos(filepath.Join(base, ".v1.partial-*", "bin", "pipe")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeRemovable(t, out1)
+	checkTree(t, out1, entries)
+
+	// In v1, where v2 expects the same regular files, bin/agent is now a
+	// fifo and null a device (as root); watch v1 for opens.
+	if err := os.Remove(filepath.Join(out1, "bin/agent")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(out1, "bin/agent"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if asRoot {
+		if err := os.Remove(filepath.Join(out1, "null")); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mknod(filepath.Join(out1, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opened := watchOpens(t, out1, filepath.Join(out1, "bin"))
+	st, err := assembleWithin(t, art, store, out2, content.AssembleOptions{Prev: &content.Installed{Dir: out1, Artifact: art}, DropPrivileges: !asRoot},
+		func() { openFifos(filepath.Join(out1, "bin", "agent")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeRemovable(t, out2)
+	checkTree(t, out2, entries)
+	for _, name := range opened() {
+		if name == "agent" || name == "null" || name == "pipe" {
+			t.Errorf("Assemble opened v1's %s, which is no regular file", name)
+		}
+	}
+	if st.ReusedFiles != 1 || st.Fifos != 1 {
+		t.Errorf("stats %+v: want bin/helper reused, one fifo", st)
+	}
+}
+
+// watchOpens watches dirs for their entries being opened, and returns
+// what reports the names of those opened so far.
+func watchOpens(t *testing.T, dirs ...string) func() []string {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	for _, d := range dirs {
+		if _, err := unix.InotifyAddWatch(fd, d, unix.IN_OPEN); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() []string {
+		var names []string
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := unix.Read(fd, buf)
+			if n <= 0 || err != nil {
+				return names
+			}
+			for b := buf[:n]; len(b) >= unix.SizeofInotifyEvent; {
+				l := int(uint32(b[12]) | uint32(b[13])<<8 | uint32(b[14])<<16 | uint32(b[15])<<24)
+				names = append(names, strings.TrimRight(string(b[unix.SizeofInotifyEvent:unix.SizeofInotifyEvent+l]), "\x00"))
+				b = b[unix.SizeofInotifyEvent+l:]
+			}
+		}
 	}
 }
