@@ -3,8 +3,10 @@ package content_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -459,4 +461,191 @@ func watchOpens(t *testing.T, dirs ...string) func() []string {
 			}
 		}
 	}
+}
+
+// childEnv carries the case TestAssembleChild runs, from
+// TestAssembleUnprivileged.
+const childEnv = "MESHCAST_TEST_ASSEMBLE_CHILD"
+
+type childRun struct {
+	Case string
+	Out  string
+}
+
+type childResult struct {
+	Err       string
+	Privilege bool // the error wraps ErrPrivilege
+	Stats     content.AssembleStats
+	CapEff    string // the child's effective capabilities
+}
+
+type unprivilegedCase struct {
+	schema  int
+	entries []entry
+	drop    bool
+	fail    []string // the error contains these; or it succeeds
+}
+
+func unprivilegedCases() map[string]unprivilegedCase {
+	setid := []entry{
+		dirE("bin", 0o755),
+		fileE("bin/a", 0o755, "a"),
+		fileE("bin/su", 0o4755, "su").own(0, 0),
+		fileE("bin/wall", 0o2755, "wall").own(0, 5),
+		dirE("var/mail", 0o2775).own(0, 8),
+	}
+	return map[string]unprivilegedCase{
+		"owners": {entries: []entry{
+			dirE("d", 0o750).own(1234, 5678).at(1_500_000_000_000_000_001).xattr("user.dir", "1"),
+			fileE("d/f", 0o444, "read-only").own(1234, 5678).at(1_500_000_000_000_000_002).xattr("user.mime_type", "text/plain"),
+			hardE("d/h", "d/f"),
+			linkE("d/s", "/usr/share/x").own(1234, 5678).at(1_500_000_000_000_000_003),
+			fifoE("p", 0o640).own(1234, 5678).at(1_500_000_000_000_000_004),
+			dirE("t", 0o1777).at(-5),
+		}},
+		"setuid":     {entries: setid, fail: []string{`file "bin/su": mode 4755 is setuid or setgid`, "DropPrivileges"}},
+		"drop":       {entries: append(slices.Clone(setid), fileE("bin/ping", 0o755, "ping").xattr("security.capability", netRaw)), drop: true},
+		"capability": {entries: []entry{fileE("bin/ping", 0o755, "ping").xattr("security.capability", netRaw)}, fail: []string{`file "bin/ping"`, "security.capability", "CAP_SETFCAP"}},
+		"device": {entries: []entry{dirE("dev", 0o755), devE("dev/null", content.TypeChar, 0o666, 1, 3)}, drop: true,
+			fail: []string{`character device "dev/null"`, "CAP_MKNOD"}},
+		"trusted":  {entries: []entry{fileE("f", 0o644, "f").xattr("trusted.x", "y")}, fail: []string{`file "f"`, "trusted.x", "CAP_SYS_ADMIN"}},
+		"schema 1": {schema: content.ManifestSchemaV1, entries: []entry{dirE("bin", 0o755), fileE("bin/su", 0o4755, "su")}},
+	}
+}
+
+// TestAssembleChild is run by TestAssembleUnprivileged, as another user,
+// and does nothing otherwise.
+func TestAssembleChild(t *testing.T) {
+	spec := os.Getenv(childEnv)
+	if spec == "" {
+		t.Skip("run by TestAssembleUnprivileged")
+	}
+	var run childRun
+	if err := json.Unmarshal([]byte(spec), &run); err != nil {
+		t.Fatal(err)
+	}
+	c := unprivilegedCases()[run.Case]
+	store := content.NewMemStore()
+	art := buildTree(t, store, c.entries)
+	art.Schema = c.schema
+	var res childResult
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			res.CapEff = strings.TrimSpace(v)
+		}
+	}
+	var err error
+	res.Stats, err = content.Assemble(context.Background(), art, store, run.Out, content.AssembleOptions{DropPrivileges: c.drop})
+	if err != nil {
+		res.Err, res.Privilege = err.Error(), errors.Is(err, content.ErrPrivilege)
+	}
+	b, _ := json.Marshal(res)
+	fmt.Printf("RESULT %s\n", b)
+}
+
+// TestAssembleUnprivileged runs assemblies as nobody (65534:65534, no
+// capabilities) in a copy of the test binary, and checks what they made.
+func TestAssembleUnprivileged(t *testing.T) {
+	if !asRoot {
+		t.Skip("needs root, to run the assembly as another user (65534) and inspect what it made")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "content.test")
+	copyExecutable(t, bin)
+	for name, c := range unprivilegedCases() {
+		t.Run(name, func(t *testing.T) {
+			parent := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+			if err := os.Mkdir(parent, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(parent, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(parent, "out")
+			res := runChild(t, bin, parent, childRun{Case: name, Out: out})
+			if res.CapEff != "0000000000000000" {
+				t.Fatalf("the child has capabilities %s", res.CapEff)
+			}
+			if c.fail != nil {
+				if !res.Privilege {
+					t.Fatalf("got %q, want ErrPrivilege", res.Err)
+				}
+				for _, s := range c.fail {
+					if !strings.Contains(res.Err, s) {
+						t.Errorf("error %q does not say %q", res.Err, s)
+					}
+				}
+				checkNoOutput(t, parent)
+				return
+			}
+			if res.Err != "" {
+				t.Fatal(res.Err)
+			}
+			checkTreeAs(t, out, c.entries, assembly{v1: c.schema == content.ManifestSchemaV1, uid: 65534, gid: 65534, drop: c.drop})
+		})
+	}
+}
+
+// copyExecutable copies the test binary to bin, which another user can
+// run.
+func copyExecutable(t *testing.T, bin string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(bin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runChild runs TestAssembleChild in bin as 65534:65534, in dir, and
+// returns what it reports.
+func runChild(t *testing.T, bin, dir string, run childRun) childResult {
+	t.Helper()
+	spec, err := json.Marshal(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-test.run=^TestAssembleChild$", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the child failed: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "RESULT "); ok {
+			var res childResult
+			if err := json.Unmarshal([]byte(v), &res); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("child: %+v", res)
+			return res
+		}
+	}
+	t.Fatalf("the child reported nothing:\n%s", out)
+	return childResult{}
 }
