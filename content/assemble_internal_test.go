@@ -3,10 +3,12 @@ package content
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -133,4 +135,85 @@ func inodeDescription(tb testing.TB, p string) string {
 	}
 	uid, gid, ns, _ := inodeOwner(fi)
 	return fmt.Sprintf("%v %d:%d %d %v %v", fi.Mode(), uid, gid, ns, fi.ModTime().UnixNano(), x)
+}
+
+func TestCheckPrivileges(t *testing.T) {
+	all := privileges{owners: true, setfcap: true, mknod: true, sysAdmin: true}
+	tree := func(schema int, files ...File) *Artifact {
+		return &Artifact{Kind: KindTree, Files: files, Schema: schema}
+	}
+	cases := []struct {
+		name string
+		art  *Artifact
+		priv privileges
+		drop bool
+		want string // in the error; "" for none
+	}{
+		{"nothing special", tree(0, File{Path: "a", Type: TypeFile, Mode: 0o1755, UID: 5}), privileges{}, false, ""},
+		{"setuid", tree(0, File{Path: "a", Type: TypeFile, Mode: 0o755}, File{Path: "b", Type: TypeFile, Mode: 0o4755}, File{Path: "c", Type: TypeFile, Mode: 0o4755}), privileges{}, false, `file "b": mode 4755 is setuid`},
+		{"setgid dir", tree(0, File{Path: "d", Type: TypeDir, Mode: 0o2775, GID: 8}), privileges{}, false, `directory "d": mode 2775`},
+		{"setuid dropped", tree(0, File{Path: "b", Type: TypeFile, Mode: 0o4755}), privileges{}, true, ""},
+		{"setuid privileged", tree(0, File{Path: "b", Type: TypeFile, Mode: 0o4755}), all, false, ""},
+		{"setuid schema 1", tree(1, File{Path: "b", Type: TypeFile, Mode: 0o4755}), privileges{}, false, ""},
+		{"device", tree(0, File{Path: "n", Type: TypeBlock}), privileges{owners: true}, true, `block device "n": creating a device node takes CAP_MKNOD`},
+		{"fifo", tree(0, File{Path: "p", Type: TypeFifo}), privileges{}, false, ""},
+		{"capability", tree(0, File{Path: "f", Type: TypeFile, Xattrs: Xattrs{capability: nil}}), privileges{owners: true}, false, `file "f": extended attribute security.capability`},
+		{"capability dropped", tree(0, File{Path: "f", Type: TypeFile, Xattrs: Xattrs{capability: nil}}), privileges{}, true, ""},
+		{"trusted", tree(0, File{Path: "f", Type: TypeFile, Xattrs: Xattrs{"trusted.a": nil}}), privileges{owners: true, setfcap: true}, true, `file "f": extended attribute trusted.a takes CAP_SYS_ADMIN`},
+		{"user", tree(0, File{Path: "f", Type: TypeFile, Xattrs: Xattrs{"user.a": nil}}), privileges{}, false, ""},
+		{"uid -1", tree(0, File{Path: "f", Type: TypeFile, UID: noID}), all, false, `file "f": owner 4294967295:0`},
+		{"gid -1", tree(0, File{Path: "f", Type: TypeFile, GID: noID}), all, false, `file "f": owner 0:4294967295`},
+		{"uid -1 unprivileged", tree(0, File{Path: "f", Type: TypeFile, UID: noID}), privileges{}, false, ""},
+	}
+	for _, c := range cases {
+		a := &assembler{art: c.art, priv: c.priv, drop: c.drop}
+		err := a.checkPrivileges()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (!errors.Is(err, ErrPrivilege) && !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want ErrPrivilege or ErrUnsupported saying %s", c.name, err, c.want)
+		}
+	}
+}
+
+func TestMetaOf(t *testing.T) {
+	f := &File{Path: "f", Type: TypeFile, Mode: 0o6755, UID: 1, GID: 2, MTime: 3, Xattrs: Xattrs{capability: {1}, "user.a": {2}}}
+	a := &assembler{art: &Artifact{}, priv: privileges{owners: true}}
+	if m := a.metaOf(f); m.mode != 0o6755 || !m.owner || m.uid != 1 || m.gid != 2 || !m.mtime || m.ns != 3 || len(m.xattrs) != 2 {
+		t.Errorf("schema 2, privileged: %+v", m)
+	}
+	a.drop, a.priv = true, privileges{}
+	if m := a.metaOf(f); m.mode != 0o755 || m.owner || !m.mtime || len(m.xattrs) != 1 || m.xattrs["user.a"] == nil {
+		t.Errorf("schema 2, dropped: %+v", m)
+	}
+	if len(f.Xattrs) != 2 {
+		t.Error("metaOf changed the entry's attributes")
+	}
+	a.art.Schema, a.drop = ManifestSchemaV1, false
+	if m := a.metaOf(&File{Path: "f", Type: TypeFile, Mode: 0o4755}); m.mode != 0o4755 || m.owner || m.mtime || m.xattrs != nil {
+		t.Errorf("schema 1: %+v", m)
+	}
+}
+
+func TestSameXattrs(t *testing.T) {
+	cases := []struct {
+		have, want Xattrs
+		same       bool
+	}{
+		{nil, nil, true},
+		{Xattrs{"user.a": {1}}, Xattrs{"user.a": {1}}, true},
+		{Xattrs{"user.a": {1}}, Xattrs{"user.a": {2}}, false},
+		{Xattrs{"user.a": {1}}, nil, false},
+		{nil, Xattrs{"user.a": {1}}, false},
+		{Xattrs{"security.selinux": {1}}, nil, true},
+		{Xattrs{"security.selinux": {1}}, Xattrs{"security.selinux": {2}}, false},
+		{Xattrs{capability: {1}}, nil, false},
+		{Xattrs{"trusted.a": {}}, nil, false},
+	}
+	for _, c := range cases {
+		if got := sameXattrs(c.have, c.want); got != c.same {
+			t.Errorf("sameXattrs(%v, %v) = %v", c.have, c.want, got)
+		}
+	}
 }
