@@ -1170,10 +1170,14 @@ func FuzzAssemble(f *testing.F) {
 		}
 		if !asRoot {
 			// Without root, a directory without owner access cannot be
-			// checked or cleaned up.
+			// checked or cleaned up, nor a file without owner read
+			// access checked.
 			for i := range entries {
-				if entries[i].Type == content.TypeDir {
+				switch entries[i].Type {
+				case content.TypeDir:
 					entries[i].Mode |= 0o700
+				case content.TypeFile:
+					entries[i].Mode |= 0o400
 				}
 			}
 		}
