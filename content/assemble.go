@@ -82,7 +82,9 @@ var ErrXattr = errors.New("cannot set extended attribute")
 // targets verbatim and never followed. Each inode then gets its metadata
 // in the order the kernel needs (see setMeta): owner, extended
 // attributes, mode, mtime; a hard link shares its file's, and directories
-// get theirs last, deepest first, once nothing more is created in them.
+// get theirs last, deepest first, once nothing more is created in them:
+// the tree's root entry (RootPath), if any, gives dst itself its
+// metadata, last of all.
 //
 // Owners are applied when the process has CAP_CHOWN and CAP_FOWNER (root
 // has every capability); otherwise entries belong to the assembling user,
@@ -124,9 +126,16 @@ func Assemble(ctx context.Context, art *Artifact, store Store, dst string, opt A
 	done := false
 	defer func() {
 		if !done {
-			os.RemoveAll(a.tmp)
+			removePartial(a.tmp)
 		}
 	}()
+	// Held from the start: the tree's root entry (RootPath) may leave
+	// its owner no access to it by the time it is synced.
+	dir, err := os.Open(a.tmp)
+	if err != nil {
+		return st, fmt.Errorf("assemble %s: %w", dst, err)
+	}
+	defer dir.Close()
 	if a.root, err = os.OpenRoot(a.tmp); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
@@ -135,7 +144,7 @@ func Assemble(ctx context.Context, art *Artifact, store Store, dst string, opt A
 	if err := a.run(); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
-	if err := syncTree(a.tmp); err != nil {
+	if err := syncAssembly(dir, a.tmp); err != nil {
 		return st, fmt.Errorf("assemble %s: sync: %w", dst, err)
 	}
 	// syscall.Rename, not os.Rename, which refuses an existing directory.
@@ -147,6 +156,21 @@ func Assemble(ctx context.Context, art *Artifact, store Store, dst string, opt A
 		return st, fmt.Errorf("assemble %s: sync parent: %w", dst, err)
 	}
 	return st, nil
+}
+
+// removePartial removes an unfinished tree, whose directories may already
+// have modes that leave their owner no access.
+func removePartial(dir string) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	os.RemoveAll(dir)
 }
 
 // checkDestination checks that dst does not exist or is an empty

@@ -114,6 +114,7 @@ func inodeState(tb testing.TB, p string) string {
 // owners, attributes of every namespace and nanosecond mtimes.
 func fidelityTree() []entry {
 	return []entry{
+		dirE(content.RootPath, 0o751).own(1234, 5678).at(1_000_000_000_000_000_014).xattr("user.root", "yes"),
 		dirE("bin", 0o755).at(1_500_000_000_987_654_321),
 		fileE("bin/busybox", 0o755, string(randomBytes(100, 3000))).at(1_600_000_000_123_456_789).xattr("user.origin", "busybox"),
 		hardE("bin/ls", "bin/busybox"),
@@ -159,7 +160,7 @@ func TestAssembleFidelity(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTreeAs(t, out, entries, assembly{owners: true})
-	want := content.AssembleStats{Files: 8, Dirs: 8, Symlinks: 2, HardLinks: 2, Devices: 2, Fifos: 1, WrittenBytes: st.WrittenBytes}
+	want := content.AssembleStats{Files: 8, Dirs: 9, Symlinks: 2, HardLinks: 2, Devices: 2, Fifos: 1, WrittenBytes: st.WrittenBytes}
 	if st != want {
 		t.Errorf("stats %+v, want %+v", st, want)
 	}
@@ -479,6 +480,7 @@ type childRun struct {
 type childResult struct {
 	Err       string
 	Privilege bool // the error wraps ErrPrivilege
+	Xattr     bool // the error wraps ErrXattr
 	Stats     content.AssembleStats
 	CapEff    string // the child's effective capabilities
 }
@@ -488,6 +490,7 @@ type unprivilegedCase struct {
 	entries []entry
 	drop    bool
 	fail    []string // the error contains these; or it succeeds
+	xattr   bool     // the error is ErrXattr, not ErrPrivilege
 }
 
 func unprivilegedCases() map[string]unprivilegedCase {
@@ -500,6 +503,9 @@ func unprivilegedCases() map[string]unprivilegedCase {
 	}
 	return map[string]unprivilegedCase{
 		"owners": {entries: []entry{
+			// A root the owner may not read: the assembly syncs and
+			// renames it all the same.
+			dirE(content.RootPath, 0o311).own(1234, 5678).at(1_500_000_000_000_000_000).xattr("user.root", "1"),
 			dirE("d", 0o750).own(1234, 5678).at(1_500_000_000_000_000_001).xattr("user.dir", "1"),
 			fileE("d/f", 0o444, "read-only").own(1234, 5678).at(1_500_000_000_000_000_002).xattr("user.mime_type", "text/plain"),
 			hardE("d/h", "d/f"),
@@ -512,7 +518,13 @@ func unprivilegedCases() map[string]unprivilegedCase {
 		"capability": {entries: []entry{fileE("bin/ping", 0o755, "ping").xattr("security.capability", netRaw)}, fail: []string{`file "bin/ping"`, "security.capability", "CAP_SETFCAP"}},
 		"device": {entries: []entry{dirE("dev", 0o755), devE("dev/null", content.TypeChar, 0o666, 1, 3)}, drop: true,
 			fail: []string{`character device "dev/null"`, "CAP_MKNOD"}},
-		"trusted":  {entries: []entry{fileE("f", 0o644, "f").xattr("trusted.x", "y")}, fail: []string{`file "f"`, "trusted.x", "CAP_SYS_ADMIN"}},
+		"trusted": {entries: []entry{fileE("f", 0o644, "f").xattr("trusted.x", "y")}, fail: []string{`file "f"`, "trusted.x", "CAP_SYS_ADMIN"}},
+		// security.* takes CAP_SYS_ADMIN, found out only when "a" gets
+		// its metadata, after a/b is 0000: the partial tree is removed
+		// all the same.
+		"cleanup": {entries: []entry{
+			dirE("a", 0o755).xattr("security.x", "y"), dirE("a/b", 0o000), fileE("a/b/f", 0o444, "f"),
+		}, fail: []string{`directory "a": cannot set extended attribute security.x`}, xattr: true},
 		"schema 1": {schema: content.ManifestSchemaV1, entries: []entry{dirE("bin", 0o755), fileE("bin/su", 0o4755, "su")}},
 	}
 }
@@ -542,7 +554,7 @@ func TestAssembleChild(t *testing.T) {
 	var err error
 	res.Stats, err = content.Assemble(context.Background(), art, store, run.Out, content.AssembleOptions{DropPrivileges: c.drop})
 	if err != nil {
-		res.Err, res.Privilege = err.Error(), errors.Is(err, content.ErrPrivilege)
+		res.Err, res.Privilege, res.Xattr = err.Error(), errors.Is(err, content.ErrPrivilege), errors.Is(err, content.ErrXattr)
 	}
 	b, _ := json.Marshal(res)
 	fmt.Printf("RESULT %s\n", b)
@@ -578,8 +590,8 @@ func TestAssembleUnprivileged(t *testing.T) {
 				t.Fatalf("the child has capabilities %s", res.CapEff)
 			}
 			if c.fail != nil {
-				if !res.Privilege {
-					t.Fatalf("got %q, want ErrPrivilege", res.Err)
+				if !c.xattr && !res.Privilege || c.xattr && !res.Xattr {
+					t.Fatalf("got %q, want ErrPrivilege (or ErrXattr: %v)", res.Err, c.xattr)
 				}
 				for _, s := range c.fail {
 					if !strings.Contains(res.Err, s) {

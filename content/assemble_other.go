@@ -16,6 +16,8 @@ import (
 
 func processPrivileges() privileges { return privileges{} }
 
+func syncAssembly(dir *os.File, path string) error { return syncTree(path) }
+
 func mknodat(dir *os.File, name string, t FileType, major, minor uint32) error {
 	return fmt.Errorf("creating a %s on %s: %w", t, runtime.GOOS, errors.ErrUnsupported)
 }

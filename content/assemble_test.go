@@ -233,7 +233,8 @@ func (as assembly) inode(e entry) entry {
 }
 
 // checkTree checks that dir holds exactly entries, plus the directories
-// their paths imply, as testOptions assemble them.
+// their paths imply, as testOptions assemble them; a root entry
+// (content.RootPath) describes dir itself.
 func checkTree(tb testing.TB, dir string, entries []entry) {
 	tb.Helper()
 	checkTreeAs(tb, dir, entries, defaultAssembly())
@@ -260,8 +261,8 @@ func checkTreeAs(tb testing.TB, dir string, entries []entry, as assembly) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if rel == "." {
-			return nil
+		if _, ok := want[rel]; rel == "." && !ok {
+			return nil // the tree lists no root entry
 		}
 		rel = filepath.ToSlash(rel)
 		seen[rel] = true
@@ -1223,9 +1224,11 @@ func sampleTreeSmall() []entry {
 	}
 }
 
-// fuzzTreeV2 has an entry of every type and every kind of metadata.
+// fuzzTreeV2 has a root entry, an entry of every type and every kind of
+// metadata.
 func fuzzTreeV2() []entry {
 	return []entry{
+		dirE(content.RootPath, 0o750).own(5, 5).at(7).xattr("user.root", "1"),
 		dirE("bin", 0o755).own(0, 0).at(1_500_000_000_987_654_321),
 		fileE("bin/busybox", 0o4755, "busybox").at(1_600_000_000_123_456_789).xattr("user.origin", "fuzz"),
 		hardE("bin/ls", "bin/busybox"),
