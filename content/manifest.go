@@ -609,6 +609,9 @@ func (f *File) validateCommon(schema int, l Limits) error {
 		}
 		return nil
 	}
+	if f.UID == 1<<32-1 || f.GID == 1<<32-1 {
+		return badf("owner %d:%d: 4294967295 means \"no change\" to chown(2), not an owner", f.UID, f.GID)
+	}
 	for _, n := range []string{f.User, f.Group} {
 		if len(n) > 32 || !utf8.ValidString(n) || strings.ContainsAny(n, "/:\x00\n") {
 			return badf("owner name %q is not a user or group name", truncate(n, 40))

@@ -22,7 +22,7 @@ type fetchOpts struct {
 	caFile, certFile, keyFile                    string
 	parallel                                     int
 	idle                                         time.Duration
-	asJSON                                       bool
+	asJSON, dropPrivileges                       bool
 }
 
 func newFetchCmd(g *globals, stdout io.Writer) *cobra.Command {
@@ -35,7 +35,14 @@ manifest, fetches only the chunks the local store (DIR/chunks) lacks with a few
 coalesced Range requests, verifies every chunk and assembles the release into
 --out, which must not exist or be empty. Failed requests are retried with
 backoff; a request is abandoned only when no byte arrives for --idle-timeout.
-An interrupted fetch resumes without fetching again what it verified.`,
+An interrupted fetch resumes without fetching again what it verified.
+
+A tree keeps its owners, modes, extended attributes, hard links, devices and
+mtimes when meshcast runs as root (or with CAP_CHOWN, CAP_FOWNER, CAP_SETFCAP
+and CAP_MKNOD). Otherwise files belong to the user running it, and a tree with
+setuid or setgid files or file capabilities is refused, naming the first,
+unless --drop-privileges says to assemble them without; device nodes need
+CAP_MKNOD whatever the flags.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlags(cmd, "cdn", "trust", "state", "release", "out"); err != nil {
@@ -57,6 +64,7 @@ An interrupted fetch resumes without fetching again what it verified.`,
 	f.IntVar(&o.parallel, "parallel", 4, "Range requests in flight")
 	f.DurationVar(&o.idle, "idle-timeout", 30*time.Second, "abandon a request when no byte arrives for this long")
 	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
+	f.BoolVar(&o.dropPrivileges, "drop-privileges", false, "assemble setuid and setgid files without those bits, and files without their capabilities")
 	return cmd
 }
 
@@ -80,6 +88,7 @@ func runFetch(ctx context.Context, g *globals, o *fetchOpts, stdout io.Writer) e
 	defer c.Close()
 	res, err := cdn.DirectFetch(ctx, c, cdn.DirectFetchOptions{
 		StateDir: o.state, TrustedRoot: root, Release: rel, Platform: o.platform, Out: o.out,
+		DropPrivileges: o.dropPrivileges,
 	}, g.logger())
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ type DirectFetchOptions struct {
 	Platform    string
 	Out         string // must not exist, or be an empty directory
 	Limits      content.Limits
+	// DropPrivileges assembles setuid and setgid files without those
+	// bits and files without capabilities (content.AssembleOptions).
+	DropPrivileges bool
 }
 
 // FetchResult reports a direct fetch; it is also the --json output.
@@ -140,7 +143,7 @@ func DirectFetch(ctx context.Context, c *Client, opt DirectFetchOptions, log *sl
 	if err != nil {
 		return res, fmt.Errorf("fetch %s: %w", rel, err)
 	}
-	st, err := content.Assemble(ctx, art, store, opt.Out, content.AssembleOptions{})
+	st, err := content.Assemble(ctx, art, store, opt.Out, content.AssembleOptions{DropPrivileges: opt.DropPrivileges})
 	if err != nil {
 		return res, err
 	}
