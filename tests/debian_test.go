@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -111,4 +112,144 @@ func TestDebianDelta(t *testing.T) {
 				what, s.BytesFromCDN, s.Requests, s.Ratio, s.BaselineBytes, s.ChangedFiles)
 		}
 	}
+}
+
+// TestDebianRootfsUnprivileged fetches the Debian root filesystem with
+// meshcast fetch as an unprivileged user (65534, no capabilities), as
+// documented: the tree with device nodes is refused, naming the first;
+// without them, the setuid files are refused, naming the first, unless
+// --drop-privileges; with it, the tree is identical but for owners (the
+// user's), setuid and setgid bits and file capabilities.
+func TestDebianRootfsUnprivileged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a Debian root filesystem takes minutes to build the first time")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skipf("setpriv (util-linux) runs meshcast without privileges: %v", err)
+	}
+	tree := rootfs.Build(t, rootfs.Bookworm)
+	mc := buildMeshcast(t)
+	dir := t.TempDir()
+	keys, originDir := filepath.Join(dir, "keys"), filepath.Join(dir, "origin")
+	mc.ok(t, "keys", "init", "--dir", keys)
+	mc.ok(t, "repo", "init", "--repo", originDir, "--keys", keys)
+	mc.ok(t, "publish", "--repo", originDir, "--keys", keys, "--name", "rootfs", "--version", "1.0.0", "--artifact", "linux/amd64="+tree)
+	devices := removeDevices(t, tree)
+	before, err := rootfs.List(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.ok(t, "publish", "--repo", originDir, "--keys", keys, "--name", "rootfs", "--version", "1.0.1", "--artifact", "linux/amd64="+tree)
+	url := mc.serveCDN(t, originDir)
+
+	nobody := unprivileged(t, mc)
+	fetch := func(version, out string, extra ...string) runResult {
+		state := nobody.dir(t, "state-"+out)
+		return nobody.run(t, append([]string{"fetch", "--cdn", url, "--trust", filepath.Join(originDir, "metadata", "1.root.json"),
+			"--state", state, "--release", "rootfs@" + version, "--platform", "linux/amd64", "--out", filepath.Join(nobody.home, out)}, extra...)...)
+	}
+	if r := fetch("1.0.0", "with-devices"); r.code == 0 || !strings.Contains(r.stderr, devices[0]) {
+		t.Errorf("fetch of a tree with device nodes as 65534: exit %d, want a refusal naming %s:\n%s", r.code, devices[0], r.stderr)
+	} else {
+		t.Logf("with device nodes: %s", lastLine(r.stderr))
+	}
+	if r := fetch("1.0.1", "no-drop"); r.code == 0 || !strings.Contains(r.stderr, "setuid") || !strings.Contains(r.stderr, "--drop-privileges") {
+		t.Errorf("fetch of a tree with setuid files as 65534: exit %d, want a refusal naming the first and --drop-privileges:\n%s", r.code, r.stderr)
+	} else {
+		t.Logf("with setuid files: %s", lastLine(r.stderr))
+	}
+	r := fetch("1.0.1", "dropped", "--drop-privileges")
+	if r.code != 0 {
+		t.Fatalf("fetch --drop-privileges as 65534: exit %d\n%s", r.code, r.stderr)
+	}
+	out := filepath.Join(nobody.home, "dropped")
+	after, err := rootfs.List(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := rootfs.Diff(before, after, rootfs.IgnoreOwner|rootfs.IgnoreSetID|rootfs.IgnoreNonUserXattrs); d != "" {
+		t.Errorf("assembled as 65534, the tree differs beyond owners, setuid bits and capabilities:\n%s", d)
+	}
+	for _, e := range after {
+		if e.UID != 65534 || e.GID != 65534 || e.Mode&0o6000 != 0 {
+			t.Errorf("%s: owner %d:%d, mode %04o; want 65534:65534 and no setuid or setgid bit", e.Path, e.UID, e.GID, e.Mode)
+			break
+		}
+	}
+}
+
+// removeDevices deletes the device nodes of tree and returns their paths,
+// sorted.
+func removeDevices(t *testing.T, tree string) []string {
+	t.Helper()
+	entries, err := rootfs.List(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, e := range entries {
+		if e.Type == rootfs.Char || e.Type == rootfs.Block {
+			paths = append(paths, e.Path)
+			if err := os.Remove(filepath.Join(tree, e.Path)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatal("the Debian tree has no device node")
+	}
+	return paths
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// nobodyRunner runs the meshcast binary as 65534 with no capabilities,
+// in a home directory it owns.
+type nobodyRunner struct {
+	bin, home string
+}
+
+func unprivileged(t *testing.T, mc *meshcast) *nobodyRunner {
+	t.Helper()
+	home, err := os.MkdirTemp("", "meshcast-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	bin := filepath.Join(home, "meshcast")
+	b, err := os.ReadFile(mc.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &nobodyRunner{bin: bin, home: home}
+}
+
+func (n *nobodyRunner) dir(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(n.home, name)
+	if err := os.Mkdir(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (n *nobodyRunner) run(t *testing.T, args ...string) runResult {
+	t.Helper()
+	mc := &meshcast{path: "setpriv"}
+	return mc.run(t, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", n.bin}, args...)...)
 }
