@@ -1,36 +1,65 @@
 package origin
 
 import (
-	"archive/tar"
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/meshcast/meshcast/content"
 )
 
-// entry is one item of an artifact being published.
+// entry is one item of an artifact being published: a content.File
+// without its data, which the pipeline reads from r.
+//
+// The owner, mode, mtime and extended attributes belong to the inode: a
+// hard link (TypeLink) carries only its path and linkTo.
 type entry struct {
 	path   string
 	typ    content.FileType
-	mode   content.Mode
-	size   int64
-	target string    // symlink target
-	linkTo string    // tar hard link: an earlier regular file's path
+	mode   content.Mode // all of 07777; zero for symlinks
+	uid    uint32
+	gid    uint32
+	user   string // informative owner names (tar only)
+	group  string
+	mtime  int64 // ns since the Unix epoch
+	xattrs content.Xattrs
+	size   int64  // regular files
+	target string // symlink target, verbatim
+	linkTo string // TypeLink: the path of a regular file of the same artifact
+	major  uint32 // char and block devices
+	minor  uint32
 	r      io.Reader // regular file bytes, valid until the next call to next
+}
+
+// file returns the manifest entry of e, without data.
+func (e *entry) file() content.File {
+	if e.typ == content.TypeLink {
+		return content.File{Path: e.path, Type: content.TypeLink, Link: e.linkTo}
+	}
+	return content.File{
+		Path: e.path, Type: e.typ, Mode: e.mode,
+		UID: e.uid, GID: e.gid, User: e.user, Group: e.group,
+		MTime: e.mtime, Xattrs: e.xattrs,
+		Target: e.target, Major: e.major, Minor: e.minor,
+	}
 }
 
 // source yields an artifact's entries in the order their chunks go into
 // the pack: walk order for a directory, archive order for a tar.
+//
+// A source refuses, with an error naming the entry, what a manifest cannot
+// carry or a node would reject (see content.Limits), and it does so before
+// its memory grows with the input: the entries it keeps are bounded by
+// Limits.Files and their metadata (paths, link targets, extended
+// attributes) by Limits.ManifestBytes, the bound of the index that lists
+// them.
 type source interface {
 	kind() content.ArtifactKind
 	// total is the input size in bytes for progress; progress counts the
@@ -53,15 +82,22 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 // openSource opens an artifact: a directory or a tar (optionally gzip or
-// zstd compressed) is a tree, any other regular file a single file.
+// zstd compressed) is a tree, any other regular file a single file. The
+// path itself may be a symlink (it is the caller's name for the
+// artifact); nothing inside a directory is followed.
 func openSource(p string, consumed *int64) (source, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err
 	}
+	lim := content.DefaultLimits()
 	switch {
 	case fi.IsDir():
-		return newDirSource(p, consumed)
+		ds, err := newDirSource(p, consumed, lim)
+		if err != nil {
+			return nil, err
+		}
+		return ds, nil
 	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("%s is neither a directory nor a regular file", p)
 	}
@@ -71,20 +107,20 @@ func openSource(p string, consumed *int64) (source, error) {
 	}
 	br := bufio.NewReaderSize(countingReader{f, consumed}, 1<<20)
 	if isTar(p) {
-		ts, err := newTarSource(f, br, fi.Size())
+		ts, err := newTarSource(f, br, fi.Size(), lim)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		return ts, nil
 	}
-	return &fileSource{f: f, r: br, name: filepath.Base(p), size: fi.Size(), mode: content.ModeOf(fi.Mode())}, nil
+	fsrc, err := newFileSource(f, br, filepath.Base(p))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return fsrc, nil
 }
-
-var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
-)
 
 func isTar(p string) bool {
 	for _, ext := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"} {
@@ -98,118 +134,57 @@ func isTar(p string) bool {
 // fileSource is a single-file artifact.
 type fileSource struct {
 	f    *os.File
-	r    io.Reader
-	name string
-	size int64
-	mode content.Mode
+	e    *entry
 	done bool
 }
 
+// newFileSource describes the open file f, named name in the artifact,
+// from its fstat: all mode bits, owner and mtime.
+func newFileSource(f *os.File, r io.Reader, name string) (*fileSource, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName(name, content.DefaultLimits()); err != nil {
+		return nil, fmt.Errorf("file name %q: %w", name, err)
+	}
+	e := &entry{path: name, typ: content.TypeFile, mode: content.ModeOf(fi.Mode()), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.uid, e.gid = st.Uid, st.Gid
+	}
+	e.r = &exactReader{r: r, left: e.size, name: name}
+	return &fileSource{f: f, e: e}, nil
+}
+
 func (s *fileSource) kind() content.ArtifactKind { return content.KindFile }
-func (s *fileSource) total() int64               { return s.size }
+func (s *fileSource) total() int64               { return s.e.size }
 func (s *fileSource) close() error               { return s.f.Close() }
 func (s *fileSource) next() (*entry, error) {
 	if s.done {
 		return nil, io.EOF
 	}
 	s.done = true
-	return &entry{path: s.name, typ: content.TypeFile, mode: s.mode, size: s.size, r: s.r}, nil
+	return s.e, nil
 }
 
-// dirSource walks a directory in lexical order.
-type dirSource struct {
-	root     string
-	entries  []*entry
-	i        int
-	cur      *os.File
-	sum      int64
-	consumed *int64
-}
-
-func newDirSource(root string, consumed *int64) (*dirSource, error) {
-	s := &dirSource{root: root, consumed: consumed}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		e := &entry{path: rel, mode: content.ModeOf(fi.Mode())}
-		switch {
-		case fi.Mode().IsRegular():
-			e.typ, e.size = content.TypeFile, fi.Size()
-			s.sum += e.size
-		case fi.IsDir():
-			e.typ = content.TypeDir
-		case fi.Mode()&fs.ModeSymlink != 0:
-			e.typ, e.mode = content.TypeSymlink, 0
-			if e.target, err = os.Readlink(p); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("%s: %s is not a regular file, directory or symlink", p, fi.Mode().Type())
-		}
-		s.entries = append(s.entries, e)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *dirSource) kind() content.ArtifactKind { return content.KindTree }
-func (s *dirSource) total() int64               { return s.sum }
-
-func (s *dirSource) next() (*entry, error) {
-	if s.cur != nil {
-		s.cur.Close()
-		s.cur = nil
-	}
-	if s.i == len(s.entries) {
-		return nil, io.EOF
-	}
-	e := s.entries[s.i]
-	s.i++
-	if e.typ == content.TypeFile {
-		f, err := os.Open(filepath.Join(s.root, filepath.FromSlash(e.path)))
-		if err != nil {
-			return nil, err
-		}
-		s.cur = f
-		// A file that grows while we read it must not change what we
-		// publish: read exactly the size we walked, and fail if short.
-		e.r = &exactReader{r: countingReader{f, s.consumed}, left: e.size, name: e.path}
-	}
-	return e, nil
-}
-
-func (s *dirSource) close() error {
-	if s.cur != nil {
-		return s.cur.Close()
-	}
-	return nil
-}
-
-// exactReader reads exactly left bytes and reports a file that shrank.
+// exactReader reads exactly left bytes and reports a file that shrank;
+// verify, if set, is called once all of them are read, to report a file
+// that changed meanwhile.
 type exactReader struct {
-	r    io.Reader
-	left int64
-	name string
+	r      io.Reader
+	left   int64
+	name   string
+	verify func() error
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
 	if e.left <= 0 {
+		if v := e.verify; v != nil {
+			e.verify = nil
+			if err := v(); err != nil {
+				return 0, err
+			}
+		}
 		return 0, io.EOF
 	}
 	if int64(len(p)) > e.left {
@@ -226,86 +201,145 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// tarSource reads a tar archive, optionally compressed.
-type tarSource struct {
-	f    *os.File
-	dec  io.Closer
-	tr   *tar.Reader
-	size int64
-	seen map[string]content.FileType
+// bounds counts what a source has produced against content.Limits, so
+// that it refuses an input at the bound rather than after holding it.
+// Its errors do not name the entry: the source does.
+type bounds struct {
+	lim     content.Limits
+	entries int
+	meta    int64 // bytes of paths, targets, names and extended attributes
+	data    int64 // bytes of regular files, each inode once
 }
 
-func newTarSource(f *os.File, br *bufio.Reader, size int64) (*tarSource, error) {
-	s := &tarSource{f: f, size: size, seen: map[string]content.FileType{}}
-	magic, _ := br.Peek(4)
-	var r io.Reader = br
+// entry counts one more entry.
+func (b *bounds) entry() error {
+	if b.entries++; b.entries > b.lim.Files {
+		return fmt.Errorf("more than %d entries, the limit of an artifact", b.lim.Files)
+	}
+	return nil
+}
+
+// add counts e's metadata and, for a regular file, its size.
+func (b *bounds) add(e *entry) error {
+	if err := b.addMeta(len(e.path) + len(e.target) + len(e.linkTo) + len(e.user) + len(e.group)); err != nil {
+		return err
+	}
+	if err := b.addXattrs(e.xattrs); err != nil {
+		return err
+	}
+	if e.typ != content.TypeFile {
+		return nil
+	}
+	if e.size < 0 || e.size > b.lim.FileSize {
+		return fmt.Errorf("size %d out of range 0..%d", e.size, b.lim.FileSize)
+	}
+	if b.data += e.size; b.data > b.lim.TotalSize {
+		return fmt.Errorf("the artifact's files exceed %d bytes", b.lim.TotalSize)
+	}
+	return nil
+}
+
+func (b *bounds) addXattrs(x content.Xattrs) error {
+	n := 0
+	for k, v := range x {
+		n += len(k) + len(v)
+	}
+	return b.addMeta(n)
+}
+
+func (b *bounds) addMeta(n int) error {
+	if b.meta += int64(n); b.meta > b.lim.ManifestBytes {
+		return fmt.Errorf("the artifact's paths, link targets and extended attributes exceed %d bytes, the bound of its index", b.lim.ManifestBytes)
+	}
+	return nil
+}
+
+var (
+	errAbsolute = errors.New("absolute path")
+	errEscapes  = errors.New("the path escapes the tree")
+)
+
+// checkName checks a path for the manifest: valid UTF-8 (a name that is
+// not is refused, not mangled: the caller names it with its bytes
+// escaped), relative, clean, inside the tree and within the bounds.
+func checkName(p string, lim content.Limits) error {
 	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		s.dec, r = zr, zr
-	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		s.dec, r = zr.IOReadCloser(), zr
+	case !utf8.ValidString(p):
+		return errors.New("the name is not valid UTF-8, which a manifest cannot carry")
+	case len(p) > lim.PathBytes:
+		return fmt.Errorf("the path is longer than %d bytes", lim.PathBytes)
+	case strings.IndexByte(p, 0) >= 0:
+		return errors.New("the path contains NUL")
+	case strings.HasPrefix(p, "/"):
+		return errAbsolute
 	}
-	s.tr = tar.NewReader(r)
-	return s, nil
+	for _, el := range strings.Split(p, "/") {
+		switch {
+		case el == "..":
+			return errEscapes
+		case el == "" || el == ".":
+			return errors.New("the path is not clean (empty or \".\" elements)")
+		case len(el) > 255:
+			return errors.New("a path element is longer than 255 bytes")
+		}
+	}
+	return content.ValidatePath(p, lim.PathBytes)
 }
 
-func (s *tarSource) kind() content.ArtifactKind { return content.KindTree }
-func (s *tarSource) total() int64               { return s.size }
-
-func (s *tarSource) close() error {
-	if s.dec != nil {
-		s.dec.Close()
+// checkTarget checks a symlink target: any bytes a manifest can carry,
+// absolute or relative, kept verbatim.
+func checkTarget(target string, lim content.Limits) error {
+	switch {
+	case target == "":
+		return errors.New("symlink with an empty target")
+	case len(target) > lim.PathBytes:
+		return fmt.Errorf("symlink target longer than %d bytes", lim.PathBytes)
+	case strings.IndexByte(target, 0) >= 0 || !utf8.ValidString(target):
+		return fmt.Errorf("symlink target %q is not valid UTF-8 without NUL", target)
 	}
-	return s.f.Close()
+	return nil
 }
 
-func (s *tarSource) next() (*entry, error) {
-	for {
-		h, err := s.tr.Next()
-		if err == io.EOF {
-			return nil, io.EOF
-		}
-		if err != nil {
-			return nil, fmt.Errorf("tar: %w", err)
-		}
-		name := strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")
-		if name == "" || name == "." {
-			continue // the archive's root directory
-		}
-		if err := content.ValidatePath(name, content.DefaultLimits().PathBytes); err != nil {
-			return nil, fmt.Errorf("tar entry %q: %w", h.Name, err)
-		}
-		if _, dup := s.seen[name]; dup {
-			return nil, fmt.Errorf("tar entry %q appears twice", h.Name)
-		}
-		e := &entry{path: name, mode: content.ModeOf(h.FileInfo().Mode())}
-		switch h.Typeflag {
-		case tar.TypeReg:
-			e.typ, e.size, e.r = content.TypeFile, h.Size, s.tr
-		case tar.TypeDir:
-			e.typ = content.TypeDir
-		case tar.TypeSymlink:
-			e.typ, e.mode, e.target = content.TypeSymlink, 0, h.Linkname
-		case tar.TypeLink:
-			to := strings.TrimSuffix(strings.TrimPrefix(path.Clean(h.Linkname), "./"), "/")
-			if s.seen[to] != content.TypeFile {
-				return nil, fmt.Errorf("tar entry %q: hard link to %q, which is not an earlier regular file", h.Name, h.Linkname)
-			}
-			e.typ, e.linkTo = content.TypeFile, to
-		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			return nil, fmt.Errorf("tar entry %q: device or fifo (type %q) cannot be published", h.Name, h.Typeflag)
-		default:
-			return nil, fmt.Errorf("tar entry %q: unsupported type %q", h.Name, h.Typeflag)
-		}
-		s.seen[name] = e.typ
-		return e, nil
+// checkOwnerName checks an informative user or group name.
+func checkOwnerName(n string) error {
+	if len(n) > 32 || !utf8.ValidString(n) || strings.ContainsAny(n, "/:\x00\n") {
+		return fmt.Errorf("owner name %q is not a user or group name of at most 32 bytes", n)
 	}
+	return nil
+}
+
+// checkXattr checks one extended attribute that is kept.
+func checkXattr(name string, size int, lim content.Limits) error {
+	switch {
+	case len(name) > 255 || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("extended attribute name %q is not valid UTF-8 of at most 255 bytes", name)
+	case size > lim.XattrBytes:
+		return fmt.Errorf("extended attribute %s of %d bytes exceeds the limit of %d", name, size, lim.XattrBytes)
+	}
+	return nil
+}
+
+// keptXattr reports whether an extended attribute's namespace is carried:
+// security (SELinux labels, file capabilities), trusted and user. The
+// system namespace (POSIX and NFSv4 ACLs) is not: it is how the kernel
+// exposes ACLs, which a manifest does not describe and a node could not
+// apply as bytes on every file system; a tree that relies on ACLs loses
+// them.
+func keptXattr(name string) bool {
+	ns, rest, _ := strings.Cut(name, ".")
+	return rest != "" && (ns == "security" || ns == "trusted" || ns == "user")
+}
+
+var (
+	minMTime = time.Unix(0, -1<<63)
+	maxMTime = time.Unix(0, 1<<63-1)
+)
+
+// unixNano converts an mtime to ns since the epoch, refusing one that
+// int64 nanoseconds cannot hold (before 1678 or after 2262).
+func unixNano(t time.Time) (int64, error) {
+	if t.Before(minMTime) || t.After(maxMTime) {
+		return 0, fmt.Errorf("mtime %s out of range", t.UTC().Format(time.RFC3339))
+	}
+	return t.UnixNano(), nil
 }

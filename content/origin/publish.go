@@ -36,6 +36,12 @@ type PublishOptions struct {
 	Chunking  content.Chunking // zero: content.DefaultChunking()
 	Level     int              // zstd level; zero: content.DefaultLevel
 	Expiries  Expiries         // zero: DefaultExpiries()
+	// MTime, if set, replaces the mtime of every entry of every artifact
+	// (files, directories, symlinks, devices, fifos), so that a tree
+	// built twice publishes the same manifest, as SOURCE_DATE_EPOCH does
+	// for a build; nil keeps each entry's own mtime. It must be within
+	// the years 1678 to 2262, which nanoseconds since the epoch hold.
+	MTime *time.Time
 	// Progress, if set, is called from the publishing goroutines with the
 	// input bytes consumed so far and the total; it must be quick.
 	Progress func(done, total int64)
@@ -191,6 +197,11 @@ func (o PublishOptions) validate() error {
 	if len(o.Artifacts) == 0 {
 		return errors.New("no artifacts")
 	}
+	if o.MTime != nil {
+		if _, err := unixNano(*o.MTime); err != nil {
+			return err
+		}
+	}
 	for p := range o.Artifacts {
 		if err := content.ValidatePlatform(p); err != nil {
 			return err
@@ -215,7 +226,12 @@ func (r *Repo) newPublisher(opt PublishOptions, log *slog.Logger) (*publisher, e
 	if err != nil {
 		return nil, err
 	}
-	return &publisher{known: known, added: map[content.ChunkID]location{}, comp: comp, chunking: opt.Chunking, pack: pw}, nil
+	p := &publisher{known: known, added: map[content.ChunkID]location{}, comp: comp, chunking: opt.Chunking, pack: pw}
+	if opt.MTime != nil {
+		ns := opt.MTime.UnixNano()
+		p.mtime = &ns
+	}
+	return p, nil
 }
 
 // collectArtifacts opens every platform's artifact, then runs them
@@ -488,6 +504,7 @@ type publisher struct {
 	comp     *content.Compressor
 	chunking content.Chunking
 	pack     *pendingPack
+	mtime    *int64 // PublishOptions.MTime in ns, if set
 
 	// Owned by the collecting goroutine.
 	added      map[content.ChunkID]location
@@ -557,6 +574,9 @@ func (p *publisher) artifact(ctx context.Context, src source, progress func()) (
 		return nil, collectErr
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := c.settleLinks(); err != nil {
 		return nil, err
 	}
 	sort.Slice(c.files, func(i, j int) bool { return c.files[i].Path < c.files[j].Path })
@@ -657,8 +677,7 @@ func (p *publisher) encode(ctx context.Context, jobs <-chan *item, results chan<
 // the pipeline and drains results, releasing what arrives, and returns
 // that error once results is closed.
 func (p *publisher) collectInOrder(c *collected, results <-chan *item, tokens <-chan struct{}, cancel context.CancelFunc) error {
-	byPath := map[string]int{} // regular files by path, for tar hard links
-	cur := -1                  // index in c.files of the file whose chunks arrive
+	cur := -1 // index in c.files of the file whose chunks arrive
 	pending := map[int]*item{}
 	next := 0
 	var collectErr error
@@ -675,7 +694,7 @@ func (p *publisher) collectInOrder(c *collected, results <-chan *item, tokens <-
 			}
 			delete(pending, next)
 			next++
-			if err := p.collect(c, it, &cur, byPath); err != nil && collectErr == nil {
+			if err := p.collect(c, it, &cur); err != nil && collectErr == nil {
 				collectErr = err
 				cancel() // stop the reader and the workers; keep draining
 			}
@@ -702,23 +721,20 @@ func (p *publisher) release(it *item) {
 }
 
 // collect handles one item in input order. It runs on one goroutine only.
-func (p *publisher) collect(c *collected, it *item, cur *int, byPath map[string]int) error {
+// An entry becomes a file of c with its inode fields (the mtime replaced
+// if the publish normalises it); a hard link (TypeLink) has none and no
+// data: its file's size and chunks are counted and stored once.
+func (p *publisher) collect(c *collected, it *item, cur *int) error {
 	switch {
 	case it.e != nil:
-		e := it.e
-		f := content.File{Path: e.path, Type: e.typ, Mode: e.mode, Target: e.target}
-		if e.linkTo != "" {
-			src := c.files[byPath[e.linkTo]]
-			f.Size, f.SHA256, f.Chunks = src.Size, src.SHA256, src.Chunks
-			p.inputBytes += f.Size
+		f := it.e.file()
+		if p.mtime != nil && f.Type != content.TypeLink {
+			f.MTime = *p.mtime
 		}
 		c.files = append(c.files, f)
 		*cur = -1
-		if e.typ == content.TypeFile {
-			byPath[e.path] = len(c.files) - 1
-			if e.linkTo == "" {
-				*cur = len(c.files) - 1
-			}
+		if f.Type == content.TypeFile {
+			*cur = len(c.files) - 1
 		}
 	case it.end:
 		c.files[*cur].Size, c.files[*cur].SHA256 = it.size, content.Digest(it.sum)
@@ -739,6 +755,54 @@ func (p *publisher) collect(c *collected, it *item, cur *int, byPath map[string]
 		}
 		ref := content.ChunkRef{ID: it.id, Size: loc.size, Stored: loc.stored, Enc: loc.enc, Pack: loc.pack, Offset: loc.offset}
 		c.files[*cur].Chunks = append(c.files[*cur].Chunks, ref)
+	}
+	return nil
+}
+
+// settleLinks gives each hard link group's data and inode fields to its
+// lexically first path, as a manifest lists them: a source names the
+// first path it read (the first in a tar, the first walked in a
+// directory), which sorts after another of the group when, say, "a/x"
+// and "a.b" are linked. The others become links to that path. It runs
+// once the artifact is complete, before it is sorted.
+func (c *collected) settleLinks() error {
+	groups := map[string][]int{} // the file holding the data: its links
+	for i := range c.files {
+		if f := &c.files[i]; f.Type == content.TypeLink {
+			groups[f.Link] = append(groups[f.Link], i)
+		}
+	}
+	if len(groups) == 0 {
+		return nil
+	}
+	for i := range c.files {
+		f := &c.files[i]
+		links, ok := groups[f.Path]
+		if !ok || f.Type != content.TypeFile {
+			continue
+		}
+		delete(groups, f.Path)
+		first := i
+		for _, j := range links {
+			if c.files[j].Path < c.files[first].Path {
+				first = j
+			}
+		}
+		if first == i {
+			continue
+		}
+		to := c.files[first].Path
+		c.files[first] = *f
+		c.files[first].Path = to
+		c.files[i] = content.File{Path: f.Path, Type: content.TypeLink, Link: to}
+		for _, j := range links {
+			if j != first {
+				c.files[j].Link = to
+			}
+		}
+	}
+	for holder := range groups {
+		return fmt.Errorf("hard link to %q, which is not a regular file of the artifact", holder)
 	}
 	return nil
 }

@@ -1,0 +1,413 @@
+package origin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/meshcast/meshcast/content"
+	"golang.org/x/sys/unix"
+)
+
+// dirSource publishes a directory tree without following any link in it
+// and without reading any file other than the one its walk saw.
+//
+// newDirSource walks the tree first, in lexical order of the names of
+// each directory, holding each directory open and looking its names up
+// with fstatat(AT_SYMLINK_NOFOLLOW); subdirectories are opened with
+// O_NOFOLLOW and checked to be the inode the lookup saw. It records all of
+// 07777, uid and gid, the mtime to the nanosecond, symlink targets
+// verbatim, fifos, char and block devices with their numbers, and the
+// extended attributes of the security, trusted and user namespaces (see
+// keptXattr). Sockets and names that are not UTF-8 are errors naming the
+// path. Owner names are left out: the publishing machine's user database
+// need not be the tree's. The root directory itself is not an entry.
+//
+// A regular file with more than one link is a hard link group keyed by
+// device and inode: the first path walked is the regular file, the others
+// are TypeLink entries naming it (collected.settleLinks then moves the
+// data to the lexically first path). Its data is read and counted once.
+//
+// next opens each regular file beneath the root with RESOLVE_NO_SYMLINKS
+// and O_NOFOLLOW|O_NONBLOCK (a fifo in its place does not block) and checks
+// with fstat that it is the inode the walk saw, of the same type and size;
+// its mode, owner, mtime and extended attributes then come from that open
+// file. Once its bytes are read, a file whose size, mtime or ctime moved
+// is an error too: the publish never carries a file that changed while it
+// was read.
+type dirSource struct {
+	root     string
+	rootFD   int
+	walked   []walked // walk order
+	i        int
+	cur      *os.File
+	consumed *int64
+	b        bounds
+	links    map[devIno]string // regular files with several links: the first path walked
+	proc     bool              // /proc/self/fd is there, for the xattrs of entries never opened
+	dents    []byte
+}
+
+// walked is an entry with the identity of the inode the walk saw.
+type walked struct {
+	e   *entry
+	key devIno
+}
+
+type devIno struct{ dev, ino uint64 }
+
+func newDirSource(root string, consumed *int64, lim content.Limits) (source, error) {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	s := &dirSource{root: root, rootFD: fd, consumed: consumed, b: bounds{lim: lim}, links: map[devIno]string{}, dents: make([]byte, 64<<10)}
+	_, err = os.Stat("/proc/self/fd")
+	s.proc = err == nil
+	if err := s.walkDir(fd, ""); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.dents, s.links = nil, nil
+	return s, nil
+}
+
+func (s *dirSource) kind() content.ArtifactKind { return content.KindTree }
+func (s *dirSource) total() int64               { return s.b.data }
+
+// errorf names the entry at rel with its bytes escaped.
+func (s *dirSource) errorf(rel string, err error) error {
+	return fmt.Errorf("%q: %w", filepath.Join(s.root, filepath.FromSlash(rel)), err)
+}
+
+// changed describes an inode that is not the one the walk saw.
+func changed(was, now *unix.Stat_t) error {
+	if was.Mode&unix.S_IFMT != now.Mode&unix.S_IFMT {
+		return fmt.Errorf("changed while it was published (a %s, then a %s)", typeName(was.Mode), typeName(now.Mode))
+	}
+	return errors.New("changed while it was published (another file took its place)")
+}
+
+func sameInode(was, now *unix.Stat_t) bool {
+	return was.Dev == now.Dev && was.Ino == now.Ino && was.Mode&unix.S_IFMT == now.Mode&unix.S_IFMT
+}
+
+func typeName(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "regular file"
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFCHR:
+		return "char device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFSOCK:
+		return "socket"
+	}
+	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
+}
+
+// walkDir walks the directory open as fd, at rel ("" for the root).
+func (s *dirSource) walkDir(fd int, rel string) error {
+	names, err := s.readNames(fd, rel)
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := s.walkName(fd, rel, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readNames reads the names of the directory fd, refusing more than the
+// entries an artifact may have before it holds them.
+func (s *dirSource) readNames(fd int, rel string) ([]string, error) {
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, s.dents)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, s.errorf(rel, fmt.Errorf("read directory: %w", err))
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(s.dents[:n], -1, names)
+		if s.b.entries+len(names) > s.b.lim.Files {
+			return nil, s.errorf(rel, fmt.Errorf("more than %d entries, the limit of an artifact", s.b.lim.Files))
+		}
+	}
+}
+
+// walkName records the entry name of the directory dirfd at dirRel, and
+// walks it if it is a directory.
+func (s *dirSource) walkName(dirfd int, dirRel, name string) error {
+	rel := name
+	if dirRel != "" {
+		rel = dirRel + "/" + name
+	}
+	if err := s.b.entry(); err != nil {
+		return s.errorf(rel, err)
+	}
+	if err := checkName(rel, s.b.lim); err != nil {
+		return s.errorf(rel, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return s.errorf(rel, err)
+	}
+	e := &entry{path: rel}
+	setInode(e, &st)
+	var err error
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return s.walkSubdir(dirfd, name, e, &st)
+	case unix.S_IFREG:
+		s.walkFile(e, &st)
+	case unix.S_IFLNK, unix.S_IFIFO, unix.S_IFCHR, unix.S_IFBLK:
+		err = s.walkSpecial(dirfd, name, e, &st)
+	default:
+		err = fmt.Errorf("a %s, which a release cannot carry", typeName(st.Mode))
+	}
+	if err == nil {
+		err = s.b.add(e)
+	}
+	if err != nil {
+		return s.errorf(rel, err)
+	}
+	s.walked = append(s.walked, walked{e, devIno{st.Dev, st.Ino}})
+	return nil
+}
+
+// setInode sets e's mode, owner and mtime from st.
+func setInode(e *entry, st *unix.Stat_t) {
+	e.mode = content.Mode(st.Mode & 0o7777)
+	e.uid, e.gid = st.Uid, st.Gid
+	e.mtime = st.Mtim.Nano()
+}
+
+// walkFile records a regular file, or a hard link to the first path of
+// its inode that the walk saw.
+func (s *dirSource) walkFile(e *entry, st *unix.Stat_t) {
+	e.typ, e.size = content.TypeFile, st.Size
+	if st.Nlink <= 1 {
+		return
+	}
+	key := devIno{st.Dev, st.Ino}
+	if first, ok := s.links[key]; ok {
+		*e = entry{path: e.path, typ: content.TypeLink, linkTo: first}
+		return
+	}
+	s.links[key] = e.path
+}
+
+// walkSubdir records the directory name of dirfd, opened without
+// following a link and checked against st, and walks it.
+func (s *dirSource) walkSubdir(dirfd int, name string, e *entry, st *unix.Stat_t) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP || err == unix.ENOTDIR {
+		return s.errorf(e.path, errors.New("changed while it was published (no longer a directory)"))
+	}
+	if err != nil {
+		return s.errorf(e.path, err)
+	}
+	defer unix.Close(fd)
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil {
+		return s.errorf(e.path, err)
+	}
+	if !sameInode(st, &now) {
+		return s.errorf(e.path, changed(st, &now))
+	}
+	e.typ = content.TypeDir
+	setInode(e, &now)
+	if e.xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {
+		err = s.b.add(e)
+	}
+	if err != nil {
+		return s.errorf(e.path, err)
+	}
+	s.walked = append(s.walked, walked{e, devIno{now.Dev, now.Ino}})
+	return s.walkDir(fd, e.path)
+}
+
+// walkSpecial records a symlink, fifo or device, which is never opened:
+// its target and extended attributes are read by name beneath dirfd,
+// which then must still be the inode st.
+func (s *dirSource) walkSpecial(dirfd int, name string, e *entry, st *unix.Stat_t) error {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		e.typ, e.mode = content.TypeSymlink, 0
+		buf := make([]byte, s.b.lim.PathBytes+1)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return err
+		}
+		if n > s.b.lim.PathBytes {
+			return fmt.Errorf("symlink target longer than %d bytes", s.b.lim.PathBytes)
+		}
+		e.target = string(buf[:n])
+		if err := checkTarget(e.target, s.b.lim); err != nil {
+			return err
+		}
+	case unix.S_IFIFO:
+		e.typ = content.TypeFifo
+	case unix.S_IFCHR, unix.S_IFBLK:
+		e.typ = content.TypeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			e.typ = content.TypeBlock
+		}
+		e.major, e.minor = unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
+	}
+	// /proc/self/fd/N pins the directory; without /proc the path from
+	// the root is used, and the check below still catches a swap of the
+	// entry itself.
+	p := filepath.Join(s.root, filepath.FromSlash(e.path))
+	if s.proc {
+		p = fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, name)
+	}
+	var err error
+	if e.xattrs, err = readXattrs(pathXattrs(p), s.b.lim); err != nil {
+		return err
+	}
+	var now unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if !sameInode(st, &now) {
+		return changed(st, &now)
+	}
+	return nil
+}
+
+func (s *dirSource) next() (*entry, error) {
+	if s.cur != nil {
+		s.cur.Close()
+		s.cur = nil
+	}
+	if s.i == len(s.walked) {
+		return nil, io.EOF
+	}
+	w := s.walked[s.i]
+	s.i++
+	if w.e.typ == content.TypeFile {
+		if err := s.open(w); err != nil {
+			return nil, s.errorf(w.e.path, err)
+		}
+	}
+	return w.e, nil
+}
+
+// open opens the regular file of w for reading, checked to be the inode
+// the walk saw, and takes its inode fields from it.
+func (s *dirSource) open(w walked) error {
+	e := w.e
+	fd, err := openBeneath(s.rootFD, e.path)
+	if err == unix.ELOOP || err == unix.ENOTDIR || err == unix.EXDEV || err == unix.ENOENT {
+		return fmt.Errorf("changed while it was published (%w)", err)
+	}
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), e.path)
+	var at unix.Stat_t
+	if err := unix.Fstat(fd, &at); err != nil {
+		f.Close()
+		return err
+	}
+	if at.Dev != w.key.dev || at.Ino != w.key.ino || at.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		was := unix.Stat_t{Mode: unix.S_IFREG}
+		return changed(&was, &at)
+	}
+	if at.Size != e.size {
+		f.Close()
+		return fmt.Errorf("changed while it was published (%d bytes, then %d)", e.size, at.Size)
+	}
+	setInode(e, &at)
+	if e.xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {
+		err = s.b.addXattrs(e.xattrs)
+	}
+	if err == nil {
+		err = unix.SetNonblock(fd, false)
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	s.cur = f
+	// A file that grows or changes while we read it must not change what
+	// we publish: read exactly the size we walked, fail if short, and
+	// fail if its size, mtime or ctime moved by the end.
+	verify := func() error {
+		var end unix.Stat_t
+		if err := unix.Fstat(fd, &end); err != nil {
+			return err
+		}
+		if end.Size != at.Size || end.Mtim != at.Mtim || end.Ctim != at.Ctim {
+			return errors.New("changed while it was read (its size, mtime or ctime moved)")
+		}
+		return nil
+	}
+	e.r = &exactReader{r: countingReader{f, s.consumed}, left: e.size, name: e.path, verify: verify}
+	return nil
+}
+
+// readFlags open a regular file without following a symlink, blocking on
+// a fifo put in its place, or taking a terminal put there as ours.
+const readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+
+// openBeneath opens rel beneath the directory rootFD with readFlags and
+// no symlink on the way (openat2 RESOLVE_NO_SYMLINKS, or component by
+// component with O_NOFOLLOW where the kernel lacks openat2).
+func openBeneath(rootFD int, rel string) (int, error) {
+	how := unix.OpenHow{Flags: readFlags, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(rootFD, rel, &how)
+	if err != unix.ENOSYS && err != unix.EPERM {
+		return fd, err
+	}
+	dir := rootFD
+	parts := strings.Split(rel, "/")
+	for _, p := range parts[:len(parts)-1] {
+		next, err := unix.Openat(dir, p, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if dir != rootFD {
+			unix.Close(dir)
+		}
+		if err != nil {
+			return -1, err
+		}
+		dir = next
+	}
+	fd, err = unix.Openat(dir, parts[len(parts)-1], readFlags, 0)
+	if dir != rootFD {
+		unix.Close(dir)
+	}
+	return fd, err
+}
+
+func (s *dirSource) close() error {
+	if s.cur != nil {
+		s.cur.Close()
+		s.cur = nil
+	}
+	if s.rootFD >= 0 {
+		err := unix.Close(s.rootFD)
+		s.rootFD = -1
+		return err
+	}
+	return nil
+}
