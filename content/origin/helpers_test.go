@@ -220,6 +220,9 @@ func tarTree(t *testing.T, dir, out string) {
 				return err
 			}
 			h.Name = filepath.ToSlash(rel)
+			// As the directory publishes it: mtimes to the
+			// nanosecond, no owner names.
+			h.Format, h.Uname, h.Gname = tar.FormatPAX, "", ""
 			if fi.IsDir() {
 				h.Name += "/"
 			}
