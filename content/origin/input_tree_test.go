@@ -61,7 +61,9 @@ type everyType struct {
 }
 
 // mtimeOf is the distinct mtime every entry of the everyType tree gets.
-func mtimeOf(i int) int64 { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC).UnixNano() + int64(i)*1_000_001_003 }
+func mtimeOf(i int) int64 {
+	return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC).UnixNano() + int64(i)*1_000_001_003
+}
 
 func newEveryType() *everyType {
 	linked := bytes.Repeat([]byte("the same inode under three names\n"), 4000)
