@@ -273,7 +273,7 @@ func checkName(p string, lim content.Limits) error {
 	case strings.HasPrefix(p, "/"):
 		return errAbsolute
 	}
-	for _, el := range strings.Split(p, "/") {
+	for el := range strings.SplitSeq(p, "/") {
 		switch {
 		case el == "..":
 			return errEscapes

@@ -34,8 +34,9 @@ import (
 //
 // next opens each regular file beneath the root with RESOLVE_NO_SYMLINKS
 // and O_NOFOLLOW|O_NONBLOCK (a fifo in its place does not block) and checks
-// with fstat that it is the inode the walk saw, of the same type and size;
-// its mode, owner, mtime and extended attributes then come from that open
+// with fstat that it is the inode the walk saw, of the same type, size and
+// ctime (so neither a new file that reused the inode number nor a change
+// since the walk passes); its extended attributes are read from that open
 // file. Once its bytes are read, a file whose size, mtime or ctime moved
 // is an error too: the publish never carries a file that changed while it
 // was read.
@@ -52,10 +53,13 @@ type dirSource struct {
 	dents    []byte
 }
 
-// walked is an entry with the identity of the inode the walk saw.
+// walked is an entry with the identity of the inode the walk saw, and
+// for a regular file its ctime: an inode number that a new file reused
+// after the walk, or a file changed since, has another.
 type walked struct {
-	e   *entry
-	key devIno
+	e     *entry
+	key   devIno
+	ctime unix.Timespec
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -189,7 +193,7 @@ func (s *dirSource) walkName(dirfd int, dirRel, name string) error {
 	if err != nil {
 		return s.errorf(rel, err)
 	}
-	s.walked = append(s.walked, walked{e, devIno{st.Dev, st.Ino}})
+	s.walked = append(s.walked, walked{e, devIno{st.Dev, st.Ino}, st.Ctim})
 	return nil
 }
 
@@ -241,7 +245,7 @@ func (s *dirSource) walkSubdir(dirfd int, name string, e *entry, st *unix.Stat_t
 	if err != nil {
 		return s.errorf(e.path, err)
 	}
-	s.walked = append(s.walked, walked{e, devIno{now.Dev, now.Ino}})
+	s.walked = append(s.walked, walked{e, devIno{now.Dev, now.Ino}, now.Ctim})
 	return s.walkDir(fd, e.path)
 }
 
@@ -337,6 +341,10 @@ func (s *dirSource) open(w walked) error {
 	if at.Size != e.size {
 		f.Close()
 		return fmt.Errorf("changed while it was published (%d bytes, then %d)", e.size, at.Size)
+	}
+	if at.Ctim != w.ctime {
+		f.Close()
+		return errors.New("changed while it was published (its inode changed after the walk)")
 	}
 	setInode(e, &at)
 	if e.xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {

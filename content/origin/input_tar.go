@@ -278,6 +278,9 @@ const tarXattrPrefix = "SCHILY.xattr."
 // tarXattrs returns the extended attributes of PAX records that are kept
 // (see keptXattr), nil if none.
 func tarXattrs(recs map[string]string, lim content.Limits) (content.Xattrs, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
 	var x content.Xattrs
 	for _, k := range slices.Sorted(maps.Keys(recs)) {
 		name, ok := strings.CutPrefix(k, tarXattrPrefix)
