@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -26,6 +27,7 @@ type publishOpts struct {
 	failures   float64
 	floor      string
 	chunking   string
+	mtime      string
 	asJSON     bool
 }
 
@@ -40,7 +42,11 @@ func newPublishCmd(g *globals, stdout io.Writer) *cobra.Command {
 chunked whole. Chunks the origin already holds are not written again; the new
 ones go into one pack. The manifest becomes a TUF target and targets, snapshot
 and timestamp are re-signed. A version is immutable: publishing it again with
-identical content changes nothing, with other content is refused.`,
+identical content changes nothing, with other content is refused.
+
+A tree keeps owners, all mode bits, mtimes, extended attributes (security,
+trusted, user), hard links, devices and fifos. --mtime sets every mtime to one
+value, so that a tree built twice publishes the same release.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlags(cmd, "repo", "keys", "name", "version", "artifact"); err != nil {
@@ -61,6 +67,7 @@ identical content changes nothing, with other content is refused.`,
 	f.DurationVar(&o.health, "health-timeout", time.Duration(def.HealthTimeout), "time a node has to report healthy after it activates")
 	f.Float64Var(&o.failures, "failure-threshold", def.FailureThreshold, "fraction of a wave that may fail before the site rolls back")
 	f.StringVar(&o.floor, "security-floor", "", "lowest version a node may run once it has seen this release")
+	f.StringVar(&o.mtime, "mtime", "", "set every entry's mtime to this time, for reproducible releases: unix seconds (as SOURCE_DATE_EPOCH) or RFC 3339")
 	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
 	addExpiryFlags(f, &o.pub.Expiries)
 	return cmd
@@ -85,6 +92,13 @@ func runPublish(ctx context.Context, g *globals, o *publishOpts, stdout io.Write
 	o.pub.Rollout = content.Rollout{Waves: waves, HealthTimeout: content.Duration(o.health), FailureThreshold: o.failures, SecurityFloor: o.floor}
 	if o.pub.Chunking, err = parseChunking(o.chunking); err != nil {
 		return fmt.Errorf("--chunking %q: %w", o.chunking, err)
+	}
+	if o.mtime != "" {
+		t, err := parseMTime(o.mtime)
+		if err != nil {
+			return fmt.Errorf("--mtime %q: %w", o.mtime, err)
+		}
+		o.pub.MTime = &t
 	}
 	keys, err := origin.LoadKeys(o.keys, "targets", "snapshot", "timestamp")
 	if err != nil {
@@ -112,6 +126,19 @@ func runPublish(ctx context.Context, g *globals, o *publishOpts, stdout io.Write
 	fmt.Fprintf(stdout, "published %s (release id %s): %d chunks, %d new; %s written for %s of input in %.1fs\n",
 		res.Release, res.ReleaseID.Short(), res.Chunks, res.NewChunks, humanBytes(res.NewBytes), humanBytes(res.InputBytes), res.Seconds)
 	return nil
+}
+
+// parseMTime reads a time as unix seconds (the form of SOURCE_DATE_EPOCH)
+// or RFC 3339, with fractional seconds if wanted.
+func parseMTime(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errors.New("want unix seconds, e.g. 1700000000, or RFC 3339, e.g. 2023-11-14T22:13:20Z")
+	}
+	return t, nil
 }
 
 func parseInts(s string) ([]int, error) {
