@@ -201,7 +201,7 @@ func tarTree(t *testing.T, dir, out string) {
 	t.Helper()
 	writeTar(t, out, func(tw *tar.Writer) {
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || p == dir {
+			if err != nil {
 				return err
 			}
 			rel, _ := filepath.Rel(dir, p)
@@ -219,7 +219,7 @@ func tarTree(t *testing.T, dir, out string) {
 			if err != nil {
 				return err
 			}
-			h.Name = filepath.ToSlash(rel)
+			h.Name = filepath.ToSlash(rel) // "." for the tree's own directory
 			// As the directory publishes it: mtimes to the
 			// nanosecond, no owner names.
 			h.Format, h.Uname, h.Gname = tar.FormatPAX, "", ""

@@ -25,7 +25,8 @@ import (
 // extended attributes of the security, trusted and user namespaces (see
 // keptXattr). Sockets and names that are not UTF-8 are errors naming the
 // path. Owner names are left out: the publishing machine's user database
-// need not be the tree's. The root directory itself is not an entry.
+// need not be the tree's. The root directory is the first entry, at
+// content.RootPath, with its own mode, owner, mtime and attributes.
 //
 // A regular file with more than one link is a hard link group keyed by
 // device and inode: the first path walked is the regular file, the others
@@ -72,6 +73,10 @@ func newDirSource(root string, consumed *int64, lim content.Limits) (source, err
 	s := &dirSource{root: root, rootFD: fd, consumed: consumed, b: bounds{lim: lim}, links: map[devIno]string{}, dents: make([]byte, 64<<10)}
 	_, err = os.Stat("/proc/self/fd")
 	s.proc = err == nil
+	if err := s.walkRoot(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	if err := s.walkDir(fd, ""); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -118,6 +123,29 @@ func typeName(mode uint32) string {
 		return "socket"
 	}
 	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
+}
+
+// walkRoot records the root directory, open as fd, as the tree's own
+// entry.
+func (s *dirSource) walkRoot(fd int) error {
+	var st unix.Stat_t
+	err := unix.Fstat(fd, &st)
+	if err == nil {
+		err = s.b.entry()
+	}
+	e := &entry{path: content.RootPath, typ: content.TypeDir}
+	setInode(e, &st)
+	if err == nil {
+		e.xattrs, err = readXattrs(fdXattrs(fd), s.b.lim)
+	}
+	if err == nil {
+		err = s.b.add(e)
+	}
+	if err != nil {
+		return s.errorf(e.path, err)
+	}
+	s.walked = append(s.walked, walked{e, devIno{st.Dev, st.Ino}, st.Ctim})
+	return nil
 }
 
 // walkDir walks the directory open as fd, at rel ("" for the root).

@@ -34,7 +34,7 @@ var (
 // the security, trusted and user namespaces (see keptXattr).
 //
 // Names lose a leading "./" and a trailing "/"; the archive's own root
-// ("./") is skipped. A name that is absolute, climbs with "..", is not
+// ("./" or ".", a directory) is the entry content.RootPath. A name that is absolute, climbs with "..", is not
 // clean or not UTF-8, appears twice, or sits below an entry that is not a
 // directory is an error naming the entry. A hard link must name an
 // earlier regular file (or hard link) of the archive; in the manifest the
@@ -51,7 +51,7 @@ type tarSource struct {
 	seen    map[string]content.FileType
 	roots   map[string]string // hard links: the regular file holding the data
 	implied int               // implicitDir entries of seen
-	skipped int               // root and global headers
+	skipped int               // headers that describe no entry
 }
 
 // tarGNUVolHeader is GNU tar's volume label, which names the archive, not
@@ -109,13 +109,17 @@ func (s *tarSource) next() (*entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tar entry %q: %w", h.Name, err)
 		}
-		if name == "" || h.Typeflag == tar.TypeXGlobalHeader || h.Typeflag == tarGNUVolHeader {
-			// The archive's root directory, or a header that
-			// describes no entry.
+		if h.Typeflag == tar.TypeXGlobalHeader || h.Typeflag == tarGNUVolHeader {
 			if s.skipped++; s.skipped > s.b.lim.Files {
 				return nil, fmt.Errorf("tar entry %q: more than %d headers that describe no entry", h.Name, s.b.lim.Files)
 			}
 			continue
+		}
+		if name == "" {
+			name = content.RootPath
+			if h.Typeflag != tar.TypeDir {
+				return nil, fmt.Errorf("tar entry %q: the archive's root is of type %q, not a directory", h.Name, h.Typeflag)
+			}
 		}
 		e, err := s.entry(h, name)
 		if err != nil {
@@ -173,7 +177,7 @@ func (s *tarSource) entry(h *tar.Header, name string) (*entry, error) {
 }
 
 // tarPath turns an archive name into a manifest path; "" is the archive's
-// root.
+// root (its entry is content.RootPath).
 func tarPath(name string) (string, error) {
 	p := name
 	for strings.HasPrefix(p, "./") {

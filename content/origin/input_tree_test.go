@@ -70,6 +70,7 @@ func newEveryType() *everyType {
 	x := &everyType{data: map[string][]byte{"a.b": linked, "bin/su": []byte("#!setuid\n"), "etc/acl": []byte("acl\n")}}
 	sum := func(p string) content.Digest { return content.Digest(sha256.Sum256(x.data[p])) }
 	x.files = map[string]content.File{
+		".":             {Type: content.TypeDir, Mode: 0o750, UID: 4321, GID: 8765, Xattrs: content.Xattrs{"user.root": []byte("r")}},
 		"a":             {Type: content.TypeDir, Mode: 0o755},
 		"a.b":           {Type: content.TypeFile, Mode: 0o640, Size: int64(len(linked)), SHA256: sum("a.b")},
 		"a/x":           {Type: content.TypeLink, Link: "a.b"},
@@ -151,16 +152,16 @@ func (x *everyType) writeDir(t *testing.T, dir string) {
 // "bin/su" also carries owner names.
 func (x *everyType) writeTar(t *testing.T, out string) {
 	t.Helper()
-	order := []string{"a", "a/x", "a.b", "bin", "bin/sh", "bin/su", "dev", "dev/loop0", "dev/null", "empty", "etc", "etc/acl", "etc/localtime", "run", "run/fifo", "z", "z/link"}
+	order := []string{".", "a", "a/x", "a.b", "bin", "bin/sh", "bin/su", "dev", "dev/loop0", "dev/null", "empty", "etc", "etc/acl", "etc/localtime", "run", "run/fifo", "z", "z/link"}
 	types := map[content.FileType]byte{
 		content.TypeDir: tar.TypeDir, content.TypeSymlink: tar.TypeSymlink, content.TypeBlock: tar.TypeBlock,
 		content.TypeChar: tar.TypeChar, content.TypeFifo: tar.TypeFifo, content.TypeFile: tar.TypeReg,
 	}
 	writeTar(t, out, func(tw *tar.Writer) {
-		hdrs := []*tar.Header{{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755}}
+		var hdrs []*tar.Header
 		for _, p := range order {
 			f := x.files[p]
-			h := &tar.Header{Name: "./" + p, Format: tar.FormatPAX}
+			h := &tar.Header{Name: "./" + strings.TrimPrefix(p, "."), Format: tar.FormatPAX}
 			switch {
 			case p == "a/x":
 				f = x.files["a.b"]
@@ -228,7 +229,8 @@ func (x *everyType) check(t *testing.T, name string, a *content.Artifact, names 
 }
 
 // TestPublishEveryType publishes a directory with every type and inode
-// field, and the same tree as a tar, and checks each entry of both.
+// field, its own included ("."), and the same tree as a tar, and checks
+// each entry of both.
 func TestPublishEveryType(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)

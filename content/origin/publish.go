@@ -579,7 +579,7 @@ func (p *publisher) artifact(ctx context.Context, src source, progress func()) (
 	if err := c.settleLinks(); err != nil {
 		return nil, err
 	}
-	sort.Slice(c.files, func(i, j int) bool { return c.files[i].Path < c.files[j].Path })
+	sort.Slice(c.files, func(i, j int) bool { return pathLess(c.files[i].Path, c.files[j].Path) })
 	return c, nil
 }
 
@@ -757,6 +757,15 @@ func (p *publisher) collect(c *collected, it *item, cur *int) error {
 		c.files[*cur].Chunks = append(c.files[*cur].Chunks, ref)
 	}
 	return nil
+}
+
+// pathLess orders a manifest's paths: the tree's own directory
+// (content.RootPath) first, then bytewise.
+func pathLess(a, b string) bool {
+	if a == content.RootPath || b == content.RootPath {
+		return a == content.RootPath && b != content.RootPath
+	}
+	return a < b
 }
 
 // settleLinks gives each hard link group's data and inode fields to its
