@@ -60,7 +60,7 @@ func TestPublishSparseTar(t *testing.T) {
 		artifacts[pl] = out
 	}
 	o := newTestOrigin(t)
-	m := published(t, o, o.mustPublish(t, "app", "1.0.0", artifacts))
+	_, m := o.manifest(t, o.mustPublish(t, "app", "1.0.0", artifacts))
 	for pl := range artifacts {
 		fs := m.Platforms[pl].Files
 		if len(fs) != 1 || fs[0].Path != "disk.img" || fs[0].Type != content.TypeFile || fs[0].Size != size || fs[0].SHA256 != content.Digest(sha256.Sum256(logical)) {

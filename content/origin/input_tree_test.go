@@ -241,7 +241,7 @@ func TestPublishEveryType(t *testing.T) {
 	x.writeDir(t, dir)
 	x.writeTar(t, archive)
 	res := o.mustPublish(t, "app", "1.0.0", map[string]string{"linux/amd64": dir, "linux/arm64": archive})
-	m := published(t, o, res)
+	_, m := o.manifest(t, res)
 	x.check(t, "directory", m.Platforms["linux/amd64"], false)
 	x.check(t, "tar", m.Platforms["linux/arm64"], true)
 	// The data of the hard link group is stored and counted once per
@@ -268,7 +268,7 @@ func TestPublishMTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := published(t, o, res)
+	_, m := o.manifest(t, res)
 	for p, a := range m.Platforms {
 		for _, f := range a.Files {
 			if want := at.UnixNano(); f.Type != content.TypeLink && f.MTime != want || f.Type == content.TypeLink && f.MTime != 0 {
