@@ -12,6 +12,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options size a generated tree. Zero fields take their defaults.
@@ -201,7 +204,9 @@ func (p *plan) describe(dir string) *Tree {
 }
 
 // copyTree copies the tree at src into the empty or absent dst: directories,
-// regular files (contents and permissions) and symlinks.
+// regular files (contents and permissions) and symlinks, each with its
+// mtime, as an upgrade in place leaves what it does not touch (a publish
+// carries mtimes, so a copy that reset them would change every entry).
 func copyTree(src, dst string) error {
 	var dirs []string
 	buf := make([]byte, 1<<20)
@@ -231,9 +236,15 @@ func copyTree(src, dst string) error {
 			if err != nil {
 				return err
 			}
-			return os.Symlink(t, to)
+			if err := os.Symlink(t, to); err != nil {
+				return err
+			}
+			return setMtime(to, info.ModTime())
 		case d.Type().IsRegular():
-			return copyFile(p, to, info.Mode().Perm(), buf)
+			if err := copyFile(p, to, info.Mode().Perm(), buf); err != nil {
+				return err
+			}
+			return setMtime(to, info.ModTime())
 		default:
 			return fmt.Errorf("%s: unsupported file type %v", p, d.Type())
 		}
@@ -250,6 +261,18 @@ func copyTree(src, dst string) error {
 		if err := os.Chmod(filepath.Join(dst, d), info.Mode().Perm()); err != nil {
 			return err
 		}
+		if err := setMtime(filepath.Join(dst, d), info.ModTime()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setMtime sets the mtime of p, not following a symlink.
+func setMtime(p string, t time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "utimensat", Path: p, Err: err}
 	}
 	return nil
 }
