@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -219,8 +220,12 @@ func (b *bounds) entry() error {
 	return nil
 }
 
-// add counts e's metadata and, for a regular file, its size.
+// add counts e's metadata and, for a regular file, its size. It also
+// refuses the owner 4294967295, which chown(2) takes for "no change".
 func (b *bounds) add(e *entry) error {
+	if e.uid == math.MaxUint32 || e.gid == math.MaxUint32 {
+		return fmt.Errorf("owner %d:%d: 4294967295 means \"no change\" to chown(2), not an owner", e.uid, e.gid)
+	}
 	if err := b.addMeta(len(e.path) + len(e.target) + len(e.linkTo) + len(e.user) + len(e.group)); err != nil {
 		return err
 	}

@@ -107,6 +107,7 @@ func TestPublishRefusesBadTar(t *testing.T) {
 		{"non-UTF-8 target", []*tar.Header{{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "t\xff", Format: tar.FormatGNU}}, []string{`"s"`, `"t\xff"`}},
 		{"mtime", []*tar.Header{future}, []string{`"future"`, "mtime 2300-01-01T00:00:00Z out of range"}},
 		{"owner name", []*tar.Header{longOwner}, []string{`"owned"`, "owner name"}},
+		{"no-change owner", []*tar.Header{{Name: "nobody", Typeflag: tar.TypeDir, Gid: 1<<32 - 1, Format: tar.FormatPAX}}, []string{`"nobody"`, `owner 0:4294967295: 4294967295 means "no change"`}},
 		{"owner id", []*tar.Header{{Name: "neg", Typeflag: tar.TypeDir, Uid: 1 << 33, Format: tar.FormatPAX}}, []string{`"neg"`, "out of range"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
