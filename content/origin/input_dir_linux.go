@@ -51,7 +51,8 @@ type dirSource struct {
 	b        bounds
 	links    map[devIno]string // regular files with several links: the first path walked
 	proc     bool              // /proc/self/fd is there, for the xattrs of entries never opened
-	dents    []byte
+	dents    []byte            // getdents buffer, during the walk
+	linkBuf  []byte            // readlinkat buffer, during the walk
 }
 
 // walked is an entry with the identity of the inode the walk saw, and
@@ -81,7 +82,7 @@ func newDirSource(root string, consumed *int64, lim content.Limits) (source, err
 		unix.Close(fd)
 		return nil, err
 	}
-	s.dents, s.links = nil, nil
+	s.dents, s.linkBuf, s.links = nil, nil, nil
 	return s, nil
 }
 
@@ -284,7 +285,10 @@ func (s *dirSource) walkSpecial(dirfd int, name string, e *entry, st *unix.Stat_
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
 		e.typ, e.mode = content.TypeSymlink, 0
-		buf := make([]byte, s.b.lim.PathBytes+1)
+		if s.linkBuf == nil {
+			s.linkBuf = make([]byte, s.b.lim.PathBytes+1)
+		}
+		buf := s.linkBuf
 		n, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
 			return err
