@@ -212,7 +212,8 @@ func compressed(f testing.TB, b []byte, how string) []byte {
 }
 
 // sparseSeeds archives a small sparse file with GNU tar in the old GNU
-// and the PAX 1.0 sparse formats, if GNU tar is on the PATH.
+// and the PAX 1.0 sparse formats (this one after a global header), if
+// GNU tar is on the PATH.
 func sparseSeeds(f testing.TB) [][]byte {
 	gnuTar, err := exec.LookPath("tar")
 	if err != nil {
@@ -227,7 +228,7 @@ func sparseSeeds(f testing.TB) [][]byte {
 		f.Fatal(err)
 	}
 	var seeds [][]byte
-	for i, args := range [][]string{{"--format=gnu"}, {"--format=pax", "--sparse-version=1.0"}} {
+	for i, args := range [][]string{{"--format=gnu"}, {"--format=pax", "--sparse-version=1.0", "--pax-option=globexthdr.comment=g"}} {
 		out := filepath.Join(dir, string(rune('a'+i))+".tar")
 		cmd := exec.Command(gnuTar, append(append([]string{"--sparse", "-cf", out}, args...), "-C", dir, "sparse")...)
 		if err := cmd.Run(); err != nil {

@@ -105,15 +105,17 @@ func (s *tarSource) next() (*entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tar: %w", err)
 		}
-		name, err := tarPath(h.Name)
-		if err != nil {
-			return nil, fmt.Errorf("tar entry %q: %w", h.Name, err)
-		}
 		if h.Typeflag == tar.TypeXGlobalHeader || h.Typeflag == tarGNUVolHeader {
+			// Their names are not paths: GNU tar names a global
+			// header /tmp/GlobalHead.PID.N.
 			if s.skipped++; s.skipped > s.b.lim.Files {
 				return nil, fmt.Errorf("tar entry %q: more than %d headers that describe no entry", h.Name, s.b.lim.Files)
 			}
 			continue
+		}
+		name, err := tarPath(h.Name)
+		if err != nil {
+			return nil, fmt.Errorf("tar entry %q: %w", h.Name, err)
 		}
 		if name == "" {
 			name = content.RootPath
