@@ -27,6 +27,10 @@ import (
 // path. Owner names are left out: the publishing machine's user database
 // need not be the tree's. The root directory is the first entry, at
 // content.RootPath, with its own mode, owner, mtime and attributes.
+// Symlinks, fifos and devices are never opened: their targets and
+// attributes are read by name beneath the open directory (through
+// /proc/self/fd), and the name is looked up again after, to check that it
+// is still the inode the walk saw.
 //
 // A regular file with more than one link is a hard link group keyed by
 // device and inode: the first path walked is the regular file, the others
