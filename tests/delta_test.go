@@ -20,9 +20,10 @@ import (
 const fetchOverhead = 8 << 10
 
 // indexPerChange bounds the new index chunks (content.Index) per changed
-// path: the chunk around a changed entry, about 4 KiB of JSON of which
-// the hashes do not compress.
-const indexPerChange = 1536
+// file: a changed file changes its entry and its directory's (the mtime),
+// and each costs the index chunk around it, about 4 KiB of JSON of which
+// the hashes do not compress (about 2 KiB stored).
+const indexPerChange = 4 << 10
 
 // TestDelta runs the delta scenario on small trees: a node holding v1
 // fetches a v2 that changes a few files. Publishing v2 writes, and the
