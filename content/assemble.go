@@ -61,6 +61,10 @@ var ErrFileDigest = errors.New("file does not match its sha256")
 // anything, and the error names the first such entry.
 var ErrPrivilege = errors.New("privilege required")
 
+// ErrDevicePrivilege is the ErrPrivilege of a device node, which
+// AssembleOptions.DropPrivileges cannot help.
+var ErrDevicePrivilege = fmt.Errorf("%w (CAP_MKNOD)", ErrPrivilege)
+
 // ErrXattr means that the system refused to set an entry's extended
 // attribute (a filesystem without support for it, a value the kernel
 // rejects, user.* on a symlink or device); the error names the entry and

@@ -65,7 +65,7 @@ func (a *assembler) checkPrivileges() error {
 		f := &a.art.Files[i]
 		switch {
 		case (f.Type == TypeChar || f.Type == TypeBlock) && !a.priv.mknod:
-			return fmt.Errorf("%s %q: creating a device node takes CAP_MKNOD: %w", f.Type.noun(), f.Path, ErrPrivilege)
+			return fmt.Errorf("%s %q: creating a device node takes CAP_MKNOD: %w", f.Type.noun(), f.Path, ErrDevicePrivilege)
 		case v2 && a.priv.owners && (f.UID == noID || f.GID == noID):
 			// chown(2) reads (uid_t)-1 as "leave it": the owner would
 			// silently not be given.

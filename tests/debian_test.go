@@ -143,9 +143,13 @@ func TestDebianRootfsUnprivileged(t *testing.T) {
 	url := mc.serveCDN(t, originDir)
 
 	nobody := unprivileged(t, mc)
+	trust := filepath.Join(nobody.home, "root.json")
+	if b, err := os.ReadFile(filepath.Join(originDir, "metadata", "1.root.json")); err != nil || os.WriteFile(trust, b, 0o644) != nil {
+		t.Fatalf("copy the trusted root where 65534 reads it: %v", err)
+	}
 	fetch := func(version, out string, extra ...string) runResult {
 		state := nobody.dir(t, "state-"+out)
-		return nobody.run(t, append([]string{"fetch", "--cdn", url, "--trust", filepath.Join(originDir, "metadata", "1.root.json"),
+		return nobody.run(t, append([]string{"fetch", "--cdn", url, "--trust", trust,
 			"--state", state, "--release", "rootfs@" + version, "--platform", "linux/amd64", "--out", filepath.Join(nobody.home, out)}, extra...)...)
 	}
 	if r := fetch("1.0.0", "with-devices"); r.code == 0 || !strings.Contains(r.stderr, devices[0]) {

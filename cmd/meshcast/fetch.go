@@ -91,7 +91,7 @@ func runFetch(ctx context.Context, g *globals, o *fetchOpts, stdout io.Writer) e
 		StateDir: o.state, TrustedRoot: root, Release: rel, Platform: o.platform, Out: o.out,
 		DropPrivileges: o.dropPrivileges,
 	}, g.logger())
-	if errors.Is(err, content.ErrPrivilege) && !o.dropPrivileges {
+	if errors.Is(err, content.ErrPrivilege) && !errors.Is(err, content.ErrDevicePrivilege) && !o.dropPrivileges {
 		return fmt.Errorf("%w; as an unprivileged user, --drop-privileges assembles setuid and setgid files without those bits and files without their capabilities", err)
 	}
 	if err != nil {
