@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,7 @@ func TestDebianRootfs(t *testing.T) {
 	tarTree(t, tree, tarball)
 	res, err := scenario.Series(t.Context(), scenario.SeriesOptions{
 		Dir: filepath.Join(dir, "work"), Trees: []string{tree, tarball}, Steps: [][2]int{{-1, 0}, {-1, 1}},
-	}, nil)
+	}, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}

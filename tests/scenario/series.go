@@ -22,7 +22,7 @@ type SeriesOptions struct {
 	Dir   string   // work directory
 	Trees []string // the trees, oldest first; at least two
 	// Steps are the fetches to measure, as (from, to) indexes into Trees;
-	// from -1 is a node that holds nothing.
+	// from -1 is a node that holds nothing (and has no baseline).
 	Steps [][2]int
 	Level int // zstd level of publish (default: publish's default)
 }
@@ -97,12 +97,11 @@ func seriesVersion(i int) string { return "1.0." + strconv.Itoa(i) }
 // measured), then To.
 func seriesStep(ctx context.Context, o *testOrigin, url string, opt SeriesOptions, n int, s [2]int, to *origin.PublishResult, log *slog.Logger) (*SeriesStep, error) {
 	step := &SeriesStep{From: s[0], To: s[1], IndexBytes: to.IndexBytes}
-	from := ""
+	// A node that holds nothing has no baseline: it fetches the release.
 	if s[0] >= 0 {
-		from = opt.Trees[s[0]]
-	}
-	if err := changedBaseline(ctx, from, opt.Trees[s[1]], step); err != nil {
-		return nil, err
+		if err := changedBaseline(ctx, opt.Trees[s[0]], opt.Trees[s[1]], step); err != nil {
+			return nil, err
+		}
 	}
 	if fi, err := targetFile(o.dir, to); err == nil {
 		step.ManifestBytes = fi.Size()
@@ -134,8 +133,8 @@ func seriesStep(ctx context.Context, o *testOrigin, url string, opt SeriesOption
 	return step, nil
 }
 
-// changedBaseline finds the regular files of to that from ("": none)
-// lacks with the same bytes, and adds their sizes, alone and compressed at zstd -19, to
+// changedBaseline finds the regular files of to that from lacks with the
+// same bytes, and adds their sizes, alone and compressed at zstd -19, to
 // step.
 func changedBaseline(ctx context.Context, from, to string, step *SeriesStep) error {
 	return filepath.WalkDir(to, func(p string, d fs.DirEntry, err error) error {
@@ -146,10 +145,8 @@ func changedBaseline(ctx context.Context, from, to string, step *SeriesStep) err
 		if err != nil {
 			return err
 		}
-		if from != "" {
-			if same, err := sameFile(filepath.Join(from, rel), p); err != nil || same {
-				return err
-			}
+		if same, err := sameFile(filepath.Join(from, rel), p); err != nil || same {
+			return err
 		}
 		fi, err := d.Info()
 		if err != nil {
