@@ -14,8 +14,13 @@
 //     file order, so a fetcher covers missing chunks with few Range
 //     requests; its index says where each body starts.
 //   - A Manifest describes a release: name, semantic version, per platform
-//     an Artifact (a file or a tree of files, directories and symlinks, each
-//     file with its mode, size, sha256 and chunks), and the rollout policy.
+//     an Artifact (a single file, or a tree), and the rollout policy. A
+//     tree's entries (File) are regular files with their size, sha256 and
+//     chunks, directories, symlinks (targets verbatim), hard links, device
+//     nodes and fifos, each with its mode (07777), owner, mtime and
+//     extended attributes. Schema 2 (written) keeps them in the artifact's
+//     Index, a stream cut into chunks like a file's, which Artifact.Load
+//     reads; schema 1 (still read) lists them inline.
 //   - A Store holds chunk bodies by id.
 //
 // Guarantees:
@@ -27,5 +32,9 @@
 //     claims, and name what was wrong in their errors.
 //   - Assemble materialises an artifact completely or not at all, checks
 //     every file against its sha256, and never creates anything outside
-//     its destination, whatever the manifest says.
+//     its destination, whatever the manifest says: no link is followed.
+//     It applies owners, modes, xattrs and mtimes as far as the process
+//     may, and refuses (ErrPrivilege, naming the entry) rather than
+//     silently give a setuid file to the wrong owner, unless
+//     AssembleOptions.DropPrivileges says to drop those bits.
 package content
