@@ -733,14 +733,10 @@ func validateTarget(target string, maxBytes int) error {
 // and everything after them only descends, through links that are checked
 // the same way.
 func validateLinkTarget(p, target string, maxBytes int) error {
-	switch {
-	case target == "":
-		return badf("symlink with an empty target")
-	case len(target) > maxBytes:
-		return badf("link target longer than %d bytes", maxBytes)
-	case strings.IndexByte(target, 0) >= 0:
-		return badf("link target contains NUL")
-	case target[0] == '/':
+	if err := validateTarget(target, maxBytes); err != nil {
+		return err
+	}
+	if target[0] == '/' {
 		return badf("link target %q is absolute", truncate(target, 60))
 	}
 	depth := strings.Count(p, "/") // directories above the link inside the tree
