@@ -137,7 +137,7 @@ func (r *Repo) Publish(ctx context.Context, keys Keys, opt PublishOptions, log *
 		return fail(err)
 	}
 	if unchanged {
-		res.Unchanged, res.NewChunks, res.NewBytes = true, 0, 0
+		res.Unchanged, res.NewChunks, res.NewBytes, res.IndexNewBytes = true, 0, 0, 0
 		res.Seconds = time.Since(start).Seconds()
 		return res, nil
 	}
@@ -896,11 +896,11 @@ func (p *publisher) writeIndexes(m *content.Manifest, platforms []string, dataPa
 	}
 	distinct := map[content.ChunkID]struct{}{}
 	for _, a := range m.Platforms {
-		for _, c := range a.Index.Chunks {
+		for _, c := range a.Chunks() {
 			distinct[c.ID] = struct{}{}
 		}
 	}
-	res.Chunks += len(distinct) // an index chunk is never a file's chunk
+	res.Chunks = len(distinct)
 	indexPack, err := pack.finish()
 	if err != nil || indexPack == nil {
 		return nil, err

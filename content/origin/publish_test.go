@@ -300,7 +300,7 @@ func TestRepublishIdenticalIsNoop(t *testing.T) {
 	before := state(t, o.dir)
 	ts := o.readFile(t, "metadata/timestamp.json")
 	again := o.mustPublish(t, "app", "1.0.0", map[string]string{"linux/amd64": tree})
-	if !again.Unchanged || again.ReleaseID != first.ReleaseID || again.NewChunks != 0 || again.NewBytes != 0 || again.Pack != "" {
+	if !again.Unchanged || again.ReleaseID != first.ReleaseID || again.NewChunks != 0 || again.NewBytes != 0 || again.IndexNewBytes != 0 || again.Pack != "" || again.IndexPack != "" {
 		t.Errorf("identical re-publish: %+v, want unchanged, same id, nothing new", again)
 	}
 	if again.Chunks != first.Chunks || again.InputBytes != first.InputBytes {
