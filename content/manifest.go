@@ -578,7 +578,7 @@ func (f *File) validate(schema int, l Limits, seen map[ChunkID]ChunkRef) error {
 		if schema == ManifestSchemaV1 {
 			return validateLinkTarget(f.Path, f.Target, l.PathBytes)
 		}
-		return validateTarget(f.Target, l.PathBytes)
+		return ValidateTarget(f.Target, l.PathBytes)
 	case TypeLink:
 		if !noData || f.Mode != 0 || f.Target != "" || f.Major != 0 || f.Minor != 0 ||
 			f.UID != 0 || f.GID != 0 || f.User != "" || f.Group != "" || f.MTime != 0 || f.Xattrs != nil {
@@ -609,15 +609,33 @@ func (f *File) validateCommon(schema int, l Limits) error {
 		}
 		return nil
 	}
-	if f.UID == 1<<32-1 || f.GID == 1<<32-1 {
-		return badf("owner %d:%d: 4294967295 means \"no change\" to chown(2), not an owner", f.UID, f.GID)
+	if err := ValidateOwner(f.UID, f.GID); err != nil {
+		return err
 	}
 	for _, n := range []string{f.User, f.Group} {
-		if len(n) > 32 || !utf8.ValidString(n) || strings.ContainsAny(n, "/:\x00\n") {
-			return badf("owner name %q is not a user or group name", truncate(n, 40))
+		if err := ValidateOwnerName(n); err != nil {
+			return err
 		}
 	}
 	return ValidateXattrs(f.Xattrs, l)
+}
+
+// ValidateOwner refuses the owner 4294967295, which chown(2) takes for
+// "no change".
+func ValidateOwner(uid, gid uint32) error {
+	if uid == 1<<32-1 || gid == 1<<32-1 {
+		return badf("owner %d:%d: 4294967295 means \"no change\" to chown(2), not an owner", uid, gid)
+	}
+	return nil
+}
+
+// ValidateOwnerName checks an informative user or group name ("" for
+// none).
+func ValidateOwnerName(n string) error {
+	if len(n) > 32 || !utf8.ValidString(n) || strings.ContainsAny(n, "/:\x00\n") {
+		return badf("owner name %q is not a user or group name of at most 32 bytes", truncate(n, 40))
+	}
+	return nil
 }
 
 // ValidateXattrs checks extended attributes against the namespaces
@@ -630,15 +648,34 @@ func ValidateXattrs(x Xattrs, l Limits) error {
 		return badf("%d extended attributes; want 1 to %d (omit the field for none)", len(x), l.Xattrs)
 	}
 	for name, v := range x {
-		ns, rest, _ := strings.Cut(name, ".")
-		switch {
-		case ns != "security" && ns != "trusted" && ns != "user" || rest == "":
+		if !XattrCarried(name) {
 			return badf("extended attribute %q is not in the security, trusted or user namespace", truncate(name, 60))
-		case len(name) > 255 || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0:
-			return badf("extended attribute name %q is not valid", truncate(name, 60))
-		case len(v) > l.XattrBytes:
-			return badf("extended attribute %s of %d bytes exceeds the limit of %d", truncate(name, 60), len(v), l.XattrBytes)
 		}
+		if err := ValidateXattr(name, len(v), l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// XattrCarried reports whether an extended attribute's namespace is one a
+// manifest carries: security (SELinux labels, file capabilities), trusted
+// and user. The system namespace (POSIX and NFSv4 ACLs) is not: it is how
+// the kernel exposes ACLs, which a node could not apply as bytes on every
+// file system.
+func XattrCarried(name string) bool {
+	ns, rest, _ := strings.Cut(name, ".")
+	return rest != "" && (ns == "security" || ns == "trusted" || ns == "user")
+}
+
+// ValidateXattr checks one extended attribute's name and the size of its
+// value against l.
+func ValidateXattr(name string, size int, l Limits) error {
+	switch {
+	case len(name) > 255 || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0:
+		return badf("extended attribute name %q is not valid UTF-8 of at most 255 bytes", truncate(name, 60))
+	case size > l.XattrBytes:
+		return badf("extended attribute %s of %d bytes exceeds the limit of %d", truncate(name, 60), size, l.XattrBytes)
 	}
 	return nil
 }
@@ -704,10 +741,10 @@ func ValidatePath(p string, maxBytes int) error {
 	return nil
 }
 
-// validateTarget checks a schema 2 symlink target: any path, absolute or
+// ValidateTarget checks a schema 2 symlink target: any path, absolute or
 // relative, since assembly never follows it; only its size and bytes are
 // bounded.
-func validateTarget(target string, maxBytes int) error {
+func ValidateTarget(target string, maxBytes int) error {
 	switch {
 	case target == "":
 		return badf("symlink with an empty target")
@@ -733,7 +770,7 @@ func validateTarget(target string, maxBytes int) error {
 // and everything after them only descends, through links that are checked
 // the same way.
 func validateLinkTarget(p, target string, maxBytes int) error {
-	if err := validateTarget(target, maxBytes); err != nil {
+	if err := ValidateTarget(target, maxBytes); err != nil {
 		return err
 	}
 	if target[0] == '/' {

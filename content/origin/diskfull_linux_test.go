@@ -9,8 +9,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/meshcast/meshcast/content/origin"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshcast/meshcast/content/origin"
 )
 
 // TestPublishDiskFull runs a publish out of space while it writes the new

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
 )

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,10 +220,10 @@ func (b *bounds) entry() error {
 }
 
 // add counts e's metadata and, for a regular file, its size. It also
-// refuses the owner 4294967295, which chown(2) takes for "no change".
+// refuses an owner a manifest cannot carry (content.ValidateOwner).
 func (b *bounds) add(e *entry) error {
-	if e.uid == math.MaxUint32 || e.gid == math.MaxUint32 {
-		return fmt.Errorf("owner %d:%d: 4294967295 means \"no change\" to chown(2), not an owner", e.uid, e.gid)
+	if err := content.ValidateOwner(e.uid, e.gid); err != nil {
+		return err
 	}
 	if err := b.addMeta(len(e.path) + len(e.target) + len(e.linkTo) + len(e.user) + len(e.group)); err != nil {
 		return err
@@ -289,50 +288,6 @@ func checkName(p string, lim content.Limits) error {
 		}
 	}
 	return content.ValidatePath(p, lim.PathBytes)
-}
-
-// checkTarget checks a symlink target: any bytes a manifest can carry,
-// absolute or relative, kept verbatim.
-func checkTarget(target string, lim content.Limits) error {
-	switch {
-	case target == "":
-		return errors.New("symlink with an empty target")
-	case len(target) > lim.PathBytes:
-		return fmt.Errorf("symlink target longer than %d bytes", lim.PathBytes)
-	case strings.IndexByte(target, 0) >= 0 || !utf8.ValidString(target):
-		return fmt.Errorf("symlink target %q is not valid UTF-8 without NUL", target)
-	}
-	return nil
-}
-
-// checkOwnerName checks an informative user or group name.
-func checkOwnerName(n string) error {
-	if len(n) > 32 || !utf8.ValidString(n) || strings.ContainsAny(n, "/:\x00\n") {
-		return fmt.Errorf("owner name %q is not a user or group name of at most 32 bytes", n)
-	}
-	return nil
-}
-
-// checkXattr checks one extended attribute that is kept.
-func checkXattr(name string, size int, lim content.Limits) error {
-	switch {
-	case len(name) > 255 || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0:
-		return fmt.Errorf("extended attribute name %q is not valid UTF-8 of at most 255 bytes", name)
-	case size > lim.XattrBytes:
-		return fmt.Errorf("extended attribute %s of %d bytes exceeds the limit of %d", name, size, lim.XattrBytes)
-	}
-	return nil
-}
-
-// keptXattr reports whether an extended attribute's namespace is carried:
-// security (SELinux labels, file capabilities), trusted and user. The
-// system namespace (POSIX and NFSv4 ACLs) is not: it is how the kernel
-// exposes ACLs, which a manifest does not describe and a node could not
-// apply as bytes on every file system; a tree that relies on ACLs loses
-// them.
-func keptXattr(name string) bool {
-	ns, rest, _ := strings.Cut(name, ".")
-	return rest != "" && (ns == "security" || ns == "trusted" || ns == "user")
 }
 
 var (

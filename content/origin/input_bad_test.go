@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshcast/meshcast/content/origin"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshcast/meshcast/content/origin"
 )
 
 // requireRefused publishes input and checks that the publish fails with

@@ -9,8 +9,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/meshcast/meshcast/content"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshcast/meshcast/content"
 )
 
 // dirSource publishes a directory tree without following any link in it
@@ -23,7 +24,7 @@ import (
 // 07777, uid and gid, the mtime to the nanosecond, symlink targets
 // verbatim, fifos, char and block devices with their numbers, and the
 // extended attributes of the security, trusted and user namespaces (see
-// keptXattr). Sockets and names that are not UTF-8 are errors naming the
+// content.XattrCarried). Sockets and names that are not UTF-8 are errors naming the
 // path. Owner names are left out: the publishing machine's user database
 // need not be the tree's. The root directory is the first entry, at
 // content.RootPath, with its own mode, owner, mtime and attributes.
@@ -301,7 +302,7 @@ func (s *dirSource) walkSpecial(dirfd int, name string, e *entry, st *unix.Stat_
 			return fmt.Errorf("symlink target longer than %d bytes", s.b.lim.PathBytes)
 		}
 		e.target = string(buf[:n])
-		if err := checkTarget(e.target, s.b.lim); err != nil {
+		if err := content.ValidateTarget(e.target, s.b.lim.PathBytes); err != nil {
 			return err
 		}
 	case unix.S_IFIFO:

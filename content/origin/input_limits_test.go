@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshcast/meshcast/content"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshcast/meshcast/content"
 )
 
 // headerStream is a tar of n directory entries "d00000000/" … made on the
@@ -133,7 +134,7 @@ func TestDirSourceLimits(t *testing.T) {
 		want string
 	}{
 		{"entries", func(l *content.Limits) { l.Files = 9 }, "more than 9 entries"},
-		{"xattr size", func(l *content.Limits) { l.XattrBytes = 99 }, `f3": extended attribute user.big of 100 bytes exceeds the limit of 99`},
+		{"xattr size", func(l *content.Limits) { l.XattrBytes = 99 }, `f3": bad manifest: extended attribute user.big of 100 bytes exceeds the limit of 99`},
 		{"xattr count", func(l *content.Limits) { l.Xattrs = 0 }, `f3": more than 0 extended attributes`},
 		{"metadata", func(l *content.Limits) { l.ManifestBytes = 15 }, "exceed 15 bytes"},
 	} {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
 	"github.com/meshcast/meshcast/content"
 )
 
@@ -31,7 +32,7 @@ var (
 // inode's fields come from the header: all of 07777, uid and gid with the
 // user and group names, the mtime (to the nanosecond where a PAX record
 // has it) and the extended attributes of PAX "SCHILY.xattr." records in
-// the security, trusted and user namespaces (see keptXattr).
+// the security, trusted and user namespaces (see content.XattrCarried).
 //
 // Names lose a leading "./" and a trailing "/"; the archive's own root
 // ("./" or ".", a directory) is the entry content.RootPath. A name that is absolute, climbs with "..", is not
@@ -146,7 +147,7 @@ func (s *tarSource) entry(h *tar.Header, name string) (*entry, error) {
 		e.typ = content.TypeDir
 	case tar.TypeSymlink:
 		e.typ, e.target = content.TypeSymlink, h.Linkname
-		if err := checkTarget(e.target, s.b.lim); err != nil {
+		if err := content.ValidateTarget(e.target, s.b.lim.PathBytes); err != nil {
 			return nil, err
 		}
 	case tar.TypeLink:
@@ -255,7 +256,7 @@ func (s *tarSource) inode(h *tar.Header, e *entry) error {
 	}
 	e.uid, e.gid = uint32(h.Uid), uint32(h.Gid)
 	for _, n := range []string{h.Uname, h.Gname} {
-		if err := checkOwnerName(n); err != nil {
+		if err := content.ValidateOwnerName(n); err != nil {
 			return err
 		}
 	}
@@ -282,7 +283,7 @@ func (s *tarSource) inode(h *tar.Header, e *entry) error {
 const tarXattrPrefix = "SCHILY.xattr."
 
 // tarXattrs returns the extended attributes of PAX records that are kept
-// (see keptXattr), nil if none.
+// (see content.XattrCarried), nil if none.
 func tarXattrs(recs map[string]string, lim content.Limits) (content.Xattrs, error) {
 	if len(recs) == 0 {
 		return nil, nil
@@ -290,11 +291,11 @@ func tarXattrs(recs map[string]string, lim content.Limits) (content.Xattrs, erro
 	var x content.Xattrs
 	for _, k := range slices.Sorted(maps.Keys(recs)) {
 		name, ok := strings.CutPrefix(k, tarXattrPrefix)
-		if !ok || !keptXattr(name) {
+		if !ok || !content.XattrCarried(name) {
 			continue
 		}
 		v := recs[k]
-		if err := checkXattr(name, len(v), lim); err != nil {
+		if err := content.ValidateXattr(name, len(v), lim); err != nil {
 			return nil, err
 		}
 		if x == nil {

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshcast/meshcast/content"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshcast/meshcast/content"
 )
 
 // TestDirSourceChangedBeforeRead swaps a regular file for something else

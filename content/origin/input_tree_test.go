@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
-	"golang.org/x/sys/unix"
 )
 
 // requireRoot skips a test that makes device nodes, changes owners or

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/meshcast/meshcast/content"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshcast/meshcast/content"
 )
 
 // xattrCalls list and get the extended attributes of one file: by its
@@ -36,7 +37,7 @@ func pathXattrs(p string) xattrCalls {
 const xattrTries = 4
 
 // readXattrs returns the extended attributes that are kept (see
-// keptXattr), nil if none, refusing more than lim.Xattrs of them or a
+// content.XattrCarried), nil if none, refusing more than lim.Xattrs of them or a
 // value above lim.XattrBytes before reading it. A file system without
 // extended attributes has none.
 func readXattrs(x xattrCalls, lim content.Limits) (content.Xattrs, error) {
@@ -46,10 +47,10 @@ func readXattrs(x xattrCalls, lim content.Limits) (content.Xattrs, error) {
 	}
 	var out content.Xattrs
 	for _, name := range names {
-		if !keptXattr(name) {
+		if !content.XattrCarried(name) {
 			continue
 		}
-		if err := checkXattr(name, 0, lim); err != nil {
+		if err := content.ValidateXattr(name, 0, lim); err != nil {
 			return nil, err
 		}
 		if len(out) == lim.Xattrs {
@@ -113,7 +114,7 @@ func getXattr(x xattrCalls, name string, lim content.Limits) (v []byte, ok bool,
 		if err != nil {
 			return nil, false, fmt.Errorf("extended attribute %s: %w", name, err)
 		}
-		if err := checkXattr(name, n, lim); err != nil {
+		if err := content.ValidateXattr(name, n, lim); err != nil {
 			return nil, false, err
 		}
 		buf := make([]byte, n)

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // signedTargets reads the targets metadata that the origin's timestamp

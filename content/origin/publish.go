@@ -20,9 +20,10 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
-	"github.com/meshcast/meshcast/content"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/meshcast/meshcast/content"
 )
 
 // PublishOptions describe one release to publish.

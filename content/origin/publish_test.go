@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // checkPublished checks a publish result against what is on the origin:
