@@ -713,6 +713,10 @@ func (f *File) validateChunks(l Limits, seen map[ChunkID]ChunkRef) error {
 
 func (d Digest) isZero() bool { return d == Digest{} }
 
+// ErrPathOutside is the ValidatePath error of a path that is absolute or
+// climbs out of the tree with "..".
+var ErrPathOutside = errors.New("leaves the tree")
+
 // ValidatePath checks that p is a clean, relative, slash-separated path that
 // stays inside the tree.
 func ValidatePath(p string, maxBytes int) error {
@@ -726,14 +730,14 @@ func ValidatePath(p string, maxBytes int) error {
 	case !utf8.ValidString(p):
 		return badf("path %q is not valid UTF-8", truncate(p, 60))
 	case p[0] == '/':
-		return badf("path %q is absolute", truncate(p, 60))
+		return badf("path %q is absolute: it %w", truncate(p, 60), ErrPathOutside)
 	}
 	for _, el := range strings.Split(p, "/") {
 		switch {
 		case el == "" || el == ".":
 			return badf("path %q is not clean", truncate(p, 60))
 		case el == "..":
-			return badf("path %q leaves the tree", truncate(p, 60))
+			return badf("path %q %w", truncate(p, 60), ErrPathOutside)
 		case len(el) > 255:
 			return badf("path %q has a component longer than 255 bytes", truncate(p, 60))
 		}

@@ -258,34 +258,12 @@ func (b *bounds) addMeta(n int) error {
 	return nil
 }
 
-var (
-	errAbsolute = errors.New("absolute path")
-	errEscapes  = errors.New("the path escapes the tree")
-)
-
-// checkName checks a path for the manifest: valid UTF-8 (a name that is
-// not is refused, not mangled: the caller names it with its bytes
-// escaped), relative, clean, inside the tree and within the bounds.
+// checkName checks a path for the manifest (content.ValidatePath), first
+// that it is valid UTF-8: a name that is not is refused, not mangled, and
+// the caller names it with its bytes escaped.
 func checkName(p string, lim content.Limits) error {
-	switch {
-	case !utf8.ValidString(p):
+	if !utf8.ValidString(p) {
 		return errors.New("the name is not valid UTF-8, which a manifest cannot carry")
-	case len(p) > lim.PathBytes:
-		return fmt.Errorf("the path is longer than %d bytes", lim.PathBytes)
-	case strings.IndexByte(p, 0) >= 0:
-		return errors.New("the path contains NUL")
-	case strings.HasPrefix(p, "/"):
-		return errAbsolute
-	}
-	for el := range strings.SplitSeq(p, "/") {
-		switch {
-		case el == "..":
-			return errEscapes
-		case el == "" || el == ".":
-			return errors.New("the path is not clean (empty or \".\" elements)")
-		case len(el) > 255:
-			return errors.New("a path element is longer than 255 bytes")
-		}
 	}
 	return content.ValidatePath(p, lim.PathBytes)
 }

@@ -198,7 +198,7 @@ func tarPath(name string) (string, error) {
 func (s *tarSource) linkTarget(linkname string) (string, error) {
 	to, err := tarPath(linkname)
 	switch {
-	case errors.Is(err, errEscapes) || errors.Is(err, errAbsolute):
+	case errors.Is(err, content.ErrPathOutside):
 		return "", fmt.Errorf("hard link to %q escaping the tree: %v", linkname, err)
 	case err != nil:
 		return "", fmt.Errorf("hard link to %q: %v", linkname, err)
