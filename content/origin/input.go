@@ -21,34 +21,21 @@ import (
 // The owner, mode, mtime and extended attributes belong to the inode: a
 // hard link (TypeLink) carries only its path and linkTo.
 type entry struct {
-	path   string
-	typ    content.FileType
-	mode   content.Mode // all of 07777; zero for symlinks
-	uid    uint32
-	gid    uint32
-	user   string // informative owner names (tar only)
-	group  string
-	mtime  int64 // ns since the Unix epoch
-	xattrs content.Xattrs
-	size   int64  // regular files
-	target string // symlink target, verbatim
-	linkTo string // TypeLink: the path of a regular file of the same artifact
-	major  uint32 // char and block devices
-	minor  uint32
-	r      io.Reader // regular file bytes, valid until the next call to next
+	// File is the manifest entry without data: Size is what the source
+	// announces, Link a TypeLink's regular file.
+	content.File
+	r io.Reader // regular file bytes, valid until the next call to next
 }
 
-// file returns the manifest entry of e, without data.
+// file returns the manifest entry of e, without data; a hard link has only
+// its path and its file's.
 func (e *entry) file() content.File {
-	if e.typ == content.TypeLink {
-		return content.File{Path: e.path, Type: content.TypeLink, Link: e.linkTo}
+	if e.Type == content.TypeLink {
+		return content.File{Path: e.Path, Type: content.TypeLink, Link: e.Link}
 	}
-	return content.File{
-		Path: e.path, Type: e.typ, Mode: e.mode,
-		UID: e.uid, GID: e.gid, User: e.user, Group: e.group,
-		MTime: e.mtime, Xattrs: e.xattrs,
-		Target: e.target, Major: e.major, Minor: e.minor,
-	}
+	f := e.File
+	f.Size = 0 // the pipeline counts what it reads
+	return f
 }
 
 // source yields an artifact's entries in the order their chunks go into
@@ -148,16 +135,16 @@ func newFileSource(f *os.File, r io.Reader, name string) (*fileSource, error) {
 	if err := checkName(name, content.DefaultLimits()); err != nil {
 		return nil, fmt.Errorf("file name %q: %w", name, err)
 	}
-	e := &entry{path: name, typ: content.TypeFile, mode: content.ModeOf(fi.Mode()), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	e := &entry{File: content.File{Path: name, Type: content.TypeFile, Mode: content.ModeOf(fi.Mode()), Size: fi.Size(), MTime: fi.ModTime().UnixNano()}}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		e.uid, e.gid = st.Uid, st.Gid
+		e.UID, e.GID = st.Uid, st.Gid
 	}
-	e.r = &exactReader{r: r, left: e.size, name: name}
+	e.r = &exactReader{r: r, left: e.Size, name: name}
 	return &fileSource{f: f, e: e}, nil
 }
 
 func (s *fileSource) kind() content.ArtifactKind { return content.KindFile }
-func (s *fileSource) total() int64               { return s.e.size }
+func (s *fileSource) total() int64               { return s.e.Size }
 func (s *fileSource) close() error               { return s.f.Close() }
 func (s *fileSource) next() (*entry, error) {
 	if s.done {
@@ -222,22 +209,22 @@ func (b *bounds) entry() error {
 // add counts e's metadata and, for a regular file, its size. It also
 // refuses an owner a manifest cannot carry (content.ValidateOwner).
 func (b *bounds) add(e *entry) error {
-	if err := content.ValidateOwner(e.uid, e.gid); err != nil {
+	if err := content.ValidateOwner(e.UID, e.GID); err != nil {
 		return err
 	}
-	if err := b.addMeta(len(e.path) + len(e.target) + len(e.linkTo) + len(e.user) + len(e.group)); err != nil {
+	if err := b.addMeta(len(e.Path) + len(e.Target) + len(e.Link) + len(e.User) + len(e.Group)); err != nil {
 		return err
 	}
-	if err := b.addXattrs(e.xattrs); err != nil {
+	if err := b.addXattrs(e.Xattrs); err != nil {
 		return err
 	}
-	if e.typ != content.TypeFile {
+	if e.Type != content.TypeFile {
 		return nil
 	}
-	if e.size < 0 || e.size > b.lim.FileSize {
-		return fmt.Errorf("size %d out of range 0..%d", e.size, b.lim.FileSize)
+	if e.Size < 0 || e.Size > b.lim.FileSize {
+		return fmt.Errorf("size %d out of range 0..%d", e.Size, b.lim.FileSize)
 	}
-	if b.data += e.size; b.data > b.lim.TotalSize {
+	if b.data += e.Size; b.data > b.lim.TotalSize {
 		return fmt.Errorf("the artifact's files exceed %d bytes", b.lim.TotalSize)
 	}
 	return nil

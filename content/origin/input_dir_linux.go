@@ -139,16 +139,16 @@ func (s *dirSource) walkRoot(fd int) error {
 	if err == nil {
 		err = s.b.entry()
 	}
-	e := &entry{path: content.RootPath, typ: content.TypeDir}
+	e := &entry{File: content.File{Path: content.RootPath, Type: content.TypeDir}}
 	setInode(e, &st)
 	if err == nil {
-		e.xattrs, err = readXattrs(fdXattrs(fd), s.b.lim)
+		e.Xattrs, err = readXattrs(fdXattrs(fd), s.b.lim)
 	}
 	if err == nil {
 		err = s.b.add(e)
 	}
 	if err != nil {
-		return s.errorf(e.path, err)
+		return s.errorf(e.Path, err)
 	}
 	s.walked = append(s.walked, walked{e, devIno{st.Dev, st.Ino}, st.Ctim})
 	return nil
@@ -208,7 +208,7 @@ func (s *dirSource) walkName(dirfd int, dirRel, name string) error {
 	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return s.errorf(rel, err)
 	}
-	e := &entry{path: rel}
+	e := &entry{File: content.File{Path: rel}}
 	setInode(e, &st)
 	var err error
 	switch st.Mode & unix.S_IFMT {
@@ -233,24 +233,24 @@ func (s *dirSource) walkName(dirfd int, dirRel, name string) error {
 
 // setInode sets e's mode, owner and mtime from st.
 func setInode(e *entry, st *unix.Stat_t) {
-	e.mode = content.Mode(st.Mode & 0o7777)
-	e.uid, e.gid = st.Uid, st.Gid
-	e.mtime = st.Mtim.Nano()
+	e.Mode = content.Mode(st.Mode & 0o7777)
+	e.UID, e.GID = st.Uid, st.Gid
+	e.MTime = st.Mtim.Nano()
 }
 
 // walkFile records a regular file, or a hard link to the first path of
 // its inode that the walk saw.
 func (s *dirSource) walkFile(e *entry, st *unix.Stat_t) {
-	e.typ, e.size = content.TypeFile, st.Size
+	e.Type, e.Size = content.TypeFile, st.Size
 	if st.Nlink <= 1 {
 		return
 	}
 	key := devIno{st.Dev, st.Ino}
 	if first, ok := s.links[key]; ok {
-		*e = entry{path: e.path, typ: content.TypeLink, linkTo: first}
+		*e = entry{File: content.File{Path: e.Path, Type: content.TypeLink, Link: first}}
 		return
 	}
-	s.links[key] = e.path
+	s.links[key] = e.Path
 }
 
 // walkSubdir records the directory name of dirfd, opened without
@@ -258,29 +258,29 @@ func (s *dirSource) walkFile(e *entry, st *unix.Stat_t) {
 func (s *dirSource) walkSubdir(dirfd int, name string, e *entry, st *unix.Stat_t) error {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err == unix.ELOOP || err == unix.ENOTDIR {
-		return s.errorf(e.path, errors.New("changed while it was published (no longer a directory)"))
+		return s.errorf(e.Path, errors.New("changed while it was published (no longer a directory)"))
 	}
 	if err != nil {
-		return s.errorf(e.path, err)
+		return s.errorf(e.Path, err)
 	}
 	defer unix.Close(fd)
 	var now unix.Stat_t
 	if err := unix.Fstat(fd, &now); err != nil {
-		return s.errorf(e.path, err)
+		return s.errorf(e.Path, err)
 	}
 	if !sameInode(st, &now) {
-		return s.errorf(e.path, changed(st, &now))
+		return s.errorf(e.Path, changed(st, &now))
 	}
-	e.typ = content.TypeDir
+	e.Type = content.TypeDir
 	setInode(e, &now)
-	if e.xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {
+	if e.Xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {
 		err = s.b.add(e)
 	}
 	if err != nil {
-		return s.errorf(e.path, err)
+		return s.errorf(e.Path, err)
 	}
 	s.walked = append(s.walked, walked{e, devIno{now.Dev, now.Ino}, now.Ctim})
-	return s.walkDir(fd, e.path)
+	return s.walkDir(fd, e.Path)
 }
 
 // walkSpecial records a symlink, fifo or device, which is never opened:
@@ -289,7 +289,7 @@ func (s *dirSource) walkSubdir(dirfd int, name string, e *entry, st *unix.Stat_t
 func (s *dirSource) walkSpecial(dirfd int, name string, e *entry, st *unix.Stat_t) error {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
-		e.typ, e.mode = content.TypeSymlink, 0
+		e.Type, e.Mode = content.TypeSymlink, 0
 		if s.linkBuf == nil {
 			s.linkBuf = make([]byte, s.b.lim.PathBytes+1)
 		}
@@ -301,28 +301,28 @@ func (s *dirSource) walkSpecial(dirfd int, name string, e *entry, st *unix.Stat_
 		if n > s.b.lim.PathBytes {
 			return fmt.Errorf("symlink target longer than %d bytes", s.b.lim.PathBytes)
 		}
-		e.target = string(buf[:n])
-		if err := content.ValidateTarget(e.target, s.b.lim.PathBytes); err != nil {
+		e.Target = string(buf[:n])
+		if err := content.ValidateTarget(e.Target, s.b.lim.PathBytes); err != nil {
 			return err
 		}
 	case unix.S_IFIFO:
-		e.typ = content.TypeFifo
+		e.Type = content.TypeFifo
 	case unix.S_IFCHR, unix.S_IFBLK:
-		e.typ = content.TypeChar
+		e.Type = content.TypeChar
 		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-			e.typ = content.TypeBlock
+			e.Type = content.TypeBlock
 		}
-		e.major, e.minor = unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
+		e.Major, e.Minor = unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
 	}
 	// /proc/self/fd/N pins the directory; without /proc the path from
 	// the root is used, and the check below still catches a swap of the
 	// entry itself.
-	p := filepath.Join(s.root, filepath.FromSlash(e.path))
+	p := filepath.Join(s.root, filepath.FromSlash(e.Path))
 	if s.proc {
 		p = fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, name)
 	}
 	var err error
-	if e.xattrs, err = readXattrs(pathXattrs(p), s.b.lim); err != nil {
+	if e.Xattrs, err = readXattrs(pathXattrs(p), s.b.lim); err != nil {
 		return err
 	}
 	var now unix.Stat_t
@@ -345,9 +345,9 @@ func (s *dirSource) next() (*entry, error) {
 	}
 	w := s.walked[s.i]
 	s.i++
-	if w.e.typ == content.TypeFile {
+	if w.e.Type == content.TypeFile {
 		if err := s.open(w); err != nil {
-			return nil, s.errorf(w.e.path, err)
+			return nil, s.errorf(w.e.Path, err)
 		}
 	}
 	return w.e, nil
@@ -357,14 +357,14 @@ func (s *dirSource) next() (*entry, error) {
 // the walk saw, and takes its inode fields from it.
 func (s *dirSource) open(w walked) error {
 	e := w.e
-	fd, err := openBeneath(s.rootFD, e.path)
+	fd, err := openBeneath(s.rootFD, e.Path)
 	if err == unix.ELOOP || err == unix.ENOTDIR || err == unix.EXDEV || err == unix.ENOENT {
 		return fmt.Errorf("changed while it was published (%w)", err)
 	}
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), e.path)
+	f := os.NewFile(uintptr(fd), e.Path)
 	var at unix.Stat_t
 	if err := unix.Fstat(fd, &at); err != nil {
 		f.Close()
@@ -375,17 +375,17 @@ func (s *dirSource) open(w walked) error {
 		was := unix.Stat_t{Mode: unix.S_IFREG}
 		return changed(&was, &at)
 	}
-	if at.Size != e.size {
+	if at.Size != e.Size {
 		f.Close()
-		return fmt.Errorf("changed while it was published (%d bytes, then %d)", e.size, at.Size)
+		return fmt.Errorf("changed while it was published (%d bytes, then %d)", e.Size, at.Size)
 	}
 	if at.Ctim != w.ctime {
 		f.Close()
 		return errors.New("changed while it was published (its inode changed after the walk)")
 	}
 	setInode(e, &at)
-	if e.xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {
-		err = s.b.addXattrs(e.xattrs)
+	if e.Xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {
+		err = s.b.addXattrs(e.Xattrs)
 	}
 	if err == nil {
 		err = unix.SetNonblock(fd, false)
@@ -408,7 +408,7 @@ func (s *dirSource) open(w walked) error {
 		}
 		return nil
 	}
-	e.r = &exactReader{r: countingReader{f, s.consumed}, left: e.size, name: e.path, verify: verify}
+	e.r = &exactReader{r: countingReader{f, s.consumed}, left: e.Size, name: e.Path, verify: verify}
 	return nil
 }
 

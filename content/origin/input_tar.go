@@ -137,17 +137,17 @@ func (s *tarSource) entry(h *tar.Header, name string) (*entry, error) {
 	if err := s.b.entry(); err != nil {
 		return nil, err
 	}
-	e := &entry{path: name}
+	e := &entry{File: content.File{Path: name}}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		// archive/tar turns the old GNU, PAX 0.x and 1.0 sparse
 		// formats into the logical file, holes read as zeros.
-		e.typ, e.size, e.r = content.TypeFile, h.Size, s.tr
+		e.Type, e.Size, e.r = content.TypeFile, h.Size, s.tr
 	case tar.TypeDir:
-		e.typ = content.TypeDir
+		e.Type = content.TypeDir
 	case tar.TypeSymlink:
-		e.typ, e.target = content.TypeSymlink, h.Linkname
-		if err := content.ValidateTarget(e.target, s.b.lim.PathBytes); err != nil {
+		e.Type, e.Target = content.TypeSymlink, h.Linkname
+		if err := content.ValidateTarget(e.Target, s.b.lim.PathBytes); err != nil {
 			return nil, err
 		}
 	case tar.TypeLink:
@@ -155,26 +155,26 @@ func (s *tarSource) entry(h *tar.Header, name string) (*entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.typ, e.linkTo = content.TypeLink, to
+		e.Type, e.Link = content.TypeLink, to
 	case tar.TypeChar:
-		e.typ = content.TypeChar
+		e.Type = content.TypeChar
 	case tar.TypeBlock:
-		e.typ = content.TypeBlock
+		e.Type = content.TypeBlock
 	case tar.TypeFifo:
-		e.typ = content.TypeFifo
+		e.Type = content.TypeFifo
 	default:
 		return nil, fmt.Errorf("unsupported entry type %q", h.Typeflag)
 	}
-	if e.typ != content.TypeLink {
+	if e.Type != content.TypeLink {
 		if err := s.inode(h, e); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.place(name, e.typ); err != nil {
+	if err := s.place(name, e.Type); err != nil {
 		return nil, err
 	}
-	if e.typ == content.TypeLink {
-		s.roots[name] = e.linkTo
+	if e.Type == content.TypeLink {
+		s.roots[name] = e.Link
 	}
 	return e, s.b.add(e)
 }
@@ -254,27 +254,27 @@ func (s *tarSource) inode(h *tar.Header, e *entry) error {
 	if h.Uid < 0 || h.Uid > math.MaxUint32 || h.Gid < 0 || h.Gid > math.MaxUint32 {
 		return fmt.Errorf("owner %d:%d out of range", h.Uid, h.Gid)
 	}
-	e.uid, e.gid = uint32(h.Uid), uint32(h.Gid)
+	e.UID, e.GID = uint32(h.Uid), uint32(h.Gid)
 	for _, n := range []string{h.Uname, h.Gname} {
 		if err := content.ValidateOwnerName(n); err != nil {
 			return err
 		}
 	}
-	e.user, e.group = h.Uname, h.Gname
-	if e.typ != content.TypeSymlink {
-		e.mode = content.Mode(h.Mode & 0o7777)
+	e.User, e.Group = h.Uname, h.Gname
+	if e.Type != content.TypeSymlink {
+		e.Mode = content.Mode(h.Mode & 0o7777)
 	}
 	var err error
-	if e.mtime, err = unixNano(h.ModTime); err != nil {
+	if e.MTime, err = unixNano(h.ModTime); err != nil {
 		return err
 	}
-	if e.typ == content.TypeChar || e.typ == content.TypeBlock {
+	if e.Type == content.TypeChar || e.Type == content.TypeBlock {
 		if h.Devmajor < 0 || h.Devmajor > math.MaxUint32 || h.Devminor < 0 || h.Devminor > math.MaxUint32 {
 			return fmt.Errorf("device %d,%d out of range", h.Devmajor, h.Devminor)
 		}
-		e.major, e.minor = uint32(h.Devmajor), uint32(h.Devminor)
+		e.Major, e.Minor = uint32(h.Devmajor), uint32(h.Devminor)
 	}
-	e.xattrs, err = tarXattrs(h.PAXRecords, s.b.lim)
+	e.Xattrs, err = tarXattrs(h.PAXRecords, s.b.lim)
 	return err
 }
 

@@ -100,7 +100,7 @@ func TestDirSourceChangedWhileRead(t *testing.T) {
 	if err == nil {
 		e, err = src.next()
 	}
-	if err != nil || e.path != "f" {
+	if err != nil || e.Path != "f" {
 		t.Fatalf("%+v, %v; want f", e, err)
 	}
 	if _, err := io.ReadFull(e.r, make([]byte, 100)); err != nil {

@@ -612,7 +612,7 @@ func (p *publisher) read(ctx context.Context, src source, tokens chan<- struct{}
 		if err := send(&item{e: e}); err != nil {
 			return err
 		}
-		if e.typ != content.TypeFile || e.linkTo != "" {
+		if e.Type != content.TypeFile || e.Link != "" {
 			continue
 		}
 		if err := p.readFile(e, send, progress); err != nil {
@@ -634,7 +634,7 @@ func (p *publisher) readFile(e *entry, send func(*item) error, progress func()) 
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", e.path, err)
+			return fmt.Errorf("%s: %w", e.Path, err)
 		}
 		h.Write(b)
 		n += int64(len(b))
@@ -645,8 +645,8 @@ func (p *publisher) readFile(e *entry, send func(*item) error, progress func()) 
 		}
 		progress()
 	}
-	if n != e.size {
-		return fmt.Errorf("%s: read %d bytes, expected %d", e.path, n, e.size)
+	if n != e.Size {
+		return fmt.Errorf("%s: read %d bytes, expected %d", e.Path, n, e.Size)
 	}
 	it := &item{end: true, size: n}
 	h.Sum(it.sum[:0])
