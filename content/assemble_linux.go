@@ -78,65 +78,10 @@ func lutimes(path string, ns int64) error {
 	})
 }
 
-// fileXattrs reads the extended attributes of an open file that the
-// process may read.
+// fileXattrs reads the extended attributes a manifest carries of an open
+// file (ReadXattrs).
 func fileXattrs(f *os.File) (Xattrs, error) {
-	fd := int(f.Fd())
-	names, err := xattrRead(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
-	if err != nil || len(names) == 0 {
-		return nil, err
-	}
-	x := make(Xattrs)
-	for _, name := range splitNames(names) {
-		v, err := xattrRead(func(b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
-		if err != nil {
-			return nil, fmt.Errorf("extended attribute %s: %w", name, err)
-		}
-		x[name] = v
-	}
-	return x, nil
-}
-
-// xattrRead calls get with a buffer large enough, which it asks for with
-// a nil one first.
-func xattrRead(get func([]byte) (int, error)) ([]byte, error) {
-	for range 4 {
-		n, err := get(nil)
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return []byte{}, nil
-		}
-		b := make([]byte, n)
-		n, err = get(b)
-		if err == unix.ERANGE {
-			continue // it grew in between
-		}
-		if err != nil {
-			return nil, err
-		}
-		return b[:n], nil
-	}
-	return nil, unix.ERANGE
-}
-
-func splitNames(b []byte) []string {
-	var names []string
-	for len(b) > 0 {
-		i := 0
-		for i < len(b) && b[i] != 0 {
-			i++
-		}
-		if i > 0 {
-			names = append(names, string(b[:i]))
-		}
-		if i < len(b) {
-			i++
-		}
-		b = b[i:]
-	}
-	return names
+	return ReadXattrs(FdXattrs(int(f.Fd())), DefaultLimits())
 }
 
 // inodeOwner returns the owner and mtime of fi.

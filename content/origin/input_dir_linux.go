@@ -142,7 +142,7 @@ func (s *dirSource) walkRoot(fd int) error {
 	e := &entry{File: content.File{Path: content.RootPath, Type: content.TypeDir}}
 	setInode(e, &st)
 	if err == nil {
-		e.Xattrs, err = readXattrs(fdXattrs(fd), s.b.lim)
+		e.Xattrs, err = content.ReadXattrs(content.FdXattrs(fd), s.b.lim)
 	}
 	if err == nil {
 		err = s.b.add(e)
@@ -273,7 +273,7 @@ func (s *dirSource) walkSubdir(dirfd int, name string, e *entry, st *unix.Stat_t
 	}
 	e.Type = content.TypeDir
 	setInode(e, &now)
-	if e.Xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {
+	if e.Xattrs, err = content.ReadXattrs(content.FdXattrs(fd), s.b.lim); err == nil {
 		err = s.b.add(e)
 	}
 	if err != nil {
@@ -322,7 +322,7 @@ func (s *dirSource) walkSpecial(dirfd int, name string, e *entry, st *unix.Stat_
 		p = fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, name)
 	}
 	var err error
-	if e.Xattrs, err = readXattrs(pathXattrs(p), s.b.lim); err != nil {
+	if e.Xattrs, err = content.ReadXattrs(content.PathXattrs(p), s.b.lim); err != nil {
 		return err
 	}
 	var now unix.Stat_t
@@ -384,7 +384,7 @@ func (s *dirSource) open(w walked) error {
 		return errors.New("changed while it was published (its inode changed after the walk)")
 	}
 	setInode(e, &at)
-	if e.Xattrs, err = readXattrs(fdXattrs(fd), s.b.lim); err == nil {
+	if e.Xattrs, err = content.ReadXattrs(content.FdXattrs(fd), s.b.lim); err == nil {
 		err = s.b.addXattrs(e.Xattrs)
 	}
 	if err == nil {

@@ -1,4 +1,4 @@
-package origin
+package content
 
 import (
 	"bytes"
@@ -7,26 +7,27 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/meshcast/meshcast/content"
 )
 
-// xattrCalls list and get the extended attributes of one file: by its
-// fd, or by a path whose last element is not followed.
-type xattrCalls struct {
+// XattrCalls list and get the extended attributes of one file: by its
+// fd (FdXattrs), or by a path whose last element is not followed
+// (PathXattrs).
+type XattrCalls struct {
 	list func(dest []byte) (int, error)
 	get  func(name string, dest []byte) (int, error)
 }
 
-func fdXattrs(fd int) xattrCalls {
-	return xattrCalls{
+// FdXattrs reads through an open file descriptor.
+func FdXattrs(fd int) XattrCalls {
+	return XattrCalls{
 		list: func(dest []byte) (int, error) { return unix.Flistxattr(fd, dest) },
 		get:  func(name string, dest []byte) (int, error) { return unix.Fgetxattr(fd, name, dest) },
 	}
 }
 
-func pathXattrs(p string) xattrCalls {
-	return xattrCalls{
+// PathXattrs reads by path, without following its last element.
+func PathXattrs(p string) XattrCalls {
+	return XattrCalls{
 		list: func(dest []byte) (int, error) { return unix.Llistxattr(p, dest) },
 		get:  func(name string, dest []byte) (int, error) { return unix.Lgetxattr(p, name, dest) },
 	}
@@ -36,21 +37,21 @@ func pathXattrs(p string) xattrCalls {
 // between asking for it and reading.
 const xattrTries = 4
 
-// readXattrs returns the extended attributes that are kept (see
-// content.XattrCarried), nil if none, refusing more than lim.Xattrs of them or a
+// ReadXattrs returns the extended attributes that are kept (see
+// XattrCarried), nil if none, refusing more than lim.Xattrs of them or a
 // value above lim.XattrBytes before reading it. A file system without
 // extended attributes has none.
-func readXattrs(x xattrCalls, lim content.Limits) (content.Xattrs, error) {
+func ReadXattrs(x XattrCalls, lim Limits) (Xattrs, error) {
 	names, err := listXattrs(x)
 	if err != nil {
 		return nil, err
 	}
-	var out content.Xattrs
+	var out Xattrs
 	for _, name := range names {
-		if !content.XattrCarried(name) {
+		if !XattrCarried(name) {
 			continue
 		}
-		if err := content.ValidateXattr(name, 0, lim); err != nil {
+		if err := ValidateXattr(name, 0, lim); err != nil {
 			return nil, err
 		}
 		if len(out) == lim.Xattrs {
@@ -64,7 +65,7 @@ func readXattrs(x xattrCalls, lim content.Limits) (content.Xattrs, error) {
 			continue // removed meanwhile
 		}
 		if out == nil {
-			out = content.Xattrs{}
+			out = Xattrs{}
 		}
 		out[name] = v
 	}
@@ -72,7 +73,7 @@ func readXattrs(x xattrCalls, lim content.Limits) (content.Xattrs, error) {
 }
 
 // listXattrs returns the names of all extended attributes, sorted.
-func listXattrs(x xattrCalls) ([]string, error) {
+func listXattrs(x XattrCalls) ([]string, error) {
 	for range xattrTries {
 		n, err := x.list(nil)
 		if err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
@@ -105,7 +106,7 @@ func listXattrs(x xattrCalls) ([]string, error) {
 }
 
 // getXattr reads one extended attribute; ok is false if it is gone.
-func getXattr(x xattrCalls, name string, lim content.Limits) (v []byte, ok bool, err error) {
+func getXattr(x XattrCalls, name string, lim Limits) (v []byte, ok bool, err error) {
 	for range xattrTries {
 		n, err := x.get(name, nil)
 		if err == unix.ENODATA {
@@ -114,7 +115,7 @@ func getXattr(x xattrCalls, name string, lim content.Limits) (v []byte, ok bool,
 		if err != nil {
 			return nil, false, fmt.Errorf("extended attribute %s: %w", name, err)
 		}
-		if err := content.ValidateXattr(name, n, lim); err != nil {
+		if err := ValidateXattr(name, n, lim); err != nil {
 			return nil, false, err
 		}
 		buf := make([]byte, n)
