@@ -564,8 +564,7 @@ func (f *File) validate(schema int, l Limits, seen map[ChunkID]ChunkRef) error {
 		return f.validateChunks(l, seen)
 	case TypeDir, TypeFifo:
 		if !noData || f.Target != "" || f.Link != "" || f.Major != 0 || f.Minor != 0 {
-			what := map[FileType]string{TypeDir: "directory", TypeFifo: "fifo"}[f.Type]
-			return badf("a %s has no size, chunks, digest, target or device numbers", what)
+			return badf("a %s has no size, chunks, digest, target or device numbers", f.Type.noun())
 		}
 	case TypeChar, TypeBlock:
 		if !noData || f.Target != "" || f.Link != "" {
