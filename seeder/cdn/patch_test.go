@@ -368,18 +368,26 @@ func testGarbagePatch(t *testing.T, base *patchFixture) {
 	}
 }
 
-// testPatchFromAnotherBase: 1.2.0's patch from 1.0.0 is replaced by its
-// (valid) patch from 1.1.0; a node holding only 1.0.0 applies it to the
-// wrong base, notices, and fetches the whole manifest.
+// testPatchFromAnotherBase: 1.2.0's patch from one earlier version is
+// replaced by its (valid) patch from another; a node holding only the
+// first applies it to the wrong base, notices, and fetches the whole
+// manifest. The substitute must be no longer than the patch listed, or
+// the client refuses it for its length: of 1.0.0 and 1.1.0, the base
+// whose patch is the longer is the one replaced (the fixture's mtimes,
+// and so the patches' lengths, vary from run to run).
 func testPatchFromAnotherBase(t *testing.T, base *patchFixture) {
 	f := base.clone(t)
-	fromOther, listed := f.readPatch(t, "1.2.0", "1.1.0"), f.readPatch(t, "1.2.0", "1.0.0")
-	if len(fromOther) > len(listed) || bytes.Equal(fromOther, listed) {
-		t.Fatalf("the test premise fails: the patch from 1.1.0 (%d bytes) must differ from, and be no longer than, the one from 1.0.0 (%d)", len(fromOther), len(listed))
+	held, other := "1.0.0", "1.1.0"
+	fromOther, listed := f.readPatch(t, "1.2.0", other), f.readPatch(t, "1.2.0", held)
+	if len(fromOther) > len(listed) {
+		held, other, fromOther, listed = other, held, listed, fromOther
 	}
-	f.writePatch(t, "1.2.0", "1.0.0", fromOther)
-	// A node holding 1.0.0 only.
-	f.requireFallback(t, fetchOpts(t, f.fixture, ""), "1.2.0", "1.0.0", http.StatusOK, content.ErrBadPatch.Error())
+	if bytes.Equal(fromOther, listed) {
+		t.Fatalf("the test premise fails: the patches from %s and %s are the same", held, other)
+	}
+	f.writePatch(t, "1.2.0", held, fromOther)
+	// A node holding only that base.
+	f.requireFallback(t, fetchOpts(t, f.fixture, ""), "1.2.0", held, http.StatusOK, content.ErrBadPatch.Error())
 }
 
 // testPatchToAnotherManifest: the patch applies cleanly to the node's
