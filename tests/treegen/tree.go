@@ -97,6 +97,9 @@ func Generate(dir string, opt Options) (*Tree, error) {
 	if err := p.write(dir); err != nil {
 		return nil, fmt.Errorf("generate tree in %s: %w", dir, err)
 	}
+	if err := pinMTimes(dir, time.Time{}, Epoch); err != nil {
+		return nil, fmt.Errorf("generate tree in %s: %w", dir, err)
+	}
 	return p.describe(dir), nil
 }
 

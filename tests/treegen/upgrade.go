@@ -47,10 +47,17 @@ func Upgrade(dir1, dir2 string, seed uint64, maxFiles int) (*Change, error) {
 	if err := copyTree(dir1, dir2); err != nil {
 		return nil, fmt.Errorf("upgrade: copy %s to %s: %w", dir1, dir2, err)
 	}
+	was, err := newest(dir2)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade into %s: %w", dir2, err)
+	}
 	u := &upgrader{dir: dir2, budget: maxFiles, g: newGen(), seed: seed, touched: map[string]byte{}}
 	u.r = newRNG(seedOf(seed, "upgrade"))
 	if err := u.run(); err != nil {
 		return nil, fmt.Errorf("upgrade %s into %s: %w", dir1, dir2, err)
+	}
+	if err := pinMTimes(dir2, was, was.Add(24*time.Hour)); err != nil {
+		return nil, fmt.Errorf("upgrade into %s: %w", dir2, err)
 	}
 	return u.change(), nil
 }
