@@ -143,7 +143,7 @@ func validateArtifact(art *content.Artifact, l content.Limits) error {
 	}
 	m := &content.Manifest{
 		Schema: schema, Name: "t", Version: "1.0.0",
-		Chunking: testChunking, Rollout: content.DefaultRollout(),
+		Chunking: testChunking, Rollout: rolloutV2(),
 		Platforms: map[string]*content.Artifact{"linux/amd64": &c},
 	}
 	return m.Validate(l)

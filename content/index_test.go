@@ -82,8 +82,8 @@ func goldenManifestV2(t testing.TB) (*content.Manifest, []byte, *content.MemStor
 		off += int64(len(b))
 	}
 	m := &content.Manifest{
-		Schema: content.ManifestSchema, Name: "gateway-os", Version: "3.0.0",
-		Chunking: content.DefaultChunking(), Rollout: content.DefaultRollout(),
+		Schema: content.ManifestSchemaV2, Name: "gateway-os", Version: "3.0.0",
+		Chunking: content.DefaultChunking(), Rollout: rolloutV2(),
 		Platforms: map[string]*content.Artifact{"linux/amd64": {Kind: content.KindTree, Files: files, Index: x}},
 	}
 	return m, stream, store
@@ -315,5 +315,69 @@ func TestIndexDedup(t *testing.T) {
 	t.Logf("index of %d chunks; one changed entry costs %d new chunks, %d bytes", len(after), newChunks, newBytes)
 	if newChunks == 0 || newChunks > 2 || newBytes > 2*content.IndexChunking().Max {
 		t.Fatalf("one changed entry made %d new index chunks (%d bytes), want 1 or 2", newChunks, newBytes)
+	}
+}
+
+// rolloutV2 is the default policy as schema 2 carries it: no soak.
+func rolloutV2() content.Rollout {
+	r := content.DefaultRollout()
+	r.Soak = 0
+	return r
+}
+
+const manifestV3Golden = "testdata/manifest-v3.golden.json"
+
+// TestManifestV3Golden pins schema 3, which adds the soak and waves as
+// node counts to the rollout policy, and checks that schema 2 may not
+// carry them.
+func TestManifestV3Golden(t *testing.T) {
+	m, _, _ := goldenManifestV2(t)
+	m.Schema = content.ManifestSchema
+	m.Rollout = content.Rollout{Counts: []int{1, 3}, Soak: content.Duration(30 * time.Second),
+		HealthTimeout: content.Duration(2 * time.Minute), FailureThreshold: 0.25, SecurityFloor: "2.0.0"}
+	got, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(manifestV3Golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden := readGolden(t, manifestV3Golden)
+	if !bytes.Equal(got, golden) {
+		t.Fatalf("Encode differs from %s: the manifest encoding changed, a format change.\ngot:\n%s", manifestV3Golden, got)
+	}
+	decoded, err := content.DecodeManifest(golden, content.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(decoded.Rollout, m.Rollout) {
+		t.Fatalf("decoded policy %+v, want %+v", decoded.Rollout, m.Rollout)
+	}
+	v2 := bytes.Replace(golden, []byte(`"schema":3`), []byte(`"schema":2`), 1)
+	if _, err := content.DecodeManifest(v2, content.DefaultLimits()); err == nil || !strings.Contains(err.Error(), "schema 2 manifest has no counts or soak") {
+		t.Fatalf("a schema 2 manifest with counts and soak: %v", err)
+	}
+}
+
+// TestRolloutPolicyErrors checks that each bad policy is refused with what
+// was wrong.
+func TestRolloutPolicyErrors(t *testing.T) {
+	for want, r := range map[string]content.Rollout{
+		"want 1 to 20 waves, got 0":         {HealthTimeout: content.Duration(time.Minute)},
+		"waves must increase":               {Waves: []int{10, 10, 100}, HealthTimeout: content.Duration(time.Minute)},
+		"wave 1 is 150%":                    {Waves: []int{10, 150}, HealthTimeout: content.Duration(time.Minute)},
+		"the last wave is 50%, want 100":    {Waves: []int{10, 50}, HealthTimeout: content.Duration(time.Minute)},
+		"counts must increase":              {Counts: []int{3, 2}, HealthTimeout: content.Duration(time.Minute)},
+		"wave 0 is 0 nodes":                 {Counts: []int{0, 2}, HealthTimeout: content.Duration(time.Minute)},
+		"both as percentages and as counts": {Waves: []int{100}, Counts: []int{1}, HealthTimeout: content.Duration(time.Minute)},
+		"soak -1s out of range":             {Waves: []int{100}, Soak: content.Duration(-time.Second), HealthTimeout: content.Duration(time.Minute)},
+	} {
+		m, _, _ := goldenManifestV2(t)
+		m.Schema, m.Rollout = content.ManifestSchema, r
+		if _, err := m.Encode(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("policy %+v: got %v, want an error containing %q", r, err, want)
+		}
 	}
 }

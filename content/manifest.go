@@ -16,8 +16,12 @@ import (
 	"github.com/Masterminds/semver/v3"
 )
 
-// ManifestSchema is the manifest format this code writes. It reads it and
-// ManifestSchemaV1.
+// ManifestSchema is the manifest format this code writes. It reads it,
+// ManifestSchemaV2 and ManifestSchemaV1.
+//
+// Schema 3 adds to the rollout policy the soak time and waves given as
+// absolute node counts (Rollout.Soak, Rollout.Counts); its artifacts are
+// schema 2's.
 //
 // Schema 2 carries a tree with full fidelity (owners, all of 07777,
 // extended attributes, hard links, device nodes and fifos, mtimes, link
@@ -26,7 +30,11 @@ import (
 // that a node fetches only the parts of it that changed since the release
 // it holds. Schema 1 lists files inline, with permission bits only and
 // symlinks that must resolve inside the tree.
-const ManifestSchema = 2
+const ManifestSchema = 3
+
+// ManifestSchemaV2 is the second manifest format, still read: schema 3
+// without Rollout.Soak and Rollout.Counts.
+const ManifestSchemaV2 = 2
 
 // ManifestSchemaV1 is the first manifest format, still read.
 const ManifestSchemaV1 = 1
@@ -53,8 +61,16 @@ type Manifest struct {
 // Rollout is the policy a site follows when it activates the release.
 type Rollout struct {
 	// Waves are cumulative percentages of a site's nodes that run the
-	// release after each wave; the last is 100.
+	// release after each wave; the last is 100. Empty when Counts is set.
 	Waves []int `json:"waves"`
+	// Counts (schema 3) are cumulative numbers of nodes that run the
+	// release after each wave but the last, which takes every node: {1, 5}
+	// is a canary of one node, then five, then everyone. Set instead of
+	// Waves.
+	Counts []int `json:"counts,omitempty"`
+	// Soak (schema 3) is how long a node of a wave must stay healthy,
+	// checked repeatedly, before the wave's gate passes; 0 checks once.
+	Soak Duration `json:"soak,omitempty"`
 	// HealthTimeout is how long a node has to report healthy after it
 	// activates.
 	HealthTimeout Duration `json:"health_timeout"`
@@ -66,9 +82,10 @@ type Rollout struct {
 	SecurityFloor string `json:"security_floor,omitempty"`
 }
 
-// DefaultRollout is a canary of 1 %, then 10 %, 50 % and everyone.
+// DefaultRollout is a canary of 1 %, then 10 %, 50 % and everyone, each
+// node healthy for a minute.
 func DefaultRollout() Rollout {
-	return Rollout{Waves: []int{1, 10, 50, 100}, HealthTimeout: Duration(5 * time.Minute), FailureThreshold: 0.1}
+	return Rollout{Waves: []int{1, 10, 50, 100}, HealthTimeout: Duration(5 * time.Minute), FailureThreshold: 0.1, Soak: Duration(time.Minute)}
 }
 
 // ArtifactKind says whether an artifact is one file or a tree.
@@ -318,8 +335,8 @@ func DecodeManifest(b []byte, l Limits) (*Manifest, error) {
 }
 
 func checkSchema(s int) error {
-	if s != ManifestSchema && s != ManifestSchemaV1 {
-		return badf("schema %d is not supported (this meshcast reads schemas %d and %d)", s, ManifestSchemaV1, ManifestSchema)
+	if s < ManifestSchemaV1 || s > ManifestSchema {
+		return badf("schema %d is not supported (this meshcast reads schemas %d to %d)", s, ManifestSchemaV1, ManifestSchema)
 	}
 	return nil
 }
@@ -373,7 +390,7 @@ func (m *Manifest) Validate(l Limits) error {
 	if err := m.Chunking.Validate(); err != nil {
 		return badf("%v", err)
 	}
-	if err := m.Rollout.validate(ver); err != nil {
+	if err := m.Rollout.validate(m.Schema, ver); err != nil {
 		return err
 	}
 	if len(m.Platforms) == 0 {
@@ -397,19 +414,15 @@ func (m *Manifest) Validate(l Limits) error {
 	return nil
 }
 
-func (r *Rollout) validate(ver *semver.Version) error {
-	if len(r.Waves) == 0 || len(r.Waves) > 20 {
-		return badf("rollout: want 1 to 20 waves, got %d", len(r.Waves))
+func (r *Rollout) validate(schema int, ver *semver.Version) error {
+	if schema < ManifestSchema && (r.Counts != nil || r.Soak != 0) {
+		return badf("rollout: a schema %d manifest has no counts or soak (schema %d has)", schema, ManifestSchema)
 	}
-	prev := 0
-	for i, w := range r.Waves {
-		if w <= prev || w > 100 {
-			return badf("rollout: wave %d is %d%%; waves must increase within 1..100", i, w)
-		}
-		prev = w
+	if err := r.validateWaves(); err != nil {
+		return err
 	}
-	if prev != 100 {
-		return badf("rollout: the last wave is %d%%, want 100", prev)
+	if d := time.Duration(r.Soak); d < 0 || d > 24*time.Hour {
+		return badf("rollout: soak %s out of range [0, 24h]", d)
 	}
 	if d := time.Duration(r.HealthTimeout); d <= 0 || d > 24*time.Hour {
 		return badf("rollout: health timeout %s out of range (0, 24h]", d)
@@ -425,6 +438,40 @@ func (r *Rollout) validate(ver *semver.Version) error {
 		if floor.GreaterThan(ver) {
 			return badf("rollout: security floor %s is above the release version %s", floor, ver)
 		}
+	}
+	return nil
+}
+
+// maxWaveCount bounds Rollout.Counts, far above a site's size.
+const maxWaveCount = 1 << 20
+
+func (r *Rollout) validateWaves() error {
+	switch {
+	case len(r.Waves) > 0 && len(r.Counts) > 0:
+		return badf("rollout: waves given both as percentages and as counts; give one")
+	case len(r.Counts) > 19:
+		return badf("rollout: want at most 19 counted waves before the last, got %d", len(r.Counts))
+	case len(r.Counts) > 0:
+		prev := 0
+		for i, c := range r.Counts {
+			if c <= prev || c > maxWaveCount {
+				return badf("rollout: wave %d is %d nodes; counts must increase within 1..%d", i, c, maxWaveCount)
+			}
+			prev = c
+		}
+		return nil
+	case len(r.Waves) == 0 || len(r.Waves) > 20:
+		return badf("rollout: want 1 to 20 waves, got %d", len(r.Waves))
+	}
+	prev := 0
+	for i, w := range r.Waves {
+		if w <= prev || w > 100 {
+			return badf("rollout: wave %d is %d%%; waves must increase within 1..100", i, w)
+		}
+		prev = w
+	}
+	if prev != 100 {
+		return badf("rollout: the last wave is %d%%, want 100", prev)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func releaseManifest(seed uint64, files int) *content.Manifest {
 	slices.SortFunc(list, func(a, b content.File) int { return strings.Compare(a.Path, b.Path) })
 	return &content.Manifest{
 		Schema: content.ManifestSchemaV1, Name: "gateway-os", Version: "1.0.0",
-		Chunking: content.DefaultChunking(), Rollout: content.DefaultRollout(),
+		Chunking: content.DefaultChunking(), Rollout: rolloutV2(),
 		Platforms: map[string]*content.Artifact{"linux/amd64": {Kind: content.KindTree, Files: list}},
 	}
 }

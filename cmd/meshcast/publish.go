@@ -23,6 +23,8 @@ type publishOpts struct {
 	pub        origin.PublishOptions
 	artifacts  []string
 	waves      string
+	counts     string
+	soak       time.Duration
 	health     time.Duration
 	failures   float64
 	floor      string
@@ -64,6 +66,8 @@ value, so that a tree built twice publishes the same release.`,
 	f.IntVar(&o.pub.Level, "level", content.DefaultLevel, "zstd level for new chunks (1–22)")
 	f.StringVar(&o.chunking, "chunking", "16K/64K/256K", "FastCDC min/avg/max chunk sizes; keep the same value for every release so that chunks are shared")
 	f.StringVar(&o.waves, "waves", joinInts(def.Waves), "rollout waves: cumulative percentages of each site's nodes, ending at 100")
+	f.StringVar(&o.counts, "wave-nodes", "", "rollout waves as cumulative node counts instead of --waves, e.g. 1,5 (a last wave takes every node)")
+	f.DurationVar(&o.soak, "soak", time.Duration(def.Soak), "time every node of a wave must stay healthy before the next wave opens (0: one check)")
 	f.DurationVar(&o.health, "health-timeout", time.Duration(def.HealthTimeout), "time a node has to report healthy after it activates")
 	f.Float64Var(&o.failures, "failure-threshold", def.FailureThreshold, "fraction of a wave that may fail before the site rolls back")
 	f.StringVar(&o.floor, "security-floor", "", "lowest version a node may run once it has seen this release")
@@ -89,7 +93,15 @@ func runPublish(ctx context.Context, g *globals, o *publishOpts, stdout io.Write
 	if err != nil {
 		return fmt.Errorf("--waves %q: %w", o.waves, err)
 	}
-	o.pub.Rollout = content.Rollout{Waves: waves, HealthTimeout: content.Duration(o.health), FailureThreshold: o.failures, SecurityFloor: o.floor}
+	var counts []int
+	if o.counts != "" {
+		if counts, err = parseInts(o.counts); err != nil {
+			return fmt.Errorf("--wave-nodes %q: %w", o.counts, err)
+		}
+		waves = nil
+	}
+	o.pub.Rollout = content.Rollout{Waves: waves, Counts: counts, Soak: content.Duration(o.soak),
+		HealthTimeout: content.Duration(o.health), FailureThreshold: o.failures, SecurityFloor: o.floor}
 	if o.pub.Chunking, err = parseChunking(o.chunking); err != nil {
 		return fmt.Errorf("--chunking %q: %w", o.chunking, err)
 	}

@@ -175,7 +175,7 @@ func (o PublishOptions) withDefaults() PublishOptions {
 	if o.Expiries == (Expiries{}) {
 		o.Expiries = DefaultExpiries()
 	}
-	if len(o.Rollout.Waves) == 0 && o.Rollout.HealthTimeout == 0 {
+	if len(o.Rollout.Waves) == 0 && len(o.Rollout.Counts) == 0 && o.Rollout.HealthTimeout == 0 {
 		o.Rollout = content.DefaultRollout()
 	}
 	return o
