@@ -131,8 +131,8 @@ func TestReleaseTarget(t *testing.T) {
 }
 
 func TestDefaultRolloutValid(t *testing.T) {
-	m := goldenManifest()
-	m.Rollout = content.DefaultRollout()
+	m, _, _ := goldenManifestV2(t)
+	m.Schema, m.Rollout = content.ManifestSchema, content.DefaultRollout()
 	if err := m.Validate(content.DefaultLimits()); err != nil {
 		t.Fatalf("the default rollout does not validate: %v", err)
 	}
@@ -218,9 +218,9 @@ var manifestCases = []manifestCase{
 	}, want: "cannot unmarshal number"},
 	{name: "pack index", edit: replaceJSON(`"pack":"`+digestOf("pack 1").String()+`"`, `"pack":1`), want: "cannot unmarshal number"},
 	{name: "schema 2 with inline files", edit: replaceJSON(`"schema":1,`, `"schema":2,`), want: "lists its files in an index, not inline"},
-	{name: "schema 3", edit: func(b []byte) []byte {
-		return replaceJSON(`"schema":1,`, `"schema":3,"signatures":[],`)(b)
-	}, want: "schema 3 is not supported"},
+	{name: "schema 4", edit: func(b []byte) []byte {
+		return replaceJSON(`"schema":1,`, `"schema":4,"signatures":[],`)(b)
+	}, want: "schema 4 is not supported"},
 	{name: "schema missing", edit: replaceJSON(`"schema":1,`, ``), want: "schema 0 is not supported"},
 	{name: "schema as string", edit: replaceJSON(`"schema":1,`, `"schema":"1",`), want: "cannot unmarshal string"},
 	{name: "not an object", raw: func(testing.TB) []byte { return []byte(`[1,2,3]`) }, want: "cannot unmarshal array"},
