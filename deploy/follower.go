@@ -82,6 +82,11 @@ type FollowerState struct {
 	Release content.Release // staged, with its id; zero: none yet
 	Phase   Phase           // PhaseIdle, PhaseFetching or PhaseVerified
 	Swarm   Swarm           // the staged release's swarm; nil: none
+	// Artifact is the staged release's artifact for the node's platform,
+	// its files loaded; shared, never modified. Policy is the release's
+	// signed rollout policy.
+	Artifact *content.Artifact
+	Policy   content.Rollout
 	DoneAt  time.Time       // when it was verified
 	Err     error           // the last failure, cleared when a release is staged
 	ErrAt   time.Time
@@ -210,7 +215,7 @@ func (f *Follower) Run(ctx context.Context) error {
 // stage resolves the site's target in freshly verified metadata, joins the
 // swarm of its artifact and then leaves prev, the swarm staged before.
 func (f *Follower) stage(ctx context.Context, want content.Release, prev Swarm) error {
-	rel, art, err := f.resolve(ctx, want)
+	rel, m, art, err := f.resolve(ctx, want)
 	if err != nil {
 		return err
 	}
@@ -224,7 +229,7 @@ func (f *Follower) stage(ctx context.Context, want content.Release, prev Swarm) 
 	}
 	f.log.Info("staging", "release", rel, "chunks", len(chunks))
 	f.update(func(s *FollowerState) {
-		*s = FollowerState{Release: rel, Phase: PhaseFetching, Swarm: sw}
+		*s = FollowerState{Release: rel, Phase: PhaseFetching, Swarm: sw, Artifact: art, Policy: m.Rollout}
 	})
 	return nil
 }
@@ -239,28 +244,29 @@ func (f *Follower) source() (tuf.Source, content.FetchFunc, string) {
 }
 
 // resolve finds a release in freshly verified metadata and returns it
-// (with its signed id) and its artifact for the node's platform. A
-// target that names an id must be signed with that id.
-func (f *Follower) resolve(ctx context.Context, want content.Release) (content.Release, *content.Artifact, error) {
+// (with its signed id), its manifest and its artifact for the node's
+// platform, loaded. A target that names an id must be signed with that
+// id.
+func (f *Follower) resolve(ctx context.Context, want content.Release) (content.Release, *content.Manifest, *content.Artifact, error) {
 	src, chunks, name := f.source()
 	trusted, err := tuf.Refresh(ctx, src, name, f.cfg.TUFDir, f.cfg.TrustedRoot, f.log)
 	if err != nil {
-		return content.Release{}, nil, err
+		return content.Release{}, nil, nil, err
 	}
 	target, err := trusted.Find(want)
 	if err != nil {
-		return content.Release{}, nil, err
+		return content.Release{}, nil, nil, err
 	}
 	m, err := trusted.Manifest(ctx, target, f.cfg.Limits)
 	if err != nil {
-		return content.Release{}, nil, err
+		return content.Release{}, nil, nil, err
 	}
 	art := m.Platforms[f.cfg.Platform]
 	if art == nil {
-		return content.Release{}, nil, fmt.Errorf("release %s has no artifact for %s", target, f.cfg.Platform)
+		return content.Release{}, nil, nil, fmt.Errorf("release %s has no artifact for %s", target, f.cfg.Platform)
 	}
 	if err := art.Load(ctx, f.cfg.Store, chunks, f.cfg.Limits); err != nil {
-		return content.Release{}, nil, fmt.Errorf("release %s: %w", target, err)
+		return content.Release{}, nil, nil, fmt.Errorf("release %s: %w", target, err)
 	}
-	return target.Release, art, nil
+	return target.Release, m, art, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/meshcast/meshcast/content/tuf"
 	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/gossip"
+	"github.com/meshcast/meshcast/mesh/control"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/meta"
 	"github.com/meshcast/meshcast/mesh/p2p"
@@ -85,6 +86,19 @@ type Config struct {
 	Bootstrap bool
 	// Raft tunes the seeders' Raft (Dir and ID are set by the node).
 	Raft seeder.RaftConfig
+	// Hooks is the directory of the node's activation hooks
+	// (pre-activate, activate, health, rollback; see docs/HOOKS.md); ""
+	// none.
+	Hooks string
+	// HealthURL is probed over HTTP for the node's health when there is no
+	// health hook; "" none.
+	HealthURL string
+	// DropPrivileges installs releases without the privileges their trees
+	// grant (content.AssembleOptions.DropPrivileges).
+	DropPrivileges bool
+	// RolloutPoll is how often a node asks the seeders for the site's
+	// rollout without being woken. Default 5 s.
+	RolloutPoll time.Duration
 }
 
 // Option gives New what it wires in besides Config: the seams through
@@ -92,7 +106,15 @@ type Config struct {
 type Option func(*options)
 
 type options struct {
-	gossip []gossip.Option
+	gossip    []gossip.Option
+	crashHook func(step string)
+}
+
+// ActivatorCrashHook has the activator call hook after each durable step
+// of an activation (deploy.ActivatorConfig.CrashHook): a test kills the
+// process there.
+func ActivatorCrashHook(hook func(step string)) Option {
+	return func(o *options) { o.crashHook = hook }
 }
 
 // GossipTransport has the node's gossip send and receive through wrap
@@ -114,8 +136,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mesh: role %s is not node or seeder", c.Role)
 	case c.Role == gossip.RoleSeeder && c.CDN.URL == "":
 		return errors.New("mesh: a seeder needs the CDN URL")
-	case c.Refresh < 0 || c.UploadRate < 0 || c.DownloadRate < 0:
-		return errors.New("mesh: refresh and rates must not be negative")
+	case c.Refresh < 0 || c.UploadRate < 0 || c.DownloadRate < 0 || c.RolloutPoll < 0:
+		return errors.New("mesh: refresh, poll and rates must not be negative")
 	}
 	if err := content.ValidateName(c.Release); err != nil {
 		return fmt.Errorf("mesh: %w", err)
@@ -137,6 +159,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Refresh == 0 {
 		c.Refresh = 30 * time.Second
+	}
+	if c.RolloutPoll == 0 {
+		c.RolloutPoll = 5 * time.Second
 	}
 	if c.Limits == (content.Limits{}) {
 		c.Limits = content.DefaultLimits()
@@ -165,6 +190,8 @@ type Node struct {
 	fsm      *seeder.FSM // seeders only
 	site     deploy.Site // the site's target: the FSM on a seeder, the leader's gossip on a node
 	follower *deploy.Follower
+	act      *deploy.Activator
+	agent    *deploy.Agent
 	up, down *rate.Limiter
 
 	// Started by Run, which sets them before it closes ready; read them
@@ -256,6 +283,29 @@ func (n *Node) build(log *slog.Logger) error {
 		Platform: n.cfg.Platform, Limits: n.cfg.Limits, TUFDir: n.tufDir(), TrustedRoot: n.cfg.TrustedRoot, Refresh: n.cfg.Refresh,
 		Store: n.store,
 	}, n.site, sources, swarms{n}, n.log)
+	if err != nil {
+		return err
+	}
+	return n.buildAgent()
+}
+
+// buildAgent opens the activator (which recovers an interrupted
+// activation) and builds the node's rollout agent.
+func (n *Node) buildAgent() error {
+	var err error
+	n.act, err = deploy.OpenActivator(deploy.ActivatorConfig{
+		Dir: filepath.Join(n.cfg.StateDir, "releases", n.cfg.Release), Name: n.cfg.Release,
+		Hooks: n.cfg.Hooks, HealthURL: n.cfg.HealthURL, CrashHook: n.opts.crashHook,
+	}, n.log)
+	if err != nil {
+		return fmt.Errorf("mesh: %w", err)
+	}
+	var site deploy.SiteRollout = fsmRollout{n.fsm}
+	if n.fsm == nil {
+		site = seedersRollout{control.NewSeeders(n.host, n.seederIDs)}
+	}
+	n.agent, err = deploy.NewAgent(deploy.AgentConfig{Self: n.host.ID().String(), Name: n.cfg.Release, Poll: n.cfg.RolloutPoll,
+		Assemble: content.AssembleOptions{DropPrivileges: n.cfg.DropPrivileges}}, n.act, n.follower, n.store, site, n.log)
 	return err
 }
 
@@ -330,7 +380,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { n.publishMeta(ctx); return nil })
 	g.Go(func() error { return n.follower.Run(ctx) })
+	g.Go(func() error { return n.agent.Run(ctx) })
 	if n.leader != nil {
+		control.Serve(n.host, controlSite{n}, n.log)
 		g.Go(func() error { n.wakeOnSiteChanges(ctx); return nil })
 		g.Go(func() error { return n.leader.Run(ctx) })
 	}
@@ -363,12 +415,15 @@ func (n *Node) start() error {
 		return fmt.Errorf("mesh: raft: %w", err)
 	}
 	n.leader, err = seeder.NewLeader(seeder.LeaderConfig{Release: n.cfg.Release, Refresh: n.cfg.Refresh},
-		seeder.LeaderDeps{Raft: n.raft, FSM: n.fsm, Origin: origin{n}, Members: members{n}, Follower: staging{n.follower}, Store: n.store}, n.log)
+		seeder.LeaderDeps{Raft: n.raft, FSM: n.fsm, Origin: origin{n}, Members: members{n}, Follower: staging{n.follower}, Store: n.store,
+			Views: members{n}, Policy: staging{n.follower}}, n.log)
 	return err
 }
 
-// wakeOnSiteChanges wakes the follower when the site's Raft state
-// changes: a seeder follows the FSM's target.
+// wakeOnSiteChanges wakes the follower and the agent when the site's
+// Raft state changes (a seeder follows its FSM), and the leader tells the
+// site by a gossip notice, so that nodes ask a seeder at once rather than
+// at their next poll.
 func (n *Node) wakeOnSiteChanges(ctx context.Context) {
 	for {
 		select {
@@ -376,6 +431,12 @@ func (n *Node) wakeOnSiteChanges(ctx context.Context) {
 			return
 		case <-n.fsm.Changes():
 			n.follower.Wake()
+			n.agent.Wake()
+			if n.leading() {
+				if err := n.gossip.Broadcast(control.Notice(n.fsm.State().Index)); err != nil {
+					n.log.Debug("gossip the rollout notice", "err", err)
+				}
+			}
 		}
 	}
 }
@@ -439,6 +500,7 @@ func (n *Node) close() error {
 	}
 	if n.host != nil {
 		n.host.RemoveStreamHandler(meta.Protocol)
+		n.host.RemoveStreamHandler(control.Protocol)
 		errs = append(errs, n.host.Close())
 	}
 	if n.cdn != nil {

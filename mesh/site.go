@@ -19,6 +19,7 @@ import (
 	"github.com/meshcast/meshcast/content/tuf"
 	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/gossip"
+	"github.com/meshcast/meshcast/mesh/control"
 	"github.com/meshcast/meshcast/mesh/exchange"
 	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/seeder"
@@ -110,12 +111,17 @@ func (n *Node) runGossip(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case msg := <-n.gossip.Messages():
+			if _, ok := control.ParseNotice(msg); ok {
+				n.agent.Wake()
+			}
 		case ev := <-n.gossip.Events():
 			switch ev.Kind {
 			case gossip.EventJoin, gossip.EventUpdate:
 				n.connectMember(ctx, ev.Member)
 				if ev.Member.Meta.Leader {
 					n.follower.Wake()
+					n.agent.Wake()
 				}
 			}
 		}
@@ -181,6 +187,18 @@ func (n *Node) meta() gossip.Meta {
 	st, _ := n.follower.State()
 	m := gossip.Meta{ID: n.host.ID().String(), Role: n.cfg.Role, Platform: n.cfg.Platform, P2PPort: n.p2pPort(),
 		Staged: st.Release.WithoutID(), Phase: st.Phase}
+	as := n.agent.State()
+	if as.Running != "" {
+		m.Running = content.Release{Name: n.cfg.Release, Version: as.Running}
+	}
+	if as.Release != "" && as.Release == st.Release.Version {
+		m.Phase = as.Phase // the activation phases of the staged release
+	}
+	if as.Running != "" && as.Phase == deploy.PhaseHealthy && as.Release == as.Running {
+		m.Health = gossip.HealthHealthy
+	} else if as.Phase == deploy.PhaseFailed || as.Phase == deploy.PhaseRolledBack {
+		m.Health = gossip.HealthUnhealthy
+	}
 	if st.Swarm != nil {
 		if have, total := st.Swarm.Progress(); total > 0 {
 			m.Progress = uint16(have * gossip.MaxProgress / total)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/gossip"
 	"github.com/meshcast/meshcast/mesh/api"
 	"github.com/meshcast/meshcast/seeder"
@@ -23,10 +25,23 @@ func (n *Node) Status() api.Status {
 	if st.Swarm != nil {
 		s.Have, s.Total = st.Swarm.Progress()
 	}
+	as := n.agent.State()
+	if as.Running != "" {
+		s.Running = content.Release{Name: n.cfg.Release, Version: as.Running}
+	}
+	if as.Release != "" && as.Release == st.Release.Version {
+		s.Phase = as.Phase
+	}
+	if len(as.Outcomes) > 0 {
+		s.Activations = as.Outcomes
+	}
 	if n.cdn != nil {
 		s.BytesFromCDN = n.cdn.BytesFromCDN()
 	}
 	last := timedErr{st.Err, st.ErrAt}
+	if as.ErrAt.After(last.at) {
+		last = timedErr{as.Err, as.ErrAt}
+	}
 	if je := n.joinErr.Load(); je != nil && je.at.After(last.at) {
 		last = *je
 	}
@@ -51,6 +66,7 @@ func (n *Node) Status() api.Status {
 func (n *Node) siteView() *api.SiteStatus {
 	s := &api.SiteStatus{GossipHealth: n.gossip.Health()}
 	s.Target, _ = n.site.Target()
+	n.rolloutView(s)
 	for _, m := range n.gossip.Members() {
 		s.Members = append(s.Members, api.MemberStatus{ID: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Meta.P2PPort))),
 			Role: m.Meta.Role, Platform: m.Meta.Platform, Running: m.Meta.Running, Staged: m.Meta.Staged, Phase: m.Meta.Phase,
@@ -66,6 +82,23 @@ func (n *Node) siteView() *api.SiteStatus {
 		}
 	}
 	return s
+}
+
+// rolloutView fills in the site's rollout: a seeder's from its FSM, a
+// node's as it last read it from the seeders.
+func (n *Node) rolloutView(s *api.SiteStatus) {
+	if n.fsm != nil {
+		st := n.fsm.State()
+		s.Running, s.Rollout = st.Running, st.Rollout
+	} else {
+		s.Rollout = n.agent.State().Rollout
+	}
+	switch {
+	case s.Rollout != nil && s.Rollout.Release.Matches(s.Target):
+		s.RolloutState = s.Rollout.State
+	case !s.Target.IsZero():
+		s.Rollout, s.RolloutState = nil, deploy.RolloutStaged
+	}
 }
 
 func healthName(h uint8) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/deploy"
 )
 
 // The wire form of a command, as it is stored in the Raft log:
@@ -26,8 +27,10 @@ import (
 // version), rolled out once every seeder reads it.
 const (
 	commandFormat = 1
-	// MaxCommandSize bounds a whole encoded command, header included.
-	MaxCommandSize = 64 << 10
+	// MaxCommandSize bounds a whole encoded command, header included: a
+	// rollout's start lists the site's members (about 100 bytes each), so
+	// this admits a site of several thousand.
+	MaxCommandSize = 1 << 20
 	commandHeader  = 2
 )
 
@@ -42,14 +45,20 @@ type CommandKind uint8
 
 const (
 	// CmdStageRelease stages a release as the site's target; its body is a
-	// StageRelease. Later issues add the rollout and admission kinds.
+	// StageRelease. Later issues add the admission kinds.
 	CmdStageRelease CommandKind = 1
+	// CmdRollout advances the rollout of the target (deploy.Rollout): its
+	// start, a wave's gate, or an operator's pause, resume or abort; its
+	// body is a RolloutCommand.
+	CmdRollout CommandKind = 2
 )
 
 func (k CommandKind) String() string {
 	switch k {
 	case CmdStageRelease:
 		return "stage-release"
+	case CmdRollout:
+		return "rollout"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }
@@ -82,6 +91,42 @@ func (s *StageRelease) validate() error {
 	return nil
 }
 
+// RolloutCommand is a step of the target's rollout, decided by the leader
+// of Term (fenced like StageRelease) for the release Release.
+type RolloutCommand struct {
+	// Release is the id of the release the step is for: the FSM refuses
+	// it unless that is the target's.
+	Release content.ReleaseID `json:"release"`
+	Term    uint64            `json:"term"`
+	// Policy is the release's signed rollout policy, which the leader read
+	// from its manifest; only with a start, which creates the rollout.
+	Policy *content.Rollout `json:"policy,omitempty"`
+	deploy.Command
+}
+
+const maxReason = 256
+
+func (c *RolloutCommand) validate() error {
+	switch {
+	case c.Release == (content.ReleaseID{}):
+		return errors.New("release id is all zeroes")
+	case c.Term == 0:
+		return errors.New("term is 0: a proposal carries the term of the leader that made it")
+	case (c.Op == deploy.OpStart) != (c.Policy != nil):
+		return fmt.Errorf("%s: a policy goes with a start and only with it", c.Op)
+	case c.At.IsZero():
+		return fmt.Errorf("%s: no time", c.Op)
+	case len(c.Reason) > maxReason:
+		return fmt.Errorf("%s: reason of %d bytes exceeds %d", c.Op, len(c.Reason), maxReason)
+	}
+	switch c.Op {
+	case deploy.OpStart, deploy.OpGate, deploy.OpPause, deploy.OpResume, deploy.OpAbort:
+	default:
+		return fmt.Errorf("unknown rollout op %q", truncate(string(c.Op), 40))
+	}
+	return nil
+}
+
 // EncodeCommand returns the wire form of a command of the given kind. body
 // is the kind's struct (a StageRelease for CmdStageRelease) or a pointer to
 // one; it is validated as DecodeCommand would, so a proposer learns about a
@@ -100,6 +145,18 @@ func EncodeCommand(kind CommandKind, body any) ([]byte, error) {
 			v = b
 		default:
 			return nil, fmt.Errorf("encode %s command: body is a %T, want a seeder.StageRelease", kind, body)
+		}
+	case CmdRollout:
+		switch b := body.(type) {
+		case RolloutCommand:
+			v = &b
+		case *RolloutCommand:
+			if b == nil {
+				return nil, fmt.Errorf("encode %s command: nil body", kind)
+			}
+			v = b
+		default:
+			return nil, fmt.Errorf("encode %s command: body is a %T, want a seeder.RolloutCommand", kind, body)
 		}
 	default:
 		return nil, fmt.Errorf("encode command: unknown kind %d", uint8(kind))
@@ -120,7 +177,8 @@ func EncodeCommand(kind CommandKind, body any) ([]byte, error) {
 }
 
 // DecodeCommand parses a command's wire form and returns its kind and body
-// (a StageRelease value for CmdStageRelease). Every error wraps
+// (a StageRelease value for CmdStageRelease, a RolloutCommand for
+// CmdRollout). Every error wraps
 // ErrBadCommand and says what was wrong.
 func DecodeCommand(b []byte) (CommandKind, any, error) {
 	switch {
@@ -144,6 +202,15 @@ func DecodeCommand(b []byte) (CommandKind, any, error) {
 			return kind, nil, fmt.Errorf("decode %s command: %w: %w", kind, err, ErrBadCommand)
 		}
 		return kind, s, nil
+	case CmdRollout:
+		var c RolloutCommand
+		if err := decodeBody(b[commandHeader:], &c); err != nil {
+			return kind, nil, fmt.Errorf("decode %s command: %w: %w", kind, err, ErrBadCommand)
+		}
+		if err := c.validate(); err != nil {
+			return kind, nil, fmt.Errorf("decode %s command: %w: %w", kind, err, ErrBadCommand)
+		}
+		return kind, c, nil
 	}
 	return kind, nil, fmt.Errorf("decode command: unknown kind %d: %w", uint8(kind), ErrBadCommand)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/deploy"
 )
 
 // ErrRefused is wrapped by the Apply response of a command that decoded but
@@ -24,6 +25,12 @@ var ErrRefused = errors.New("refused by the site state")
 type SiteState struct {
 	// Target is the release the site moves to; nil until one is staged.
 	Target *Target `json:"target"`
+	// Rollout is the target's rollout once it started (a leader's
+	// CmdRollout start); nil before, and when the target changed since.
+	Rollout *deploy.Rollout `json:"rollout,omitempty"`
+	// Running is the release whose rollout last completed: what the site
+	// runs, and what a rollback returns to. Zero until one completed.
+	Running content.Release `json:"running,omitzero"`
 	// Index is the Raft index of the last command the FSM applied
 	// (refused and undecodable commands included; configuration entries,
 	// which the FSM does not see, excluded).
@@ -47,7 +54,7 @@ type ApplyResult struct {
 }
 
 // FSM is the Raft state machine of a site's decisions: the target release
-// now; the rollout state and the admitted set in later issues. It never
+// and its rollout; the admitted set in a later issue. It never
 // holds per-node chatter (progress, health), which travels by gossip.
 //
 // The contract with hashicorp/raft (STYLE.md 5):
@@ -78,7 +85,21 @@ type ApplyResult struct {
 //     the same ID with another name or version is refused as inconsistent.
 //   - A site has one release name: staging another name is refused.
 //   - A version below the target's is refused, and so is the target's
-//     version under another ID. A higher version becomes the target.
+//     version under another ID. A higher version becomes the target, and
+//     the rollout of the one before is dropped (the leader stages a newer
+//     version only once that rollout ended or had not started).
+//
+// The rules for CmdRollout:
+//   - Fencing as for CmdStageRelease: the command's term must be its log
+//     entry's, so a new leader continues the same rollout with its own
+//     decisions and a deposed one's stale decision is refused.
+//   - The command names the target's release id, or it is refused.
+//   - A start creates the rollout (deploy.NewRollout) from the policy it
+//     carries, with the running release as what a rollback returns to, and
+//     applies it; every other op applies to the started rollout. What
+//     deploy.Rollout.Apply refuses is refused, so the FSM inherits its
+//     guarantees: no wave before the previous passed its gate, and so on.
+//   - A rollout that ends done makes its release the site's running one.
 //
 // State and Changes are safe for concurrent use with everything else.
 type FSM struct {
@@ -137,6 +158,12 @@ func (f *FSM) Apply(l *raft.Log) any {
 			return fmt.Errorf("raft index %d: stage %s %s (%s): %w", l.Index, s.Name, s.Version, s.ID.Short(), err)
 		}
 		return ApplyResult{Index: l.Index, Changed: changed}
+	case CmdRollout:
+		c := body.(RolloutCommand) // DecodeCommand's contract
+		if err := f.rolloutLocked(c, l); err != nil {
+			return fmt.Errorf("raft index %d: rollout %s: %w", l.Index, c.Op, err)
+		}
+		return ApplyResult{Index: l.Index, Changed: true}
 	}
 	// DecodeCommand returns only kinds handled above.
 	return fmt.Errorf("raft index %d: %s command: not applicable: %w", l.Index, kind, ErrBadCommand)
@@ -172,14 +199,54 @@ func (f *FSM) stageLocked(s StageRelease, l *raft.Log) (changed bool, err error)
 		}
 	}
 	f.state.Target = &Target{Release: s.Release, StagedAt: l.Index, Term: s.Term}
+	f.state.Rollout = nil
 	return true, nil
 }
 
+// rolloutLocked applies the CmdRollout rules (see FSM).
+func (f *FSM) rolloutLocked(c RolloutCommand, l *raft.Log) error {
+	if c.Term != l.Term {
+		return fmt.Errorf("decided in term %d but appended in term %d, a stale decision: %w", c.Term, l.Term, ErrRefused)
+	}
+	t := f.state.Target
+	if t == nil || t.ID != c.Release {
+		return fmt.Errorf("release %s is not the target: %w", c.Release.Short(), ErrRefused)
+	}
+	r := f.state.Rollout
+	if c.Op == deploy.OpStart {
+		if r != nil {
+			return fmt.Errorf("the rollout of %s started already: %w", t.Release, ErrRefused)
+		}
+		prev := ""
+		if f.state.Running.Name == t.Name {
+			prev = f.state.Running.Version
+		}
+		nr, err := deploy.NewRollout(t.Release, *c.Policy, prev)
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, ErrRefused)
+		}
+		r = &nr
+	} else if r == nil {
+		return fmt.Errorf("the rollout of %s has not started: %w", t.Release, ErrRefused)
+	}
+	next, err := r.Apply(c.Command)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, ErrRefused)
+	}
+	f.state.Rollout = &next
+	if next.State == deploy.RolloutDone {
+		f.state.Running = t.Release
+	}
+	return nil
+}
+
 // The snapshot format: one JSON object, snapshotFile, of at most
-// maxSnapshotSize bytes.
+// maxSnapshotSize bytes. Format 2 adds the rollout and the running
+// release; format 1, which has neither, is still read.
 const (
-	snapshotFormat  = 1
-	maxSnapshotSize = 64 << 20
+	snapshotFormat   = 2
+	snapshotFormatV1 = 1
+	maxSnapshotSize  = 64 << 20
 )
 
 type snapshotFile struct {
@@ -223,8 +290,14 @@ func readSnapshot(r io.Reader) (SiteState, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return SiteState{}, errors.New("decode snapshot: trailing data")
 	}
-	if s.Format != snapshotFormat {
-		return SiteState{}, fmt.Errorf("snapshot format %d, this seeder reads format %d", s.Format, snapshotFormat)
+	if s.Format != snapshotFormat && s.Format != snapshotFormatV1 {
+		return SiteState{}, fmt.Errorf("snapshot format %d, this seeder reads formats %d and %d", s.Format, snapshotFormatV1, snapshotFormat)
+	}
+	if s.Format == snapshotFormatV1 && (s.Rollout != nil || !s.Running.IsZero()) {
+		return SiteState{}, errors.New("a format 1 snapshot has no rollout or running release")
+	}
+	if err := checkSnapshotRollout(s.SiteState); err != nil {
+		return SiteState{}, err
 	}
 	if t := s.Target; t != nil {
 		sr := StageRelease{Release: t.Release, Term: t.Term}
@@ -236,6 +309,21 @@ func readSnapshot(r io.Reader) (SiteState, error) {
 		}
 	}
 	return s.SiteState, nil
+}
+
+// checkSnapshotRollout checks that a snapshot's rollout is consistent and
+// is the target's.
+func checkSnapshotRollout(s SiteState) error {
+	if s.Rollout == nil {
+		return nil
+	}
+	if s.Target == nil || s.Rollout.Release != s.Target.Release {
+		return errors.New("snapshot rollout is not the target's")
+	}
+	if err := s.Rollout.Validate(); err != nil {
+		return fmt.Errorf("snapshot rollout: %w", err)
+	}
+	return nil
 }
 
 type fsmSnapshot struct{ state SiteState }
@@ -262,6 +350,10 @@ func (s SiteState) clone() SiteState {
 	if s.Target != nil {
 		t := *s.Target
 		s.Target = &t
+	}
+	if s.Rollout != nil {
+		r := s.Rollout.Clone()
+		s.Rollout = &r
 	}
 	return s
 }

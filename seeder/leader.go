@@ -101,6 +101,9 @@ type LeaderConfig struct {
 	// MaxBackoff caps the wait between failed fetches (doubling from 1 s).
 	// Default 1 min.
 	MaxBackoff time.Duration
+	// RolloutTick is how often the leader looks at the rollout's gates
+	// and what gossip says of the members. Default 500 ms.
+	RolloutTick time.Duration
 }
 
 func (c LeaderConfig) withDefaults() LeaderConfig {
@@ -113,6 +116,7 @@ func (c LeaderConfig) withDefaults() LeaderConfig {
 	set(&c.SpreadStall, 5*time.Second)
 	set(&c.Settle, 2*time.Second)
 	set(&c.MaxBackoff, time.Minute)
+	set(&c.RolloutTick, 500*time.Millisecond)
 	return c
 }
 
@@ -124,6 +128,8 @@ type LeaderDeps struct {
 	Members  Members
 	Follower Follower
 	Store    ChunkStore
+	Views    Views
+	Policy   Policy
 }
 
 // LeaderStats count what the leader fetched from the origin.
@@ -161,7 +167,7 @@ func NewLeader(cfg LeaderConfig, d LeaderDeps, log *slog.Logger) (*Leader, error
 	if err := content.ValidateName(cfg.Release); err != nil {
 		return nil, fmt.Errorf("seeder: leader: %w", err)
 	}
-	if d.Raft == nil || d.FSM == nil || d.Origin == nil || d.Members == nil || d.Follower == nil || d.Store == nil {
+	if d.Raft == nil || d.FSM == nil || d.Origin == nil || d.Members == nil || d.Follower == nil || d.Store == nil || d.Views == nil || d.Policy == nil {
 		return nil, errors.New("seeder: leader: every dependency is required")
 	}
 	if log == nil {
@@ -232,6 +238,7 @@ func (l *Leader) lead(ctx context.Context, term uint64) {
 		}
 	}
 	defer stop()
+	defer goWithCancel(ctx, func(ctx context.Context) { l.driveRollout(ctx, term) })()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -286,7 +293,12 @@ func (l *Leader) stageNewest(ctx context.Context, term uint64) {
 	if rel.IsZero() {
 		return // nothing published yet
 	}
-	if t := l.d.FSM.State().Target; t != nil && t.ID == rel.ID {
+	st := l.d.FSM.State()
+	if t := st.Target; t != nil && t.ID == rel.ID {
+		return
+	}
+	if !rolloutSettled(st) {
+		l.log.Debug("a newer version waits for the rollout in flight", "newer", rel, "rollout", st.Rollout.State)
 		return
 	}
 	cmd, err := EncodeCommand(CmdStageRelease, StageRelease{Release: rel, Term: term})

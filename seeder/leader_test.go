@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/meshcast/meshcast/content"
+	"github.com/meshcast/meshcast/deploy"
 	"github.com/meshcast/meshcast/seeder"
 )
 
@@ -197,6 +199,33 @@ func (m *fakeMembers) Seeders() []string {
 }
 
 // fakeFollower is this seeder's follower: the swarm the test stages.
+// fakeViews is what gossip says of the members, and the staged policy,
+// as a test sets them.
+type fakeViews struct {
+	mu     sync.Mutex
+	views  map[string]deploy.MemberView
+	rel    content.Release
+	policy content.Rollout
+}
+
+func (v *fakeViews) Views() map[string]deploy.MemberView {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return maps.Clone(v.views)
+}
+
+func (v *fakeViews) StagedPolicy() (content.Release, content.Rollout, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.rel, v.policy, !v.rel.IsZero()
+}
+
+func (v *fakeViews) set(fn func(v *fakeViews)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	fn(v)
+}
+
 type fakeFollower struct {
 	mu      sync.Mutex
 	swarm   seeder.Swarm
@@ -281,6 +310,7 @@ type leaderRig struct {
 	origin   *fakeOrigin
 	members  *fakeMembers
 	follower *fakeFollower
+	views    *fakeViews
 	store    *content.MemStore
 	leader   *seeder.Leader
 	refs     []content.ChunkRef
@@ -292,7 +322,7 @@ const refresh = 30 * time.Second
 func newLeaderRig(t *testing.T, fsm *seeder.FSM, chunks int) *leaderRig {
 	t.Helper()
 	r := &leaderRig{fsm: fsm, raft: newFakeRaft(fsm), origin: &fakeOrigin{chunks: map[content.ChunkID]content.Chunk{}},
-		members: &fakeMembers{}, follower: newFakeFollower(), store: content.NewMemStore()}
+		members: &fakeMembers{}, follower: newFakeFollower(), views: &fakeViews{}, store: content.NewMemStore()}
 	for i := range chunks {
 		body := []byte(fmt.Sprintf("chunk %d of the release", i))
 		c := content.Chunk{ID: content.SumChunk(body), Size: len(body), Enc: content.EncodingRaw, Body: body}
@@ -303,7 +333,8 @@ func newLeaderRig(t *testing.T, fsm *seeder.FSM, chunks int) *leaderRig {
 	r.origin.newest = r.rel
 	var err error
 	r.leader, err = seeder.NewLeader(seeder.LeaderConfig{Release: "gw", Refresh: refresh},
-		seeder.LeaderDeps{Raft: r.raft, FSM: fsm, Origin: r.origin, Members: r.members, Follower: r.follower, Store: r.store}, nil)
+		seeder.LeaderDeps{Raft: r.raft, FSM: fsm, Origin: r.origin, Members: r.members, Follower: r.follower, Store: r.store,
+			Views: r.views, Policy: r.views}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

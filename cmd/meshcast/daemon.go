@@ -125,6 +125,10 @@ command line win over the file.`,
 		f.BoolVar(&o.cfg.Bootstrap, "bootstrap", false, "start a new site: this seeder is the first Raft voter (the others join with --join)")
 	}
 	f.StringVar(&o.api, "api", "127.0.0.1:7070", "local HTTP API (/v1/status, /metrics): host:port or unix:/path; empty: none")
+	f.StringVar(&o.cfg.Hooks, "hooks", "", "directory of activation hooks: pre-activate, activate, health, rollback (see docs/HOOKS.md)")
+	f.StringVar(&o.cfg.HealthURL, "health-url", "", "HTTP URL probed for the node's health after an activation, when there is no health hook")
+	f.BoolVar(&o.cfg.DropPrivileges, "drop-privileges", false, "install releases without the setuid/setgid bits and file capabilities their trees grant")
+	f.DurationVar(&o.cfg.RolloutPoll, "rollout-poll", 5*time.Second, "how often a node asks the seeders for the site's rollout, besides gossip's notices")
 	return cmd
 }
 
@@ -143,7 +147,7 @@ func runDaemon(ctx context.Context, g *globals, o *daemonOpts, stdout io.Writer)
 		return err
 	}
 	log := g.logger()
-	n, err := mesh.New(o.cfg, log)
+	n, err := mesh.New(o.cfg, log, crashOptions()...)
 	if err != nil {
 		return err
 	}

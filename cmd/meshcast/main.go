@@ -75,6 +75,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newNodeCmd(g, stdout),
 		newSeederCmd(g, stdout),
 		newStatusCmd(g, stdout),
+		newRolloutCmd(g, stdout),
 	)
 	return root
 }

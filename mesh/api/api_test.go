@@ -29,7 +29,18 @@ type fakeNode struct {
 
 	mu      sync.Mutex
 	removed []string
+	rollout []string // op: reason
 	fail    error
+}
+
+func (n *fakeNode) Rollout(_ context.Context, op deploy.CommandOp, reason string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fail != nil {
+		return n.fail
+	}
+	n.rollout = append(n.rollout, string(op)+": "+reason)
+	return nil
 }
 
 func (n *fakeNode) Status() api.Status { return n.st }
@@ -185,5 +196,27 @@ func TestClientNamesTheAddress(t *testing.T) {
 	ln.Close() // nobody listens there now
 	if _, err := api.NewClient(addr).Status(t.Context()); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("status from nobody: %v; want an error naming %s", err, addr)
+	}
+}
+
+// A rollout command reaches the node with its reason; an unknown one is
+// refused before the node is asked; a refusal comes back with the reason.
+func TestRolloutCommand(t *testing.T) {
+	n := &fakeNode{st: sampleStatus()}
+	c, _ := serveTCP(t, n)
+	if answer, err := c.Rollout(t.Context(), "pause", "change freeze"); err != nil || !strings.Contains(answer, "rollout pause: done") {
+		t.Fatalf("pause: %q, %v", answer, err)
+	}
+	if _, err := c.Rollout(t.Context(), "explode", ""); err == nil || !strings.Contains(err.Error(), `unknown rollout command "explode"`) {
+		t.Fatalf("an unknown command: %v", err)
+	}
+	n.fail = errors.New("rollout transition not allowed: resume in state wave-open")
+	if _, err := c.Rollout(t.Context(), "resume", ""); err == nil || !strings.Contains(err.Error(), "resume in state wave-open") {
+		t.Fatalf("a refused command: %v", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.rollout) != 1 || n.rollout[0] != "pause: change freeze" {
+		t.Fatalf("the node received %q", n.rollout)
 	}
 }

@@ -63,6 +63,17 @@ func (c *Client) RemoveSeeder(ctx context.Context, id string) (string, error) {
 	return string(body), nil
 }
 
+// Rollout asks the node to carry an operator's command for the site's
+// rollout (pause, resume, abort) to the site's leader, and returns its
+// one-line answer.
+func (c *Client) Rollout(ctx context.Context, op, reason string) (string, error) {
+	body, err := c.do(ctx, http.MethodPost, "/v1/rollout/"+url.PathEscape(op)+"?reason="+url.QueryEscape(reason))
+	if err != nil {
+		return "", fmt.Errorf("rollout %s: %w", op, err)
+	}
+	return string(body), nil
+}
+
 // do makes one call and returns the answer's body, or an error that says
 // what the node answered.
 func (c *Client) do(ctx context.Context, method, path string) ([]byte, error) {

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meshcast/meshcast/deploy"
 )
 
 // Node is what the Handler needs of a node.
@@ -22,6 +24,9 @@ type Node interface {
 	// RemoveSeeder removes a dead seeder from the site's Raft; only the
 	// leader can.
 	RemoveSeeder(ctx context.Context, id string) error
+	// Rollout carries an operator's command (pause, resume, abort) for
+	// the site's rollout to its leader.
+	Rollout(ctx context.Context, op deploy.CommandOp, reason string) error
 }
 
 // removeTimeout bounds a removal's wait for Raft.
@@ -47,6 +52,22 @@ func Handler(n Node) http.Handler {
 			return
 		}
 		fmt.Fprintf(w, "removed %s from the site's raft\n", id)
+	})
+	mux.HandleFunc("POST /v1/rollout/{op}", func(w http.ResponseWriter, r *http.Request) {
+		op := deploy.CommandOp(r.PathValue("op"))
+		switch op {
+		case deploy.OpPause, deploy.OpResume, deploy.OpAbort:
+		default:
+			http.Error(w, fmt.Sprintf("unknown rollout command %q: want pause, resume or abort", op), http.StatusNotFound)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), removeTimeout)
+		defer cancel()
+		if err := n.Rollout(ctx, op, r.URL.Query().Get("reason")); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		fmt.Fprintf(w, "rollout %s: done\n", op)
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{n}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -15,7 +15,12 @@ type Status struct {
 	Site    string          `json:"site"`
 	Role    gossip.Role     `json:"role"`
 	Release content.Release `json:"release,omitzero"` // being staged
-	Phase   deploy.Phase    `json:"phase"`            // idle, fetching, verified
+	Phase   deploy.Phase    `json:"phase"`            // where the node stands with it: idle, fetching, verified, activating, active, healthy, failed, rolled-back
+	// Running is the release that runs on the node.
+	Running content.Release `json:"running,omitzero"`
+	// Activations count the node's activations and rollbacks by outcome
+	// (deploy.AgentState.Outcomes).
+	Activations map[string]int64 `json:"activations,omitempty"`
 	Have    int             `json:"have"`
 	Total   int             `json:"total"`
 	Peers   int             `json:"peers"`
@@ -39,6 +44,15 @@ type SiteStatus struct {
 	Leader  string          `json:"leader,omitempty"` // peer id of the active seeder
 	Term    uint64          `json:"term,omitempty"`
 	Target  content.Release `json:"target,omitzero"` // the release the site stages
+	// Running is the release whose rollout last completed, as the
+	// site's Raft state says.
+	Running content.Release `json:"running,omitzero"`
+	// RolloutState is the state of the target's rollout: staged until it
+	// starts, then the rollout's (wave-open, done, rolled-back, …).
+	RolloutState deploy.RolloutState `json:"rollout_state,omitempty"`
+	// Rollout is the target's rollout, its waves with their members and
+	// gate results, once it started.
+	Rollout *deploy.Rollout `json:"rollout,omitempty"`
 	Members []MemberStatus  `json:"members"`
 	// GossipHealth is memberlist's health score: 0 is healthy.
 	GossipHealth int `json:"gossip_health"`
