@@ -211,16 +211,20 @@ func (a *Agent) activate(ctx context.Context, r *Rollout) {
 	}
 }
 
-// rollback returns to the rollout's Previous if the node runs the
-// rollout's release.
+// rollback returns to the rollout's Previous if the node runs a release
+// above it: the rollout's, or one that an earlier rollout, superseded by
+// this one, had it activate.
 func (a *Agent) rollback(ctx context.Context, r *Rollout) {
-	v := r.Release.Version
 	st := a.act.Status()
-	if st.Running != v && st.Pending != v {
+	v := st.Running
+	if st.Pending != "" {
+		v = st.Pending
+	}
+	if v == "" || v == r.Previous || !versionAbove(v, r.Previous) {
 		return
 	}
 	a.begin(v)
-	a.log.Warn("the site rolls back", "release", r.Release, "to", r.Previous, "reason", r.Reason)
+	a.log.Warn("the site rolls back", "release", r.Release, "running", v, "to", r.Previous, "reason", r.Reason)
 	err := a.act.Rollback(ctx, r.Previous, fmt.Sprintf("the site's rollout is %s: %s", r.State, r.Reason))
 	if ctx.Err() != nil {
 		a.end(record{}, "", nil)
@@ -260,4 +264,12 @@ func (a *Agent) fail(err error) {
 	a.mu.Lock()
 	a.err, a.errAt = err, time.Now()
 	a.mu.Unlock()
+}
+
+// versionAbove reports whether version a is above b; false when either
+// does not parse.
+func versionAbove(a, b string) bool {
+	va, err1 := content.ParseVersion(a)
+	vb, err2 := content.ParseVersion(b)
+	return err1 == nil && err2 == nil && va.GreaterThan(vb)
 }

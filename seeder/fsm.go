@@ -86,8 +86,10 @@ type ApplyResult struct {
 //   - A site has one release name: staging another name is refused.
 //   - A version below the target's is refused, and so is the target's
 //     version under another ID. A higher version becomes the target, and
-//     the rollout of the one before is dropped (the leader stages a newer
-//     version only once that rollout ended or had not started).
+//     supersedes the rollout of the one before: its own rollout starts
+//     from the release the site runs (Running), so members that activated
+//     the superseded release move on to the new one in their wave, or
+//     back to Running if the new one is rolled back.
 //
 // The rules for CmdRollout:
 //   - Fencing as for CmdStageRelease: the command's term must be its log

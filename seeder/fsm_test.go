@@ -186,7 +186,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 		f.Apply(l)
 	}
 	b := persist(t, f)
-	golden(t, "snapshot_v1.json", b)
+	golden(t, "snapshot_v2.json", b)
 
 	g := seeder.NewFSM()
 	if err := g.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
@@ -239,7 +239,8 @@ func TestFSMRestoreBadSnapshot(t *testing.T) {
 		{"empty", nil, "decode snapshot"},
 		{"not json", []byte("raft"), "decode snapshot"},
 		{"trailing", append(bytes.Clone(good), "{}"...), "trailing data"},
-		{"format 2", edit(func(m map[string]any) { m["format"] = 2 }), "snapshot format 2"},
+		{"format 3", edit(func(m map[string]any) { m["format"] = 3 }), "snapshot format 3"},
+		{"format 1 with a running release", edit(func(m map[string]any) { m["format"] = 1; m["running"] = target(m) }), "format 1 snapshot has no rollout"},
 		{"no format", edit(func(m map[string]any) { delete(m, "format") }), "snapshot format 0"},
 		{"unknown field", edit(func(m map[string]any) { m["admitted"] = []string{} }), `unknown field "admitted"`},
 		{"bad version", edit(func(m map[string]any) { target(m)["version"] = "one" }), `version "one"`},

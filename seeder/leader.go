@@ -293,12 +293,7 @@ func (l *Leader) stageNewest(ctx context.Context, term uint64) {
 	if rel.IsZero() {
 		return // nothing published yet
 	}
-	st := l.d.FSM.State()
-	if t := st.Target; t != nil && t.ID == rel.ID {
-		return
-	}
-	if !rolloutSettled(st) {
-		l.log.Debug("a newer version waits for the rollout in flight", "newer", rel, "rollout", st.Rollout.State)
+	if t := l.d.FSM.State().Target; t != nil && t.ID == rel.ID {
 		return
 	}
 	cmd, err := EncodeCommand(CmdStageRelease, StageRelease{Release: rel, Term: term})

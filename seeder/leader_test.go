@@ -76,7 +76,9 @@ func (r *fakeRaft) Apply(ctx context.Context, cmd []byte) (any, error) {
 		return nil, seeder.ErrNotLeader
 	}
 	if _, body, err := seeder.DecodeCommand(cmd); err == nil {
-		r.applied = append(r.applied, body.(seeder.StageRelease))
+		if s, ok := body.(seeder.StageRelease); ok {
+			r.applied = append(r.applied, s)
+		}
 	}
 	r.index++
 	resp := r.fsm.Apply(&raft.Log{Index: r.index, Term: r.term, Type: raft.LogCommand, Data: cmd})

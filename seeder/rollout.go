@@ -132,11 +132,3 @@ func (l *Leader) Control(ctx context.Context, op deploy.CommandOp, reason string
 	}
 	return l.proposeRollout(ctx, term, RolloutCommand{Release: t.ID, Command: deploy.Command{Op: op, At: time.Now(), Reason: reason}})
 }
-
-// rolloutSettled reports whether the target's rollout lets the leader
-// stage a newer version: it has not started (nothing activated yet) or it
-// ended. A rollout in flight is finished, or aborted by the operator,
-// before the next starts, so that the site never mixes three versions.
-func rolloutSettled(st SiteState) bool {
-	return st.Rollout == nil || st.Rollout.State.Terminal()
-}
