@@ -203,6 +203,8 @@ type Node struct {
 
 	closeOnce sync.Once
 	bg        sync.WaitGroup // dials of members gossip reports
+	chgMu     sync.Mutex
+	chg       chan struct{} // closed at the next change of the status (watchChanges)
 	joinErr   atomic.Pointer[timedErr]
 	// Index chunks this seeder fetched from the CDN, for the status.
 	indexChunks, indexBytes atomic.Int64
@@ -226,7 +228,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, gater: p2p.NewGater(), up: newLimiter(cfg.UploadRate), down: newLimiter(cfg.DownloadRate), ready: make(chan struct{})}
+	n := &Node{cfg: cfg, gater: p2p.NewGater(), up: newLimiter(cfg.UploadRate), down: newLimiter(cfg.DownloadRate), ready: make(chan struct{}),
+		chg: make(chan struct{})}
 	for _, f := range opts {
 		f(&n.opts)
 	}
@@ -381,6 +384,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { n.publishMeta(ctx); return nil })
 	g.Go(func() error { return n.follower.Run(ctx) })
 	g.Go(func() error { return n.agent.Run(ctx) })
+	g.Go(func() error { n.watchChanges(ctx); return nil })
 	if n.leader != nil {
 		control.Serve(n.host, controlSite{n}, n.log)
 		g.Go(func() error { n.wakeOnSiteChanges(ctx); return nil })

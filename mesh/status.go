@@ -3,9 +3,11 @@ package mesh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/deploy"
@@ -139,9 +141,58 @@ func (n *Node) Voters() int {
 }
 
 // Changes returns a channel closed at the next change of the node's
-// release or phase (Status().Release, Phase, Err): a test or a dashboard
-// waits on it instead of polling.
+// release, phase, running release, error or view of the site's rollout
+// (Status().Release, Phase, Running, Err, SiteView.RolloutState and the
+// wave), and when Run returns: a test or a dashboard waits on it instead
+// of polling.
 func (n *Node) Changes() <-chan struct{} {
-	_, changed := n.follower.State()
-	return changed
+	n.chgMu.Lock()
+	defer n.chgMu.Unlock()
+	return n.chg
+}
+
+// watchChanges closes the Changes channel at each change, until ctx ends.
+// The follower signals its changes; the agent's and the activator's, which
+// happen while the agent waits on hooks and health checks, are seen by
+// comparing the status every 100 ms.
+func (n *Node) watchChanges(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	last := n.changeKey()
+	for {
+		_, followed := n.follower.State()
+		select {
+		case <-ctx.Done():
+			n.chgMu.Lock()
+			close(n.chg)
+			n.chg = make(chan struct{})
+			n.chgMu.Unlock()
+			return
+		case <-followed:
+		case <-t.C:
+		}
+		if k := n.changeKey(); k != last {
+			last = k
+			n.chgMu.Lock()
+			close(n.chg)
+			n.chg = make(chan struct{})
+			n.chgMu.Unlock()
+		}
+	}
+}
+
+// changeKey sums up what Changes reports.
+func (n *Node) changeKey() string {
+	st, _ := n.follower.State()
+	as := n.agent.State()
+	k := fmt.Sprintf("%s %s %v %s %s %s %v", st.Release, st.Phase, st.Err, as.Running, as.Release, as.Phase, as.Err)
+	if r := as.Rollout; r != nil {
+		k += fmt.Sprintf(" %s %s %d", r.Release, r.State, r.Wave)
+	}
+	if n.fsm != nil {
+		if r := n.fsm.State().Rollout; r != nil {
+			k += fmt.Sprintf(" %s %s %d", r.Release, r.State, r.Wave)
+		}
+	}
+	return k
 }

@@ -379,7 +379,8 @@ func (s *Site) WaitVerified(version string, d time.Duration) {
 			n := m.Node()
 			changed := n.Changes() // before the check: a change after it closes this
 			st := n.Status()
-			if st.Release.String() == want && st.Phase == deploy.PhaseVerified {
+			// Past verified, a member may be activating it already.
+			if st.Release.String() == want && st.Phase >= deploy.PhaseVerified && st.Have == st.Total && st.Total > 0 {
 				break
 			}
 			select {
