@@ -55,6 +55,7 @@ type options struct {
 	lanRaft        bool
 	lanGossip      bool
 	dir            string
+	hooks          string
 }
 
 // Option configures a site.
@@ -80,6 +81,10 @@ func Refresh(d time.Duration) Option { return func(o *options) { o.refresh = d }
 
 // Verbose sends the members' logs to the test log.
 func Verbose() Option { return func(o *options) { o.verbose = true } }
+
+// Hooks gives every member the activation hooks in dir (docs/HOOKS.md):
+// a test's hooks decide by the environment they get (the version, say).
+func Hooks(dir string) Option { return func(o *options) { o.hooks = dir } }
 
 // Dir puts the site's files in dir instead of a test temp dir.
 func Dir(dir string) Option { return func(o *options) { o.dir = dir } }
@@ -255,6 +260,7 @@ func (s *Site) config(m *Member) mesh.Config {
 			Keys: [][]byte{s.gossipKey}, Seeds: seeds},
 		Bootstrap: m.Role == gossip.RoleSeeder && bootstrap,
 		Raft:      raftConfig(s.o.lanRaft),
+		Hooks:     s.o.hooks, RolloutPoll: 250 * time.Millisecond,
 	}
 }
 
@@ -337,12 +343,19 @@ func (s *Site) Restart(m *Member) {
 // version, for the site's platform.
 func (s *Site) Publish(version, path string) *origin.PublishResult {
 	s.t.Helper()
+	return s.PublishWith(version, path, content.Rollout{})
+}
+
+// PublishWith publishes like Publish, with a rollout policy (the zero
+// policy: content.DefaultRollout).
+func (s *Site) PublishWith(version, path string, policy content.Rollout) *origin.PublishResult {
+	s.t.Helper()
 	r, err := origin.Open(s.Origin)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer r.Close()
-	res, err := r.Publish(s.ctx, s.keys, origin.PublishOptions{Name: Release, Version: version, Artifacts: map[string]string{Platform: path}}, nil)
+	res, err := r.Publish(s.ctx, s.keys, origin.PublishOptions{Name: Release, Version: version, Artifacts: map[string]string{Platform: path}, Rollout: policy}, nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -390,6 +403,51 @@ func (s *Site) WaitVerified(version string, d time.Duration) {
 			}
 		}
 	}
+}
+
+// WaitRunning waits until every live member runs the version and the
+// site's rollout of it reached want (done, rolled-back, …; "" any), failing
+// the test after d.
+func (s *Site) WaitRunning(version string, d time.Duration) {
+	s.t.Helper()
+	s.WaitFor(d, "every live member runs "+version, func(m *Member, st api.Status) bool {
+		return st.Running.Version == version
+	})
+}
+
+// WaitFor waits until cond holds for every live member's status, failing
+// the test after d with what, and the statuses that fail it.
+func (s *Site) WaitFor(d time.Duration, what string, cond func(m *Member, st api.Status) bool) {
+	s.t.Helper()
+	deadline := time.After(d)
+	for _, m := range s.Members() {
+		for m.Alive() {
+			n := m.Node()
+			changed := n.Changes()
+			st := n.Status()
+			if cond(m, st) {
+				break
+			}
+			select {
+			case <-changed:
+			case <-deadline:
+				s.t.Fatalf("after %s, not yet %s: %s runs %s, stages %s (%s), %s", d, what, m.Name, st.Running, st.Release, st.Phase, st.Err)
+			}
+		}
+	}
+}
+
+// Rollout returns the site's rollout of its target as the first live
+// seeder's Raft state holds it (nil: none started).
+func (s *Site) Rollout() *deploy.Rollout {
+	for _, m := range s.Seeders() {
+		if m.Alive() {
+			if v := m.Status().SiteView; v != nil {
+				return v.Rollout
+			}
+		}
+	}
+	return nil
 }
 
 // Check verifies the invariants of a finished scenario: every live member
