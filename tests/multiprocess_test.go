@@ -121,7 +121,7 @@ func TestMultiProcessSite(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"meshcast_bytes_from_peers_total " + strconv.FormatFloat(float64(swarmBytes), 'g', -1, 64), "meshcast_phase{phase=\"verified\"} 1", "go_goroutines"} {
+	for _, want := range []string{"meshcast_bytes_from_peers_total " + strconv.FormatFloat(float64(swarmBytes), 'g', -1, 64), "meshcast_release_progress_ratio 1", "go_goroutines"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
