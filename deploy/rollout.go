@@ -161,6 +161,7 @@ var (
 // version below rel's.
 func NewRollout(rel content.Release, policy content.Rollout, previous string) (Rollout, error) {
 	r := Rollout{Release: rel, Policy: clonePolicy(policy), Previous: previous, State: RolloutStaged}
+	r.normalize()
 	if err := r.validateHeader(); err != nil {
 		return Rollout{}, fmt.Errorf("new rollout of %s: %w", rel, err)
 	}
@@ -195,19 +196,24 @@ func (g GateResult) clone() GateResult {
 	return g
 }
 
-// clonePolicy copies p's slices; empty ones become nil, as they decode
-// (Counts is omitted when empty), so that a replica that decodes the
-// state reaches a value equal to one that does not.
 func clonePolicy(p content.Rollout) content.Rollout {
-	p.Waves, p.Counts = cloneNonEmpty(p.Waves), cloneNonEmpty(p.Counts)
+	p.Waves, p.Counts = slices.Clone(p.Waves), slices.Clone(p.Counts)
 	return p
 }
 
-func cloneNonEmpty[S ~[]E, E any](s S) S {
+// normalize makes r's empty slices nil, as they decode (the encoding omits
+// them), so that a replica that decodes the state reaches a value equal to
+// one that does not.
+func (r *Rollout) normalize() {
+	r.Policy.Waves, r.Policy.Counts = nilIfEmpty(r.Policy.Waves), nilIfEmpty(r.Policy.Counts)
+	r.Waves, r.Excluded = nilIfEmpty(r.Waves), nilIfEmpty(r.Excluded)
+}
+
+func nilIfEmpty[S ~[]E, E any](s S) S {
 	if len(s) == 0 {
 		return nil
 	}
-	return slices.Clone(s)
+	return s
 }
 
 // CanRollBack reports whether Previous is set and not below the policy's
@@ -471,6 +477,7 @@ func (r Rollout) Apply(c Command) (Rollout, error) {
 	if err != nil {
 		return fail(err)
 	}
+	n.normalize()
 	return n, nil
 }
 
