@@ -103,7 +103,7 @@ type Rollout struct {
 	Policy     content.Rollout `json:"policy"`             // the signed manifest's rollout policy
 	Previous   string          `json:"previous,omitempty"` // version the site ran before ("" none): what a rollback returns to
 	State      RolloutState    `json:"state"`
-	Wave       int             `json:"wave"` // the open (or paused) wave; len(Waves) once done
+	Wave       int             `json:"wave"` // the open (or paused, or aborted) wave, or the one whose gate failed; len(Waves) once done
 	Waves      []Wave          `json:"waves,omitempty"`
 	Excluded   []Excluded      `json:"excluded,omitempty"`
 	PausedFrom RolloutState    `json:"paused_from,omitempty"`
@@ -147,9 +147,10 @@ var (
 	// of a wave that is not the open one, anything once terminal.
 	ErrTransition = errors.New("rollout transition not allowed")
 	// ErrBadCommand is wrapped by Apply's error for a command that is
-	// malformed whatever the state (the state is unchanged): an unknown
-	// op, no time, a reason too long, a gate result that does not list
-	// the wave's members or whose Passed disagrees with its lists.
+	// malformed or inconsistent in itself (the state is unchanged): an
+	// unknown op, no time, fields of another op, a reason too long, a
+	// start that lists a member twice, a gate result that does not list
+	// exactly the wave's members or whose Passed disagrees with its lists.
 	ErrBadCommand = errors.New("bad rollout command")
 )
 
