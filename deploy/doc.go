@@ -10,15 +10,28 @@
 //     from the origin on the leading seeder, from peers elsewhere), and
 //     joins the swarm of the node's platform artifact through Swarms
 //     (mesh/exchange, wired by mesh).
+//   - Rollout: the site's rollout of its target, a value the Raft FSM
+//     holds. PlanWaves splits the members that were alive and verified at
+//     the start into waves (a canary first, in an order drawn from the
+//     release id); Apply moves it on by Commands (start, gate, pause,
+//     resume, abort); Next says which command the leader should propose,
+//     from gossip's MemberViews and its clock; ActionFor says what a
+//     member does (wait, activate, roll back).
 //
 // Guarantees:
 //   - The Follower stages only a release whose signed manifest verified
 //     and names it, and, when the site names an id, only that id.
 //   - Its state has one owner, the goroutine of Run; State hands out a
 //     copy and a channel closed at the next change.
+//   - The rollout state machine is pure and deterministic: no clock, no
+//     randomness, no I/O; times come in commands. Replicas that apply the
+//     same commands reach equal states and errors, through JSON or not; a
+//     refused command changes nothing. A wave opens only after the gate of
+//     the one before it passed; after a failed gate no wave opens and
+//     members that activated roll back, but never below the release's
+//     security floor (with nothing to go back to, they stay).
 //
-// Not here yet; issue [6/10] adds them: the rollout state machine (pure
-// and deterministic: plan waves, apply commands, gate on health; no I/O
-// inside it) and the local activator (releases directory, atomic switch,
-// hooks, health checks, rollback, crash recovery).
+// Not here yet; issue [6/10] adds it: the local activator (releases
+// directory, atomic switch, hooks, health checks held for the policy's
+// soak before a member reports healthy, rollback, crash recovery).
 package deploy
