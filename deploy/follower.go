@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,6 +89,8 @@ type FollowerState struct {
 	// signed rollout policy.
 	Artifact *content.Artifact
 	Policy   content.Rollout
+	// Platforms are the platforms the release has an artifact for.
+	Platforms []string
 	DoneAt  time.Time       // when it was verified
 	Err     error           // the last failure, cleared when a release is staged
 	ErrAt   time.Time
@@ -229,7 +233,8 @@ func (f *Follower) stage(ctx context.Context, want content.Release, prev Swarm) 
 	}
 	f.log.Info("staging", "release", rel, "chunks", len(chunks))
 	f.update(func(s *FollowerState) {
-		*s = FollowerState{Release: rel, Phase: PhaseFetching, Swarm: sw, Artifact: art, Policy: m.Rollout}
+		*s = FollowerState{Release: rel, Phase: PhaseFetching, Swarm: sw, Artifact: art, Policy: m.Rollout,
+			Platforms: slices.Sorted(maps.Keys(m.Platforms))}
 	})
 	return nil
 }

@@ -5,112 +5,11 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/meshcast/meshcast/content"
 )
-
-type RolloutState string
-
-const (
-	RolloutStaged     RolloutState = "staged"
-	RolloutWaveOpen   RolloutState = "wave-open"
-	RolloutDone       RolloutState = "done"
-	RolloutRolledBack RolloutState = "rolled-back"
-	RolloutFailed     RolloutState = "failed"
-	RolloutPaused     RolloutState = "paused"
-	RolloutAborted    RolloutState = "aborted"
-)
-
-func (s RolloutState) Terminal() bool { panic("stub") }
-
-type Member struct {
-	ID       string `json:"id"`
-	Platform string `json:"platform"`
-}
-type Excluded struct {
-	ID       string `json:"id"`
-	Platform string `json:"platform"`
-	Reason   string `json:"reason"`
-}
-type GateResult struct {
-	Passed   bool      `json:"passed"`
-	Healthy  []string  `json:"healthy"`
-	Failed   []string  `json:"failed"`
-	NotReady []string  `json:"not_ready"`
-	Reason   string    `json:"reason"`
-	At       time.Time `json:"at"`
-}
-type Wave struct {
-	Members  []string    `json:"members"`
-	OpenedAt time.Time   `json:"opened_at,omitzero"`
-	Gate     *GateResult `json:"gate,omitempty"`
-}
-type Rollout struct {
-	Release    content.Release `json:"release"`
-	Policy     content.Rollout `json:"policy"`
-	Previous   string          `json:"previous,omitempty"`
-	State      RolloutState    `json:"state"`
-	Wave       int             `json:"wave"`
-	Waves      []Wave          `json:"waves,omitempty"`
-	Excluded   []Excluded      `json:"excluded,omitempty"`
-	PausedFrom RolloutState    `json:"paused_from,omitempty"`
-	Reason     string          `json:"reason,omitempty"`
-	StartedAt  time.Time       `json:"started_at,omitzero"`
-	EndedAt    time.Time       `json:"ended_at,omitzero"`
-}
-type CommandOp string
-
-const (
-	OpStart  CommandOp = "start"
-	OpGate   CommandOp = "gate"
-	OpPause  CommandOp = "pause"
-	OpResume CommandOp = "resume"
-	OpAbort  CommandOp = "abort"
-)
-
-type Command struct {
-	Op        CommandOp   `json:"op"`
-	At        time.Time   `json:"at"`
-	Members   []Member    `json:"members,omitempty"`
-	Platforms []string    `json:"platforms,omitempty"`
-	Wave      int         `json:"wave,omitempty"`
-	Gate      *GateResult `json:"gate,omitempty"`
-	Reason    string      `json:"reason,omitempty"`
-}
-
-var ErrTransition = errors.New("rollout transition not allowed")
-
-func NewRollout(rel content.Release, policy content.Rollout, previous string) (Rollout, error) {
-	panic("stub")
-}
-func (r Rollout) Apply(c Command) (Rollout, error) { panic("stub") }
-func (r Rollout) Clone() Rollout                   { panic("stub") }
-func (r Rollout) Validate() error                  { panic("stub") }
-
-type Action int
-
-const (
-	ActionWait Action = iota
-	ActionActivate
-	ActionRollback
-)
-
-func (a Action) String() string              { panic("stub") }
-func (r Rollout) ActionFor(id string) Action { panic("stub") }
-func (r Rollout) CanRollBack() bool          { panic("stub") }
-
-type MemberView struct {
-	Alive    bool
-	Platform string
-	Running  string
-	Staged   content.Release
-	Phase    Phase
-}
-
-func (r Rollout) Next(members map[string]MemberView, now time.Time) (Command, bool) { panic("stub") }
 
 type ActivatorConfig struct {
 	Dir            string

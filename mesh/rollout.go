@@ -129,10 +129,10 @@ func (m members) Views() map[string]deploy.MemberView {
 
 // StagedPolicy is the leader's seeder.Policy: the policy of the release
 // this seeder's follower staged and verified.
-func (s staging) StagedPolicy() (content.Release, content.Rollout, bool) {
+func (s staging) StagedPolicy() (content.Release, content.Rollout, []string, bool) {
 	st, _ := s.f.State()
 	if st.Phase != deploy.PhaseVerified || st.Artifact == nil {
-		return content.Release{}, content.Rollout{}, false
+		return content.Release{}, content.Rollout{}, nil, false
 	}
-	return st.Release, st.Policy, true
+	return st.Release, st.Policy, st.Platforms, true
 }

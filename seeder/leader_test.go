@@ -204,10 +204,11 @@ func (m *fakeMembers) Seeders() []string {
 // fakeViews is what gossip says of the members, and the staged policy,
 // as a test sets them.
 type fakeViews struct {
-	mu     sync.Mutex
-	views  map[string]deploy.MemberView
-	rel    content.Release
-	policy content.Rollout
+	mu        sync.Mutex
+	views     map[string]deploy.MemberView
+	rel       content.Release
+	policy    content.Rollout
+	platforms []string
 }
 
 func (v *fakeViews) Views() map[string]deploy.MemberView {
@@ -216,10 +217,10 @@ func (v *fakeViews) Views() map[string]deploy.MemberView {
 	return maps.Clone(v.views)
 }
 
-func (v *fakeViews) StagedPolicy() (content.Release, content.Rollout, bool) {
+func (v *fakeViews) StagedPolicy() (content.Release, content.Rollout, []string, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.rel, v.policy, !v.rel.IsZero()
+	return v.rel, v.policy, v.platforms, !v.rel.IsZero()
 }
 
 func (v *fakeViews) set(fn func(v *fakeViews)) {

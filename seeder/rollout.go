@@ -3,6 +3,8 @@ package seeder
 import (
 	"context"
 		"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/meshcast/meshcast/content"
@@ -18,9 +20,10 @@ type Views interface {
 // Policy gives the leader the signed rollout policy of the release its
 // follower staged, read from the verified manifest.
 type Policy interface {
-	// StagedPolicy returns the staged release (with its id) and its
-	// policy, or false while nothing is staged and verified.
-	StagedPolicy() (content.Release, content.Rollout, bool)
+	// StagedPolicy returns the staged release (with its id), its policy
+	// and the platforms it has, or false while nothing is staged and
+	// verified.
+	StagedPolicy() (rel content.Release, policy content.Rollout, platforms []string, ok bool)
 }
 
 // driveRollout advances the target's rollout while this seeder leads in
@@ -59,8 +62,9 @@ func (l *Leader) nextRollout(now time.Time) (RolloutCommand, bool, error) {
 	}
 	r := st.Rollout
 	var policy *content.Rollout
+	var platforms []string
 	if r == nil {
-		rel, p, ok := l.d.Policy.StagedPolicy()
+		rel, p, pls, ok := l.d.Policy.StagedPolicy()
 		if !ok || rel.ID != st.Target.ID {
 			return RolloutCommand{}, false, nil // the policy is not verified here yet
 		}
@@ -68,13 +72,35 @@ func (l *Leader) nextRollout(now time.Time) (RolloutCommand, bool, error) {
 		if err != nil {
 			return RolloutCommand{}, false, fmt.Errorf("rollout of %s: %w", st.Target.Release, err)
 		}
-		r, policy = &nr, &p
+		r, policy, platforms = &nr, &p, pls
 	}
-	c, ok := r.Next(l.d.Views.Views(), now)
+	views := l.d.Views.Views()
+	c, ok := r.Next(views, now)
 	if !ok {
 		return RolloutCommand{}, false, nil
 	}
+	if c.Op == deploy.OpStart {
+		withExcluded(&c, views, platforms)
+	}
 	return RolloutCommand{Release: st.Target.ID, Policy: policy, Command: c}, true, nil
+}
+
+// withExcluded completes a start with the release's platforms and the
+// alive members whose platform it lacks, which never verify it, so that
+// the plan lists them as excluded, with the reason, rather than leave
+// them out unseen.
+func withExcluded(c *deploy.Command, views map[string]deploy.MemberView, platforms []string) {
+	if len(platforms) == 0 {
+		return
+	}
+	c.Platforms = platforms
+	for id, v := range views {
+		if v.Alive && v.Platform != "" && !slices.Contains(platforms, v.Platform) &&
+			!slices.ContainsFunc(c.Members, func(m deploy.Member) bool { return m.ID == id }) {
+			c.Members = append(c.Members, deploy.Member{ID: id, Platform: v.Platform})
+		}
+	}
+	slices.SortFunc(c.Members, func(a, b deploy.Member) int { return strings.Compare(a.ID, b.ID) })
 }
 
 // previousOf is what a rollback of the target returns to: the release the

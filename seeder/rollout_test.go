@@ -156,25 +156,14 @@ func TestFSMRollout(t *testing.T) {
 	if r := st.Rollout; r.State != deploy.RolloutRolledBack || r.Previous != "1.0.0" || st.Running != s1.Release {
 		t.Fatalf("after a failed canary: %+v, running %v", r, st.Running)
 	}
+	// Every member is told to return to 1.0.0; those that never left it
+	// have nothing to do.
 	for _, id := range []string{"a", "b", "c"} {
-		want := deploy.ActionWait
-		if contains(st.Rollout.Waves[0].Members, id) {
-			want = deploy.ActionRollback
-		}
-		if got := st.Rollout.ActionFor(id); got != want {
-			t.Errorf("member %s: %v, want %v", id, got, want)
+		if got := st.Rollout.ActionFor(id); got != deploy.ActionRollback {
+			t.Errorf("member %s: %v, want %v", id, got, deploy.ActionRollback)
 		}
 	}
 	refused(3, gateCmd(t, f, 3, true), "")
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // rolloutLog is a log with a completed rollout and one in flight.
@@ -233,8 +222,9 @@ func TestLeaderDrivesRollout(t *testing.T) {
 		ids := []string{"m1", "m2", "m3", "m4"}
 		sim := func(fail bool) {
 			r.views.set(func(v *fakeViews) {
-				v.rel, v.policy = targetOf(r.fsm), testPolicy()
-				v.views = map[string]deploy.MemberView{}
+				v.rel, v.policy, v.platforms = targetOf(r.fsm), testPolicy(), []string{"linux/amd64"}
+				// A member of a platform the release lacks: excluded.
+				v.views = map[string]deploy.MemberView{"r1": {Alive: true, Platform: "linux/riscv64"}}
 				ro := r.fsm.State().Rollout
 				for _, id := range ids {
 					mv := deploy.MemberView{Alive: true, Platform: "linux/amd64", Staged: v.rel.WithoutID(), Phase: deploy.PhaseVerified}
@@ -266,6 +256,9 @@ func TestLeaderDrivesRollout(t *testing.T) {
 		}
 		if st := r.fsm.State(); st.Running != r.rel {
 			t.Fatalf("the site runs %v after the rollout, want %v", st.Running, r.rel)
+		}
+		if len(ro.Excluded) != 1 || ro.Excluded[0].ID != "r1" || !strings.Contains(ro.Excluded[0].Reason, "linux/riscv64") {
+			t.Fatalf("excluded %+v, want r1 for its platform", ro.Excluded)
 		}
 
 		// 1.1.0's canary fails: no second wave, the rollout is rolled back.

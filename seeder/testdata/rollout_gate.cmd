@@ -1,0 +1,1 @@
+{"release":"2dd297fd8ca853fe5eceddbde984bd23665b1d9201c609e6e9f458c2afb1e769","term":8,"op":"gate","at":"2026-12-07T12:00:00Z","wave":1,"gate":{"passed":false,"healthy":["a"],"failed":["b"],"not_ready":[],"reason":"1 of 2 failed","at":"2026-12-07T12:00:00Z"}}

@@ -1,0 +1,1 @@
+{"release":"2dd297fd8ca853fe5eceddbde984bd23665b1d9201c609e6e9f458c2afb1e769","term":7,"policy":{"waves":[34,100],"health_timeout":"1m0s","failure_threshold":0},"op":"start","at":"2026-12-07T12:00:00Z","members":[{"id":"12D3KooWa","platform":"linux/amd64"},{"id":"12D3KooWb","platform":"linux/amd64"}],"platforms":["linux/amd64"]}
