@@ -72,15 +72,15 @@ type Agent struct {
 
 	mu       sync.Mutex
 	busy     string // version being activated or rolled back
-	rec      record // the last outcome
+	rec      lastOutcome // the last outcome
 	rollout  *Rollout
 	outcomes map[string]int64
 	err      error
 	errAt    time.Time
 }
 
-// record is the outcome of the agent's last activation or rollback.
-type record struct {
+// lastOutcome is the outcome of the agent's last activation or rollback.
+type lastOutcome struct {
 	version string
 	phase   Phase
 }
@@ -197,17 +197,17 @@ func (a *Agent) activate(ctx context.Context, r *Rollout) {
 		err = a.act.Activate(ctx, v, Policy{Soak: time.Duration(r.Policy.Soak), HealthTimeout: time.Duration(r.Policy.HealthTimeout), Floor: r.Policy.SecurityFloor})
 	}
 	if ctx.Err() != nil {
-		a.end(record{}, "", nil) // stopped, not failed: resumed at the next start
+		a.end(lastOutcome{}, "", nil) // stopped, not failed: resumed at the next start
 		return
 	}
 	switch ae := (*ActivationError)(nil); {
 	case err == nil:
 		a.log.Info("activated and healthy", "release", r.Release)
-		a.end(record{v, PhaseHealthy}, "activated", nil)
+		a.end(lastOutcome{v, PhaseHealthy}, "activated", nil)
 	case errors.As(err, &ae) && ae.RolledBack:
-		a.end(record{v, PhaseRolledBack}, "rolled-back", err)
+		a.end(lastOutcome{v, PhaseRolledBack}, "rolled-back", err)
 	default:
-		a.end(record{v, PhaseFailed}, "failed", err)
+		a.end(lastOutcome{v, PhaseFailed}, "failed", err)
 	}
 }
 
@@ -227,14 +227,14 @@ func (a *Agent) rollback(ctx context.Context, r *Rollout) {
 	a.log.Warn("the site rolls back", "release", r.Release, "running", v, "to", r.Previous, "reason", r.Reason)
 	err := a.act.Rollback(ctx, r.Previous, fmt.Sprintf("the site's rollout is %s: %s", r.State, r.Reason))
 	if ctx.Err() != nil {
-		a.end(record{}, "", nil)
+		a.end(lastOutcome{}, "", nil)
 		return
 	}
 	if err != nil {
-		a.end(record{v, PhaseFailed}, "site-rollback-failed", fmt.Errorf("roll back %s to %s: %w", v, r.Previous, err))
+		a.end(lastOutcome{v, PhaseFailed}, "site-rollback-failed", fmt.Errorf("roll back %s to %s: %w", v, r.Previous, err))
 		return
 	}
-	a.end(record{v, PhaseRolledBack}, "site-rollback", nil)
+	a.end(lastOutcome{v, PhaseRolledBack}, "site-rollback", nil)
 }
 
 func (a *Agent) begin(v string) {
@@ -244,7 +244,7 @@ func (a *Agent) begin(v string) {
 }
 
 // end records an outcome (rec zero: none) and counts it.
-func (a *Agent) end(rec record, outcome string, err error) {
+func (a *Agent) end(rec lastOutcome, outcome string, err error) {
 	a.mu.Lock()
 	a.busy = ""
 	if rec.version != "" {
