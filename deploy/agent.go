@@ -71,7 +71,7 @@ type Agent struct {
 	wake  chan struct{}
 
 	mu       sync.Mutex
-	busy     string // version being activated or rolled back
+	busy     string      // version being activated or rolled back
 	rec      lastOutcome // the last outcome
 	rollout  *Rollout
 	outcomes map[string]int64

@@ -91,9 +91,9 @@ type FollowerState struct {
 	Policy   content.Rollout
 	// Platforms are the platforms the release has an artifact for.
 	Platforms []string
-	DoneAt  time.Time       // when it was verified
-	Err     error           // the last failure, cleared when a release is staged
-	ErrAt   time.Time
+	DoneAt    time.Time // when it was verified
+	Err       error     // the last failure, cleared when a release is staged
+	ErrAt     time.Time
 }
 
 // Follower keeps a node on the release its site stages. When the site's
