@@ -17,6 +17,20 @@
 //   - Its state has one owner, the goroutine of Run; State hands out a
 //     copy and a channel closed at the next change.
 //
+// The local activator (Activator, activate.go) switches a node between
+// the installed releases of one name in <state>/releases/<name>: Install
+// assembles a release beside the running one (its unchanged files
+// hard-linked, refused up front when the disk lacks room), Activate
+// switches the `current` symlink atomically, runs the operator's hooks
+// (hooks.go, docs/HOOKS.md) and health checks for the rollout's soak, and
+// rolls back by itself when they fail; Rollback goes back when the site
+// decides. Guarantees: every step is in the activation journal
+// (journal.go), durable before the next, so a node killed anywhere
+// restarts on the old release or the new one, complete, never a mix, and
+// OpenActivator finishes or undoes what was under way; nothing below the
+// running version (but a site's rollback) or below the highest security
+// floor seen is ever activated; a node that restarts more than MaxBoots
+// times inside an activation rolls it back.//
 // Not here yet; issue [6/10] adds them: the rollout state machine (pure
 // and deterministic: plan waves, apply commands, gate on health; no I/O
 // inside it) and the local activator (releases directory, atomic switch,
