@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,10 +28,12 @@ func writeTestHook(tb testing.TB, dir, name, body string) {
 	}
 }
 
-// liveInGroup lists the processes of group pgid that are not zombies
-// (an exited process stays one when its parent, here init, never reaps
-// it), from /proc, independently of the code under test.
-func liveInGroup(tb testing.TB, pgid int) []string {
+// liveWithEnv lists the processes that carry the environment variable kv
+// and are not zombies (an exited process stays one when its parent, here
+// init, never reaps it, and shows no environment), from /proc,
+// independently of the code under test. Every process a hook starts
+// inherits its environment.
+func liveWithEnv(tb testing.TB, kv string) []string {
 	tb.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -38,14 +41,13 @@ func liveInGroup(tb testing.TB, pgid int) []string {
 	}
 	var live []string
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !slices.ContainsFunc(bytes.Split(env, []byte{0}), func(v []byte) bool { return string(v) == kv }) {
 			continue
 		}
-		i := bytes.LastIndexByte(b, ')')
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
-			live = append(live, string(b[:i+1]))
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && !bytes.HasPrefix(bytes.TrimSpace(stat[i+1:]), []byte("Z")) {
+			live = append(live, string(stat[:i+1]))
 		}
 	}
 	return live
@@ -53,7 +55,9 @@ func liveInGroup(tb testing.TB, pgid int) []string {
 
 // A hook that outlives its time limit has its whole process group
 // terminated: with SIGTERM when that is enough, with SIGKILL when some
-// of it ignores SIGTERM, and nothing of it survives.
+// of it ignores SIGTERM, and nothing of it survives. (Where the machine
+// is so slow that the hook had not started its children in 100 ms, the
+// test proves less, never fails.)
 func TestHookTimeoutKillsGroup(t *testing.T) {
 	for name, body := range map[string]string{
 		"exits on SIGTERM":  "sleep 1000 & sleep 1000",
@@ -63,25 +67,19 @@ func TestHookTimeoutKillsGroup(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			pgidFile := filepath.Join(dir, "pgid")
-			writeTestHook(t, dir, "activate", "echo $$ > "+pgidFile+"; echo started; "+body)
+			writeTestHook(t, dir, "activate", "echo started; "+body)
+			marker := dir // unique
 			h := &hookRunner{dir: dir, maxOutput: 1024, log: slog.New(slog.NewTextHandler(t.Output(), nil))}
-			err := h.run(t.Context(), hookActivate, hookEnv{name: "app", version: "1.0.0"}, 100*time.Millisecond, false)
+			err := h.run(t.Context(), hookActivate, hookEnv{name: marker, version: "1.0.0"}, 100*time.Millisecond, false)
 			var he *HookError
 			if !errors.As(err, &he) || !he.TimedOut || !strings.Contains(err.Error(), "timed out after 100ms") {
 				t.Fatalf("run: %v; want a timeout", err)
 			}
 			if he.Tail != "started" {
-				t.Errorf("output %q; want what it printed", he.Tail)
+				t.Logf("the hook had not started in 100 ms (output %q): this run proves little", he.Tail)
 			}
-			b, rerr := os.ReadFile(pgidFile)
-			pgid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			if rerr != nil || pgid <= 1 {
-				t.Fatalf("the hook did not say its process group: %q, %v", b, rerr)
-			}
-			if live := liveInGroup(t, pgid); len(live) > 0 {
-				t.Errorf("processes of the hook's group survive it: %v", live)
-				syscall.Kill(-pgid, syscall.SIGKILL)
+			if live := liveWithEnv(t, "MESHCAST_RELEASE_NAME="+marker); len(live) > 0 {
+				t.Errorf("processes of the hook survive it: %v", live)
 			}
 		})
 	}
