@@ -167,6 +167,9 @@ func (a *Agent) step(ctx context.Context) {
 	if r == nil || r.Release.Name != a.cfg.Name {
 		return
 	}
+	if p := a.act.Status().Pending; p != "" && p != r.Release.Version {
+		a.finishPending(ctx, p)
+	}
 	switch r.ActionFor(a.cfg.Self) {
 	case ActionActivate:
 		a.activate(ctx, r)
@@ -206,6 +209,24 @@ func (a *Agent) activate(ctx context.Context, r *Rollout) {
 		a.end(lastOutcome{v, PhaseHealthy}, "activated", nil)
 	case errors.As(err, &ae) && ae.RolledBack:
 		a.end(lastOutcome{v, PhaseRolledBack}, "rolled-back", err)
+	default:
+		a.end(lastOutcome{v, PhaseFailed}, "failed", err)
+	}
+}
+
+// finishPending ends an activation a crash left pending that is not the
+// rollout's release any more (a newer one superseded it): the activator
+// takes nothing else until it ended, so it runs it to its end, healthy or
+// rolled back, with the default policy.
+func (a *Agent) finishPending(ctx context.Context, v string) {
+	a.begin(v)
+	a.log.Info("finishing an activation a restart interrupted", "version", v)
+	err := a.act.Activate(ctx, v, Policy{})
+	switch {
+	case ctx.Err() != nil:
+		a.end(lastOutcome{}, "", nil)
+	case err == nil:
+		a.end(lastOutcome{v, PhaseHealthy}, "activated", nil)
 	default:
 		a.end(lastOutcome{v, PhaseFailed}, "failed", err)
 	}
