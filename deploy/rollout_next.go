@@ -33,15 +33,16 @@ func (m MemberView) stages(rel content.Release) bool {
 //
 // Staged: a member is ready when it is alive and runs the release's
 // version or stages the release with a phase from verified to healthy.
-// Start is due once at least one member is ready and no alive member that
-// stages the release is still idle or fetching; it lists the ready members
-// (sorted by id; those with an id or platform Apply would refuse left out)
-// and the valid platforms they report. A member that failed to stage the
-// release, or that stages another one or none (it cannot follow the site,
-// or has not caught up yet), does not hold the start; neither does one
-// that is not alive. Such a member, absent from the start's list, is a
-// late joiner: it takes part in no wave, and activates once the rollout is
-// done.
+// Start is due once at least one member is ready and every other alive
+// member either failed to stage the release or is ready: one still
+// fetching it, or that stages another release or none (it has not caught
+// up with the target yet), holds the start. The caller leaves out of
+// members those whose platform the release lacks, which never stage it
+// (seeder.Leader lists them as excluded). The start lists the ready
+// members (sorted by id; those with an id or platform Apply would refuse
+// left out) and the valid platforms they report. A member that failed,
+// or is not alive, is absent from the start's list: a late joiner, it
+// takes part in no wave, and activates once the rollout is done.
 //
 // Wave-open: the open wave's members are healthy when alive, staging the
 // release, running its version and in phase healthy; failed when they
@@ -86,8 +87,12 @@ func (r Rollout) nextStart(members map[string]MemberView, now time.Time) (Comman
 			if content.ValidatePlatform(m.Platform) == nil {
 				platforms[m.Platform] = true
 			}
-		case staging && (m.Phase == PhaseIdle || m.Phase == PhaseFetching):
-			return Command{}, false // still fetching: it holds the start
+		case staging && (m.Phase == PhaseFailed || m.Phase == PhaseRolledBack):
+			// It failed to stage the release: it does not hold the start.
+		default:
+			// Still fetching, or not caught up with the target yet: it
+			// holds the start.
+			return Command{}, false
 		}
 	}
 	if len(c.Members) == 0 {

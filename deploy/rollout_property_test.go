@@ -168,7 +168,7 @@ func (s *sim) step(step int) {
 	s.evolve()
 	switch n := s.rng.IntN(100); {
 	case n < 80:
-		c, ok := s.a.Next(s.views, s.now)
+		c, ok := s.a.Next(s.eligible(), s.now)
 		if !ok {
 			return
 		}
@@ -213,6 +213,18 @@ func (s *sim) evolve() {
 		}
 		s.views[m.id] = v
 	}
+}
+
+// eligible are the views the leader gives Next: without the members of a
+// platform the release lacks (seeder.Leader lists them as excluded).
+func (s *sim) eligible() map[string]deploy.MemberView {
+	out := make(map[string]deploy.MemberView, len(s.views))
+	for id, v := range s.views {
+		if v.Platform == "linux/amd64" || v.Platform == "linux/arm64" || v.Platform == "Plan 9" {
+			out[id] = v
+		}
+	}
+	return out
 }
 
 // fetch stages the rollout's release, when the member's platform allows.

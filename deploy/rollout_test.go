@@ -632,6 +632,12 @@ func TestNextStart(t *testing.T) {
 		t.Fatalf("c still fetches, yet Next proposes %+v", c)
 	}
 	views["c"] = staging(rel, deploy.PhaseFailed, "linux/amd64")
+	if c, ok := r.Next(views, now); ok {
+		t.Fatalf("g has not caught up with the target, yet Next proposes %+v", c)
+	}
+	// The caller leaves out e, whose platform the release lacks; g fails.
+	delete(views, "e")
+	views["g"] = staging(rel, deploy.PhaseFailed, "linux/amd64")
 	c, ok := r.Next(views, now)
 	want := deploy.Command{Op: deploy.OpStart, At: now,
 		Members:   []deploy.Member{{ID: "a", Platform: "linux/amd64"}, {ID: "b", Platform: "linux/arm64"}, {ID: "f", Platform: "Plan 9"}},

@@ -436,6 +436,7 @@ func (n *Node) wakeOnSiteChanges(ctx context.Context) {
 		case <-n.fsm.Changes():
 			n.follower.Wake()
 			n.agent.Wake()
+			n.leader.WakeRollout()
 			if n.leading() {
 				if err := n.gossip.Broadcast(control.Notice(n.fsm.State().Index)); err != nil {
 					n.log.Debug("gossip the rollout notice", "err", err)

@@ -116,6 +116,9 @@ func (n *Node) runGossip(ctx context.Context) {
 				n.agent.Wake()
 			}
 		case ev := <-n.gossip.Events():
+			if n.leader != nil {
+				n.leader.WakeRollout() // a member's phase or liveness changed
+			}
 			switch ev.Kind {
 			case gossip.EventJoin, gossip.EventUpdate:
 				n.connectMember(ctx, ev.Member)
@@ -167,6 +170,7 @@ func (n *Node) publishMeta(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
+		changed := n.Changes()
 		m := n.meta()
 		if m != n.gossip.Meta() {
 			if err := n.gossip.SetMeta(m); err != nil {
@@ -176,6 +180,7 @@ func (n *Node) publishMeta(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
 		case <-t.C:
 		}
 	}

@@ -156,6 +156,7 @@ type Leader struct {
 	log *slog.Logger
 
 	chunks, chunkBytes atomic.Int64
+	rolloutWake        chan struct{} // 1-buffered: look at the rollout now
 
 	mu    sync.Mutex
 	err   error
@@ -173,7 +174,7 @@ func NewLeader(cfg LeaderConfig, d LeaderDeps, log *slog.Logger) (*Leader, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Leader{cfg: cfg.withDefaults(), d: d, log: log}, nil
+	return &Leader{cfg: cfg.withDefaults(), d: d, log: log, rolloutWake: make(chan struct{}, 1)}, nil
 }
 
 // Stats returns what the leader fetched, over every term, and its last

@@ -3,6 +3,7 @@ package seeder
 import (
 	"context"
 		"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -26,8 +27,17 @@ type Policy interface {
 	StagedPolicy() (rel content.Release, policy content.Rollout, platforms []string, ok bool)
 }
 
+// WakeRollout makes the leader look at the rollout now rather than at its
+// next tick: a member's status changed in gossip, or the site's state did.
+func (l *Leader) WakeRollout() {
+	select {
+	case l.rolloutWake <- struct{}{}:
+	default:
+	}
+}
+
 // driveRollout advances the target's rollout while this seeder leads in
-// term: every RolloutTick it asks the rollout (deploy.Rollout.Next) what
+// term: when woken (WakeRollout) and every RolloutTick, it asks the rollout (deploy.Rollout.Next) what
 // is due given what gossip says of the members, and proposes it. The
 // decisions carry the term, so a deposed leader's are refused, and the
 // rollout lives in the FSM, so the next leader continues it.
@@ -39,6 +49,7 @@ func (l *Leader) driveRollout(ctx context.Context, term uint64) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-l.rolloutWake:
 		}
 		c, ok, err := l.nextRollout(time.Now())
 		if err != nil {
@@ -75,7 +86,14 @@ func (l *Leader) nextRollout(now time.Time) (RolloutCommand, bool, error) {
 		r, policy, platforms = &nr, &p, pls
 	}
 	views := l.d.Views.Views()
-	c, ok := r.Next(views, now)
+	eligible := views
+	if len(platforms) > 0 {
+		// Members of a platform the release lacks never stage it: they
+		// must not hold the start (withExcluded lists them).
+		eligible = maps.Clone(views)
+		maps.DeleteFunc(eligible, func(_ string, v deploy.MemberView) bool { return !slices.Contains(platforms, v.Platform) })
+	}
+	c, ok := r.Next(eligible, now)
 	if !ok {
 		return RolloutCommand{}, false, nil
 	}

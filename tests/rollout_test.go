@@ -30,7 +30,7 @@ func writeHooks(t *testing.T, bad string) string {
 // fastPolicy is a rollout with no soak and a threshold of 0: one failure
 // fails a wave.
 func fastPolicy(waves ...int) content.Rollout {
-	return content.Rollout{Waves: waves, HealthTimeout: content.Duration(30 * time.Second)}
+	return content.Rollout{Waves: waves, HealthTimeout: content.Duration(5 * time.Second)}
 }
 
 // releaseDir is where a member installs a version.
@@ -47,6 +47,7 @@ func TestSiteRollout(t *testing.T) {
 	writeRandomTree(t, tree, 6, 64<<10)
 	site.PublishWith("1.0.0", tree, fastPolicy(20, 60, 100))
 	site.WaitRunning("1.0.0", time.Minute)
+	waitRollout(t, site, "1.0.0", deploy.RolloutDone)
 	r := site.Rollout()
 	if r == nil || r.State != deploy.RolloutDone || len(r.Waves) != 3 {
 		t.Fatalf("rollout of 1.0.0: %+v", r)
@@ -74,10 +75,7 @@ func TestSiteRollout(t *testing.T) {
 
 	writeRandomTree(t, tree, 6, 64<<10)
 	site.PublishWith("2.0.0", tree, fastPolicy(20, 60, 100))
-	site.WaitFor(time.Minute, "the site rolled 2.0.0 back", func(_ *sitetest.Member, st api.Status) bool {
-		v := st.SiteView
-		return v != nil && v.Rollout != nil && v.Rollout.Release.Version == "2.0.0" && v.RolloutState == deploy.RolloutRolledBack
-	})
+	waitRollout(t, site, "2.0.0", deploy.RolloutRolledBack)
 	site.WaitRunning("1.0.0", 30*time.Second)
 	r = site.Rollout()
 	canary := r.Waves[0].Members
@@ -97,6 +95,16 @@ func TestSiteRollout(t *testing.T) {
 	t.Logf("2.0.0 stopped at its canary: %s", r.Reason)
 }
 
+// waitRollout waits until every live member sees the site's rollout of
+// version in state.
+func waitRollout(t *testing.T, site *sitetest.Site, version string, state deploy.RolloutState) {
+	t.Helper()
+	site.WaitFor(time.Minute, "the site's rollout of "+version+" is "+string(state), func(_ *sitetest.Member, st api.Status) bool {
+		v := st.SiteView
+		return v != nil && v.Rollout != nil && v.Rollout.Release.Version == version && v.RolloutState == state
+	})
+}
+
 // TestSitePartitionedMinority splits a seeder and a node from the rest of
 // a site while a release rolls out: the majority completes it; the
 // minority's seeder cannot commit and the minority's node keeps running
@@ -108,6 +116,7 @@ func TestSitePartitionedMinority(t *testing.T) {
 	writeRandomTree(t, tree, 4, 64<<10)
 	site.PublishWith("1.0.0", tree, fastPolicy(50, 100))
 	site.WaitRunning("1.0.0", time.Minute)
+	waitRollout(t, site, "1.0.0", deploy.RolloutDone)
 
 	leader := site.WaitLeader(nil, 10*time.Second)
 	var seeder, node *sitetest.Member
