@@ -240,7 +240,10 @@ func TestFSMRestoreBadSnapshot(t *testing.T) {
 		{"not json", []byte("raft"), "decode snapshot"},
 		{"trailing", append(bytes.Clone(good), "{}"...), "trailing data"},
 		{"format 3", edit(func(m map[string]any) { m["format"] = 3 }), "snapshot format 3"},
-		{"format 1 with a running release", edit(func(m map[string]any) { m["format"] = 1; m["running"] = map[string]any{"name": "gw", "version": "0.9.0"} }), "format 1 snapshot has no rollout"},
+		{"format 1 with a running release", edit(func(m map[string]any) {
+			m["format"] = 1
+			m["running"] = map[string]any{"name": "gw", "version": "0.9.0"}
+		}), "format 1 snapshot has no rollout"},
 		{"no format", edit(func(m map[string]any) { delete(m, "format") }), "snapshot format 0"},
 		{"unknown field", edit(func(m map[string]any) { m["admitted"] = []string{} }), `unknown field "admitted"`},
 		{"bad version", edit(func(m map[string]any) { target(m)["version"] = "one" }), `version "one"`},

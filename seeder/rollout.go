@@ -2,7 +2,7 @@ package seeder
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"

@@ -21,9 +21,9 @@ type Status struct {
 	// Activations count the node's activations and rollbacks by outcome
 	// (deploy.AgentState.Outcomes).
 	Activations map[string]int64 `json:"activations,omitempty"`
-	Have    int             `json:"have"`
-	Total   int             `json:"total"`
-	Peers   int             `json:"peers"`
+	Have        int              `json:"have"`
+	Total       int              `json:"total"`
+	Peers       int              `json:"peers"`
 	// BytesFromCDN counts the seeder's CDN traffic (wire bytes, metadata
 	// polling included); ChunksFromCDN and ChunkBytesFromCDN the chunks it
 	// fetched.
@@ -41,9 +41,9 @@ type Status struct {
 
 // SiteStatus is a node's view of its site.
 type SiteStatus struct {
-	Leader  string          `json:"leader,omitempty"` // peer id of the active seeder
-	Term    uint64          `json:"term,omitempty"`
-	Target  content.Release `json:"target,omitzero"` // the release the site stages
+	Leader string          `json:"leader,omitempty"` // peer id of the active seeder
+	Term   uint64          `json:"term,omitempty"`
+	Target content.Release `json:"target,omitzero"` // the release the site stages
 	// Running is the release whose rollout last completed, as the
 	// site's Raft state says.
 	Running content.Release `json:"running,omitzero"`
