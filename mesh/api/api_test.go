@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -179,6 +180,41 @@ func TestMetrics(t *testing.T) {
 		"meshcast_raft_term 3",
 		"meshcast_site_members 1",
 		"go_goroutines",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// /metrics carries the running release, the activation outcomes and the
+// site's rollout.
+func TestRolloutMetrics(t *testing.T) {
+	st := sampleStatus()
+	st.Running = content.Release{Name: "gw", Version: "1.1.0"}
+	st.Phase = deploy.PhaseActive
+	st.Activations = map[string]int64{"activated": 2, "rolled-back": 1}
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	st.SiteView.RolloutState = deploy.RolloutDone
+	st.SiteView.Rollout = &deploy.Rollout{Release: st.Release, State: deploy.RolloutDone, Wave: 3,
+		Waves: make([]deploy.Wave, 3), StartedAt: t0, EndedAt: t0.Add(1500 * time.Millisecond)}
+	_, addr := serveTCP(t, &fakeNode{st: st})
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`meshcast_release_info{name="gw",state="running",version="1.1.0"} 1`,
+		`meshcast_release_info{name="gw",state="active",version="1.2.0"} 1`,
+		`meshcast_activations_total{outcome="activated"} 2`,
+		`meshcast_activations_total{outcome="rolled-back"} 1`,
+		`meshcast_rollout_state{state="done"} 1`,
+		`meshcast_rollout_state{state="wave-open"} 0`,
+		"meshcast_rollout_wave 3",
+		"meshcast_rollout_duration_seconds 1.5",
+		`meshcast_phase{phase="active"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
