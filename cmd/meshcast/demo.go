@@ -12,14 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/content/origin"
-	"github.com/meshcast/meshcast/seeder/cdn"
 	"github.com/meshcast/meshcast/seeder/cdn/devserver"
 )
 
@@ -33,13 +30,23 @@ func newDemoCmd(g *globals, stdout io.Writer) *cobra.Command {
 	o := &demoOpts{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Publish a sample release and its update to a local CDN and fetch both back",
-		Long: `Runs the publish side end to end on loopback with a built-in sample: signing
-keys, an origin, a release v1.0.0 (this meshcast binary and a small tree of
-configuration and documentation), a CDN with a bandwidth cap, a verified fetch
-of v1.0.0, then v1.1.0 (a patched binary, an edited config, a longer
-changelog) published and fetched by the same node, which downloads only what
-changed. Nothing leaves the machine.`,
+		Short: "Run the main job on loopback: a CDN, a site of 10 members, three releases rolled out in waves",
+		Long: `Runs meshcast's main job end to end on loopback with a built-in sample, in one
+process: signing keys, an origin, a CDN with a bandwidth cap, and a site of 3
+seeders and 7 nodes (Raft among the seeders, encrypted gossip, QUIC between
+all). Three releases of a sample gateway (this meshcast binary and a small tree
+of configuration and documentation) are published with a policy of waves 10,
+50 and 100 %, each node healthy for 1 s:
+
+  1.0.0  the seeders fetch it from the CDN once and the site shares it; then
+         it activates wave by wave
+  1.1.0  an update (a patched binary, an edited config, a longer changelog):
+         the CDN serves only the changed bytes, once for the whole site
+  1.2.0  a small change whose health hook fails: the canary activates, fails
+         its health checks and rolls back; the site stays on 1.1.0
+
+A table shows each member live, and a summary ends the run. Nothing leaves the
+machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), g, o, stdout) },
 	}
@@ -50,6 +57,7 @@ changed. Nothing leaves the machine.`,
 }
 
 func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) error {
+	start := time.Now()
 	rate, err := parseSize(o.rate)
 	if err != nil {
 		return fmt.Errorf("--rate: %w", err)
@@ -63,7 +71,11 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 	}
 	d := &demo{dir: dir, log: g.logger(), stdout: stdout}
 	if g.logLevel == "info" {
-		d.log = g.loggerAt("warn") // the table below says what happened
+		// The tables below say what happened; warnings and errors still
+		// show, until the site stops (see demoSite.stop).
+		d.level = new(slog.LevelVar)
+		d.level.Set(slog.LevelWarn)
+		d.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: d.level}))
 	}
 	d.say("work directory %s", dir)
 	repo, err := d.newOrigin()
@@ -77,17 +89,23 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 	}
 	defer stop()
 	d.say("CDN serving the origin at %s, capped at %s/s", url, humanBytes(rate))
-	client, err := cdn.NewClient(cdn.ClientConfig{URL: url}, d.log)
+	site, err := d.startSite(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
-	if err := d.publishAndFetch(ctx, repo, client); err != nil {
+	defer site.stop() // stops the members before the CDN stops
+	releases, err := site.releaseAll(ctx, repo)
+	if err != nil {
 		return err
 	}
-	d.say("both releases verified (TUF metadata, every chunk, every file's sha256) and assembled under %s", filepath.Join(d.state(), "releases"))
+	d.summary(releases)
+	t0 := time.Now()
+	site.stop()
+	d.say("site stopped in %.1f s (each member said goodbye, the leading seeder handed its leadership off); the demo took %.1f s",
+		time.Since(t0).Seconds(), time.Since(start).Seconds())
 	if o.keep {
-		d.say("try: meshcast fetch --cdn URL --trust %s --state %s --release demo-gateway --out /tmp/x", d.rootFile(), d.state())
+		d.say("each member's releases are under %s/<member>/releases; try: meshcast cdn serve --dir %s --listen 127.0.0.1:8080 & meshcast fetch --cdn http://127.0.0.1:8080 --trust %s --state /tmp/x --release %s --out /tmp/x/out",
+			filepath.Join(dir, "site"), d.originDir(), d.rootFile(), demoName)
 	}
 	return nil
 }
@@ -98,13 +116,14 @@ type demo struct {
 	log    *slog.Logger
 	stdout io.Writer
 	keys   origin.Keys
+	cdn    *devserver.Server
+	level  *slog.LevelVar // the log's level, when the demo chose it
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.stdout, "• "+format+"\n", args...) }
 
 func (d *demo) originDir() string { return filepath.Join(d.dir, "origin") }
 func (d *demo) rootFile() string  { return filepath.Join(d.originDir(), "metadata", "1.root.json") }
-func (d *demo) state() string     { return filepath.Join(d.dir, "node") }
 func (d *demo) input(v string) string {
 	return filepath.Join(d.dir, "input", v)
 }
@@ -121,7 +140,7 @@ func (d *demo) newOrigin() (*origin.Repo, error) {
 		return nil, err
 	}
 	d.say("signing keys in %s, TUF origin in %s", keyDir, d.originDir())
-	if err := writeSample(d.input("v1"), d.input("v2")); err != nil {
+	if err := writeSample(d.input("v1"), d.input("v2"), d.input("v3")); err != nil {
 		return nil, fmt.Errorf("demo sample: %w", err)
 	}
 	return origin.Open(d.originDir())
@@ -138,6 +157,7 @@ func (d *demo) serve(ctx context.Context, rate int64) (url string, stop func(), 
 	if err != nil {
 		return "", nil, err
 	}
+	d.cdn = srv
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -147,34 +167,6 @@ func (d *demo) serve(ctx context.Context, rate int64) (url string, stop func(), 
 		}
 	}()
 	return "http://" + ln.Addr().String(), func() { cancel(); <-done }, nil
-}
-
-// publishAndFetch publishes v1.0.0 and v1.1.0 of the sample and fetches
-// each after it is published, printing a table of what each step cost.
-func (d *demo) publishAndFetch(ctx context.Context, repo *origin.Repo, client *cdn.Client) error {
-	root, err := os.ReadFile(d.rootFile())
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(d.stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tinput\tchunks\tnew\twritten to origin\tfrom CDN\trequests\tseconds\t")
-	for _, step := range []struct{ ver, in string }{{"1.0.0", d.input("v1")}, {"1.1.0", d.input("v2")}} {
-		pr, err := repo.Publish(ctx, d.keys, origin.PublishOptions{Name: "demo-gateway", Version: step.ver,
-			Artifacts: map[string]string{"linux/amd64": step.in, "linux/arm64": step.in}}, d.log)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(tw, "publish %s\t%s\t%d\t%d\t%s\t\t\t%.2f\t\n", step.ver, humanBytes(pr.InputBytes/2), pr.Chunks, pr.NewChunks, humanBytes(pr.NewBytes), pr.Seconds)
-		fr, err := cdn.DirectFetch(ctx, client, cdn.DirectFetchOptions{
-			StateDir: d.state(), TrustedRoot: root, Release: content.Release{Name: "demo-gateway", Version: step.ver}, Platform: "linux/amd64",
-			Out: filepath.Join(d.state(), "releases", step.ver),
-		}, d.log)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(tw, "fetch %s\t\t%d\t%d\t\t%s\t%d\t%.2f\t\n", step.ver, fr.ChunksFetched+fr.ChunksReused, fr.ChunksFetched, humanBytes(fr.BytesFromCDN), fr.Requests, fr.Seconds)
-	}
-	return tw.Flush()
 }
 
 // demoWorkDir returns the demo's work directory and a function that removes
@@ -208,10 +200,11 @@ func demoWorkDir(dir string) (string, func(), error) {
 	}, nil
 }
 
-// writeSample writes the demo's two input trees: v1 holds this binary and
-// a small tree of text; v2 patches the binary, edits the config and adds
-// to the changelog, like a package upgrade.
-func writeSample(v1, v2 string) error {
+// writeSample writes the demo's three input trees: v1 holds this binary
+// and a small tree of text; v2 patches the binary, edits the config and
+// adds to the changelog, like a package upgrade; v3 changes one line of
+// v2's config and adds to its changelog.
+func writeSample(v1, v2, v3 string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -280,5 +273,10 @@ func writeSample(v1, v2 string) error {
 		bin2[i] ^= 0x5a
 	}
 	conf2 := strings.Replace(strings.Replace(conf, "health", "HEALTH", 1), "wave", "WAVE", 1)
-	return write(v2, bin2, conf2, "1.1.0: faster rollouts\n"+text(40)+changelog)
+	changelog2 := "1.1.0: faster rollouts\n" + text(40) + changelog
+	if err := write(v2, bin2, conf2, changelog2); err != nil {
+		return err
+	}
+	conf3 := strings.Replace(conf2, "peer", "PEER", 1)
+	return write(v3, bin2, conf3, "1.2.0: a new upstream pool\n"+text(5)+changelog2)
 }
