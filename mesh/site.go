@@ -201,8 +201,8 @@ func (n *Node) meta() gossip.Meta {
 	}
 	if as.Running != "" && as.Phase == deploy.PhaseHealthy && as.Release == as.Running {
 		m.Health = gossip.HealthHealthy
-	} else if as.Phase == deploy.PhaseFailed || as.Phase == deploy.PhaseRolledBack {
-		m.Health = gossip.HealthUnhealthy
+	} else if as.Phase == deploy.PhaseFailed {
+		m.Health = gossip.HealthUnhealthy // a rolled-back node runs the release before, healthy as far as it knows
 	}
 	if st.Swarm != nil {
 		if have, total := st.Swarm.Progress(); total > 0 {
