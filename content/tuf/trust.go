@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -280,6 +281,11 @@ func (t *Trusted) patched(r Target) []byte {
 				}
 				err = errors.New("the patched manifest does not match the signed hash")
 			}
+		}
+		if errors.Is(err, ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			// Peers serve manifests, not patches: the normal case there.
+			t.log.Debug("no manifest patch at the source; fetching the whole manifest", "release", r, "base", base)
+			return nil
 		}
 		t.log.Warn("manifest patch unusable; fetching the whole manifest", "release", r, "base", base, "err", err)
 		return nil
