@@ -12,7 +12,7 @@ import (
 )
 
 func newCDNCmd(g *globals, stdout io.Writer) *cobra.Command {
-	cmd := &cobra.Command{Use: "cdn", Short: "A development CDN origin"}
+	cmd := group(&cobra.Command{Use: "cdn", Short: "A development CDN origin"})
 	var cfg devserver.Config
 	var listen, rate string
 	serve := &cobra.Command{

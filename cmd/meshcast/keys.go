@@ -13,7 +13,7 @@ import (
 )
 
 func newKeysCmd(g *globals, stdout io.Writer) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Manage TUF signing keys"}
+	cmd := group(&cobra.Command{Use: "keys", Short: "Manage TUF signing keys"})
 	var dir string
 	initCmd := &cobra.Command{
 		Use:   "init --dir KEYS",

@@ -96,3 +96,12 @@ func requireFlags(cmd *cobra.Command, names ...string) error {
 	}
 	return nil
 }
+
+// group makes a command that only holds subcommands: run alone it prints
+// its help; run with an unknown subcommand it fails and says so (cobra
+// otherwise prints the help and exits 0, hiding a typo from a script).
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	return cmd
+}

@@ -154,3 +154,16 @@ func TestRefreshRefusesUnusableTargetsKey(t *testing.T) {
 		t.Errorf("refresh without a targets key (kept offline): %v", err)
 	}
 }
+
+// A typo in a subcommand fails, rather than printing help and exiting 0.
+func TestUnknownSubcommandFails(t *testing.T) {
+	for _, group := range []string{"rollout", "keys", "repo", "cdn"} {
+		_, err := execute(t, group, "explode")
+		if err == nil || !strings.Contains(err.Error(), `unknown command "explode" for "meshcast `+group+`"`) {
+			t.Errorf("meshcast %s explode: %v", group, err)
+		}
+		if out, err := execute(t, group); err != nil || !strings.Contains(out, "Usage:") {
+			t.Errorf("meshcast %s: %v, printed %q; want its help", group, err, out)
+		}
+	}
+}

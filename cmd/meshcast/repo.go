@@ -25,7 +25,7 @@ func addExpiryFlags(fs *pflag.FlagSet, e *origin.Expiries) {
 }
 
 func newRepoCmd(g *globals, stdout io.Writer) *cobra.Command {
-	cmd := &cobra.Command{Use: "repo", Short: "Manage a release origin (the directory a CDN serves)"}
+	cmd := group(&cobra.Command{Use: "repo", Short: "Manage a release origin (the directory a CDN serves)"})
 
 	var repo, keys string
 	var exp origin.Expiries

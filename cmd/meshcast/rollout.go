@@ -10,7 +10,7 @@ import (
 )
 
 func newRolloutCmd(g *globals, stdout io.Writer) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "rollout pause|resume|abort --api ADDR",
 		Short: "Pause, resume or abort the site's rollout of its target (any member's API carries it to the leader)",
 		Long: `Operator commands for the rollout of the release the site stages. They are
@@ -24,7 +24,7 @@ to the leader.
   abort   ends the rollout: no wave opens, and the nodes that activated the
           release return to the one the site ran (never below the release's
           security floor)`,
-	}
+	})
 	for _, op := range []string{"pause", "resume", "abort"} {
 		var apiAddr, reason string
 		sub := &cobra.Command{
