@@ -45,7 +45,7 @@ type AgentState struct {
 	Rollout *Rollout
 	// Outcomes count activations and rollbacks by outcome: "activated",
 	// "failed", "rolled-back" (by the node's own health check),
-	// "site-rollback", "site-rollback-failed".
+	// "site-rollback", "site-rollback-failed", "install-failed".
 	Outcomes map[string]int64
 	Err      error
 	ErrAt    time.Time
@@ -152,17 +152,21 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // step reads the site's rollout and does what it says of this node.
 func (a *Agent) step(ctx context.Context) {
+	a.prepare(ctx)
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	r, err := a.site.Rollout(rctx)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
-			a.fail(fmt.Errorf("read the site's rollout: %w", err))
+			a.fail(fmt.Errorf("%w: %w", errReadRollout, err))
 		}
 		return
 	}
 	a.mu.Lock()
 	a.rollout = r
+	if errors.Is(a.err, errReadRollout) {
+		a.err = nil // read again since: the failure is over
+	}
 	a.mu.Unlock()
 	if r == nil || r.Release.Name != a.cfg.Name {
 		return
@@ -175,6 +179,38 @@ func (a *Agent) step(ctx context.Context) {
 		a.activate(ctx, r)
 	case ActionRollback:
 		a.rollback(ctx, r)
+	}
+}
+
+// errReadRollout wraps a failure to read the site's rollout.
+var errReadRollout = errors.New("read the site's rollout")
+
+// prepare installs the release the follower verified, before the node's
+// wave opens: the wave then takes only the switch, the hooks and the
+// health checks, and a release that does not fit on disk is refused, and
+// reported failed, before any wave opens. It also prunes releases the
+// node no longer needs.
+func (a *Agent) prepare(ctx context.Context) {
+	fs, _ := a.f.State()
+	v := fs.Release.Version
+	st := a.act.Status()
+	if fs.Phase != PhaseVerified || fs.Artifact == nil || fs.Release.Name != a.cfg.Name ||
+		(st.Running != "" && !versionAbove(v, st.Running)) || a.act.Installed(v) || a.act.FailedBefore(v) {
+		return
+	}
+	a.mu.Lock()
+	tried := a.rec.version == v && a.rec.phase == PhaseFailed
+	a.mu.Unlock()
+	if tried {
+		return
+	}
+	if removed, err := a.act.Prune(v); err != nil {
+		a.log.Warn("prune old releases", "err", err)
+	} else if len(removed) > 0 {
+		a.log.Info("removed old releases", "versions", removed)
+	}
+	if err := a.act.Install(ctx, v, fs.Artifact, a.store, a.cfg.Assemble); err != nil && ctx.Err() == nil {
+		a.end(lastOutcome{v, PhaseFailed}, "install-failed", err)
 	}
 }
 

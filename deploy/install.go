@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/meshcast/meshcast/content"
 )
@@ -144,4 +145,43 @@ func (a *Activator) loadArtifact(version string) *content.Artifact {
 
 func (a *Activator) artifactPath(version string) string {
 	return filepath.Join(a.cfg.Dir, artifactsDir, version+".json")
+}
+
+// Prune removes the installed releases other than the one that runs, the
+// one before it (what a rollback returns to), a pending one and keep: a
+// node keeps at most those on disk. It returns the versions it removed.
+// A release is removed by renaming it to a hidden partial name first, so
+// that a crash in the middle leaves a leftover Install removes, never a
+// half release under its version. Call it from the goroutine that calls
+// Install and Activate, not beside them: a version installed for an
+// activation not yet begun is not kept unless it is in keep.
+func (a *Activator) Prune(keep ...string) ([]string, error) {
+	a.install.Lock()
+	defer a.install.Unlock()
+	st := a.Status()
+	keep = append(keep, st.Running, st.Previous, st.Pending)
+	entries, err := os.ReadDir(a.cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("prune %s: %w", a.cfg.Dir, err)
+	}
+	var removed []string
+	for _, e := range entries {
+		v := e.Name()
+		if !e.IsDir() || slices.Contains(keep, v) {
+			continue
+		}
+		if _, err := content.ParseVersion(v); err != nil {
+			continue
+		}
+		tmp := filepath.Join(a.cfg.Dir, "."+v+partialInfix+"pruned")
+		if err := os.Rename(a.releaseDir(v), tmp); err != nil {
+			return removed, fmt.Errorf("prune %s %s: %w", a.cfg.Name, v, err)
+		}
+		os.Remove(a.artifactPath(v))
+		if err := os.RemoveAll(tmp); err != nil {
+			return removed, fmt.Errorf("prune %s %s: %w", a.cfg.Name, v, err)
+		}
+		removed = append(removed, v)
+	}
+	return removed, syncDir(a.cfg.Dir)
 }

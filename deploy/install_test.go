@@ -127,3 +127,35 @@ func TestActivatorConfig(t *testing.T) {
 		t.Errorf("the defaults: %v", err)
 	}
 }
+
+// Prune keeps the running release, the one before it, a pending one and
+// those it is asked to keep, and removes the rest with their file lists.
+func TestPrune(t *testing.T) {
+	f := newFixture(t)
+	a := f.open()
+	f.install(a, "1.0.0", "2.0.0", "3.0.0")
+	f.activate(a, "1.0.0")
+	f.activate(a, "2.0.0")
+	removed, err := a.Prune()
+	if err != nil || len(removed) != 1 || removed[0] != "3.0.0" {
+		t.Fatalf("Prune: removed %v, %v; want 3.0.0 only", removed, err)
+	}
+	if a.Installed("3.0.0") || !a.Installed("1.0.0") || !a.Installed("2.0.0") {
+		t.Fatal("Prune removed what runs or what ran before, or not what it said")
+	}
+	f.install(a, "3.0.0")
+	if removed, err := a.Prune("3.0.0"); err != nil || len(removed) != 0 {
+		t.Fatalf("Prune(3.0.0): removed %v, %v", removed, err)
+	}
+	f.activate(a, "3.0.0")
+	if removed, err := a.Prune(); err != nil || len(removed) != 1 || removed[0] != "1.0.0" {
+		t.Fatalf("after 3.0.0: removed %v, %v; want 1.0.0", removed, err)
+	}
+	f.checkRunning("3.0.0")
+	entries, _ := os.ReadDir(filepath.Join(f.dir, ".artifacts"))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "1.0.0") {
+			t.Errorf("the file list of a pruned release stays: %s", e.Name())
+		}
+	}
+}

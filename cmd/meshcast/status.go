@@ -102,7 +102,7 @@ func renderRollout(w io.Writer, s *api.SiteStatus) {
 	}
 	line := fmt.Sprintf("rollout of %s: %s", r.Release.WithoutID(), r.State)
 	if r.State == deploy.RolloutWaveOpen || r.State == deploy.RolloutPaused {
-		line += fmt.Sprintf(", wave %d of %d", r.Wave+1, len(r.Waves))
+		line += fmt.Sprintf(", wave %d open (waves 0 to %d)", r.Wave, len(r.Waves)-1)
 	}
 	if !r.EndedAt.IsZero() {
 		line += fmt.Sprintf(", %s from start to end", r.EndedAt.Sub(r.StartedAt).Round(time.Millisecond))
@@ -128,7 +128,11 @@ func renderRollout(w io.Writer, s *api.SiteStatus) {
 		case !wv.OpenedAt.IsZero():
 			gate = "open since " + wv.OpenedAt.Format(time.TimeOnly)
 		}
-		fmt.Fprintf(w, "  wave %d: %d member(s) %s; %s\n", i+1, len(ids), strings.Join(ids, " "), gate)
+		name := fmt.Sprintf("wave %d", i) // numbered from 0, as the gates' reasons count them
+		if i == 0 {
+			name += " (canary)"
+		}
+		fmt.Fprintf(w, "  %s: %d member(s) %s; %s\n", name, len(ids), strings.Join(ids, " "), gate)
 	}
 	for _, x := range r.Excluded {
 		fmt.Fprintf(w, "  excluded %s: %s\n", shortID(x.ID), x.Reason)
