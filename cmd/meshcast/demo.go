@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,14 +38,15 @@ process: signing keys, an origin, a CDN with a bandwidth cap, and a site of 3
 seeders and 7 nodes (Raft among the seeders, encrypted gossip, QUIC between
 all). Three releases of a sample gateway (this meshcast binary and a small tree
 of configuration and documentation) are published with a policy of waves 10,
-50 and 100 %, each node healthy for 1 s:
+50 and 100 %, each member healthy for 1 s, no failure allowed:
 
-  1.0.0  the seeders fetch it from the CDN once and the site shares it; then
-         it activates wave by wave
+  1.0.0  the leading seeder fetches it from the CDN once and the site shares
+         it; then it activates wave by wave
   1.1.0  an update (a patched binary, an edited config, a longer changelog):
          the CDN serves only the changed bytes, once for the whole site
-  1.2.0  a small change whose health hook fails: the canary activates, fails
-         its health checks and rolls back; the site stays on 1.1.0
+  1.2.0  a small change with a bug: the canary activates it, fails its health
+         hook and rolls back; the rollout stops there and the site stays on
+         1.1.0
 
 A table shows each member live, and a summary ends the run. Nothing leaves the
 machine.`,
@@ -72,10 +75,12 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 	d := &demo{dir: dir, log: g.logger(), stdout: stdout}
 	if g.logLevel == "info" {
 		// The tables below say what happened; warnings and errors still
-		// show, until the site stops (see demoSite.stop).
-		d.level = new(slog.LevelVar)
+		// show, but for the expected ones while members join and leave
+		// the site (startSite, demoSite.stop), and after the live table
+		// on a terminal (watch).
+		d.level, d.logs = new(slog.LevelVar), &heldWriter{w: g.stderr}
 		d.level.Set(slog.LevelWarn)
-		d.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: d.level}))
+		d.log = slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: d.level}))
 	}
 	d.say("work directory %s", dir)
 	repo, err := d.newOrigin()
@@ -104,8 +109,8 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 	d.say("site stopped in %.1f s (each member said goodbye, the leading seeder handed its leadership off); the demo took %.1f s",
 		time.Since(t0).Seconds(), time.Since(start).Seconds())
 	if o.keep {
-		d.say("each member's releases are under %s/<member>/releases; try: meshcast cdn serve --dir %s --listen 127.0.0.1:8080 & meshcast fetch --cdn http://127.0.0.1:8080 --trust %s --state /tmp/x --release %s --out /tmp/x/out",
-			filepath.Join(dir, "site"), d.originDir(), d.rootFile(), demoName)
+		d.say("kept: each member's state under %s/<member> (releases/%s/current links the version it runs; journal is its activations' journal), the origin in %s, the hooks in %s",
+			filepath.Join(dir, "site"), demoName, d.originDir(), filepath.Join(dir, "hooks"))
 	}
 	return nil
 }
@@ -118,6 +123,53 @@ type demo struct {
 	keys   origin.Keys
 	cdn    *devserver.Server
 	level  *slog.LevelVar // the log's level, when the demo chose it
+	logs   *heldWriter    // where that log goes
+}
+
+// heldWriter passes what is written to w, except while held: then it keeps
+// it (up to maxHeld bytes) until release, so that the members' logs do not
+// tear the live table on a terminal.
+type heldWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	held    bool
+	buf     bytes.Buffer
+	dropped int
+}
+
+const maxHeld = 1 << 20
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case !h.held:
+		return h.w.Write(p)
+	case h.buf.Len()+len(p) > maxHeld:
+		h.dropped += len(p)
+	default:
+		h.buf.Write(p)
+	}
+	return len(p), nil
+}
+
+func (h *heldWriter) hold() {
+	h.mu.Lock()
+	h.held = true
+	h.mu.Unlock()
+}
+
+// release writes what was held, and passes writes through again.
+func (h *heldWriter) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = false
+	h.w.Write(h.buf.Bytes())
+	if h.dropped > 0 {
+		fmt.Fprintf(h.w, "(%d bytes of log dropped)\n", h.dropped)
+	}
+	h.buf.Reset()
+	h.dropped = 0
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.stdout, "• "+format+"\n", args...) }
