@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +25,31 @@ func writeHooks(t *testing.T, bad string) string {
 	if err := os.WriteFile(filepath.Join(dir, "health"), []byte(health), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	writeActivationLog(t, dir)
 	return dir
+}
+
+// writeActivationLog adds to a hooks dir a pre-activate hook that logs
+// each version a member begins to activate, in activations.log beside its
+// releases (activated reads it): nodes install a release as soon as they
+// verified it, so what they installed says nothing of what activated.
+func writeActivationLog(t *testing.T, dir string) {
+	t.Helper()
+	hook := "#!/bin/sh\necho \"$MESHCAST_RELEASE_VERSION\" >> \"$(dirname \"$MESHCAST_RELEASE_DIR\")/activations.log\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "pre-activate"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// activated reports whether the member with this state dir ever began to
+// activate version of release name (writeActivationLog).
+func activated(t *testing.T, state, name, version string) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, "releases", name, "activations.log"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return slices.Contains(strings.Fields(string(b)), version)
 }
 
 // fastPolicy is a rollout with no soak and a threshold of 0: one failure
@@ -83,10 +108,12 @@ func TestSiteRollout(t *testing.T) {
 		t.Fatalf("rollout of the bad release: %+v", r)
 	}
 	for _, m := range site.Members() {
-		_, err := os.Stat(releaseDir(m, "2.0.0"))
 		inCanary := slices.Contains(canary, m.Node().ID().String())
-		if inCanary != (err == nil) {
-			t.Errorf("%s (canary %v) installed 2.0.0: %v", m.Name, inCanary, err == nil)
+		if got := activated(t, m.State, sitetest.Release, "2.0.0"); got != inCanary {
+			t.Errorf("%s (canary %v) began to activate 2.0.0: %v", m.Name, inCanary, got)
+		}
+		if !activated(t, m.State, sitetest.Release, "1.0.0") {
+			t.Errorf("%s: no activation of 1.0.0 logged", m.Name)
 		}
 		if st := m.Status(); inCanary && st.Activations["rolled-back"] == 0 {
 			t.Errorf("canary %s: activations %v, want a rollback", m.Name, st.Activations)
@@ -150,8 +177,8 @@ func TestSitePartitionedMinority(t *testing.T) {
 	if st := seeder.Status(); st.SiteView.Target.Version != "1.0.0" || done(st) {
 		t.Fatalf("the minority's seeder has target %s, rollout %v", st.SiteView.Target, st.SiteView.RolloutState)
 	}
-	if _, err := os.Stat(releaseDir(node, "2.0.0")); err == nil {
-		t.Fatal("the minority's node installed 2.0.0")
+	if cur, _ := os.Readlink(filepath.Join(releaseDir(node, ""), "current")); cur != "1.0.0" {
+		t.Fatalf("the minority's node switched to %q", cur)
 	}
 	site.Heal()
 	site.WaitRunning("2.0.0", time.Minute)
