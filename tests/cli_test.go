@@ -278,9 +278,11 @@ func testCLIDemo(t *testing.T, mc *meshcast) {
 	if r.code != 0 {
 		t.Fatalf("meshcast demo: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, row := range []string{"fetch 1.0.0", "fetch 1.1.0"} {
-		if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(row) + `\s+\d+\s+\d+\s+\S+ \S*B\s+\d+\s+[0-9.]+\s*$`).MatchString(r.stdout) {
-			t.Errorf("the demo's table has no %q row with chunks, new, bytes, requests and seconds:\n%s", row, r.stdout)
+	// The summary: two releases rolled out to every member, the third
+	// stopped at its canary and rolled back.
+	for _, row := range []string{`1\.0\.0\s.*done, all run 1\.0\.0`, `1\.1\.0\s.*done, all run 1\.1\.0`, `1\.2\.0\s.*rolled-back, all run 1\.1\.0`} {
+		if !regexp.MustCompile(`(?m)^\s*` + row + `\s*$`).MatchString(r.stdout) {
+			t.Errorf("the demo's summary has no row matching %q:\n%s", row, r.stdout)
 		}
 	}
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
