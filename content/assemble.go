@@ -156,7 +156,7 @@ func Assemble(ctx context.Context, art *Artifact, store Store, dst string, opt A
 		return st, fmt.Errorf("assemble %s: %w", dst, err)
 	}
 	done = true
-	if err := syncDir(parent); err != nil {
+	if err := SyncDir(parent); err != nil {
 		return st, fmt.Errorf("assemble %s: sync parent: %w", dst, err)
 	}
 	return st, nil

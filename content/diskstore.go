@@ -451,7 +451,7 @@ func (s *DiskStore) syncDirIf(dir string) error {
 	if err := s.fault(); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 // fault returns the error the Fault test hook injects, if any.

@@ -2,8 +2,10 @@ package content
 
 import "os"
 
-// syncDir makes a directory's entries (a rename into it) durable.
-func syncDir(dir string) error {
+// SyncDir makes a directory's entries (a rename into it) durable: the
+// step after a rename that crash safety needs, shared by the chunk store,
+// the origin and the activator.
+func SyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -183,5 +183,5 @@ func (a *Activator) Prune(keep ...string) ([]string, error) {
 		}
 		removed = append(removed, v)
 	}
-	return removed, syncDir(a.cfg.Dir)
+	return removed, content.SyncDir(a.cfg.Dir)
 }

@@ -238,7 +238,7 @@ func (j *journal) append(r record) error {
 		err = cerr
 	}
 	if err == nil && statErr != nil {
-		err = syncDir(filepath.Dir(j.path)) // the journal's own name
+		err = content.SyncDir(filepath.Dir(j.path)) // the journal's own name
 	}
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", r.Step, err)
@@ -293,7 +293,7 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode, durable bool) erro
 		return err
 	}
 	if durable {
-		return syncDir(dir)
+		return content.SyncDir(dir)
 	}
 	return nil
 }
@@ -301,15 +301,6 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode, durable bool) erro
 // tmpInfix marks the temporary files of the releases directory
 // (current.tmp-…, journal.tmp-…), which OpenActivator removes.
 const tmpInfix = ".tmp-"
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // journalState is what the journal says, replayed record by record.
 type journalState struct {

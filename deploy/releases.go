@@ -40,7 +40,7 @@ func switchCurrent(dir, version string) error {
 		if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		return syncDir(dir)
+		return content.SyncDir(dir)
 	}
 	tmp := filepath.Join(dir, currentName+tmpInfix+rand.Text())
 	if err := os.Symlink(version, tmp); err != nil {
@@ -50,7 +50,7 @@ func switchCurrent(dir, version string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	return content.SyncDir(dir)
 }
 
 // linkState is what dir/current is.

@@ -484,7 +484,7 @@ func (p *pendingPack) commit(x *content.PackIndex) error {
 		return err
 	}
 	p.f = nil
-	if err := syncDir(p.dir); err != nil {
+	if err := content.SyncDir(p.dir); err != nil {
 		return err
 	}
 	return writeFileAtomic(name+".idx", x.Encode(), 0o644)

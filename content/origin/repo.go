@@ -12,6 +12,8 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshcast/meshcast/content"
 )
 
 // Expiries are how long each role's metadata stays valid after signing.
@@ -304,16 +306,7 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) (err error) {
 	if err = os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return content.SyncDir(dir)
 }
 
 // RefreshResult says what Refresh re-signed.
