@@ -233,7 +233,7 @@ func (a *Agent) activate(ctx context.Context, r *Rollout) {
 	a.log.Info("activating", "release", r.Release, "wave", r.Wave)
 	err := a.act.Install(ctx, v, fs.Artifact, a.store, a.cfg.Assemble)
 	if err == nil {
-		err = a.act.Activate(ctx, v, Policy{Soak: time.Duration(r.Policy.Soak), HealthTimeout: time.Duration(r.Policy.HealthTimeout), Floor: r.Policy.SecurityFloor})
+		err = a.act.Activate(ctx, v, PolicyOf(r.Policy))
 	}
 	if ctx.Err() != nil {
 		a.end(lastOutcome{}, "", nil) // stopped, not failed: resumed at the next start
