@@ -86,6 +86,18 @@ func TestManifestPatch(t *testing.T) {
 		}
 	})
 
+	t.Run("a source that serves no patches is not asked for one", func(t *testing.T) {
+		disk := tuftest.NewDiskSource(o.dir)
+		tr, log := refresh(t, noPatches{disk}, t.TempDir(), o.root)
+		manifest(t, disk, tr, "app@1.2.0")
+		if got := manifest(t, disk, tr, "app@1.9.0"); !slices.Equal(got, []string{o.manifestPath(t, "app@1.9.0")}) {
+			t.Errorf("Manifest asked for %q, want only the whole manifest", got)
+		}
+		if w := log.warnings(); len(w) != 0 {
+			t.Errorf("warnings: %q", w)
+		}
+	})
+
 	t.Run("no earlier manifest held", func(t *testing.T) {
 		// tool@0.1.0 is held: another name is no base.
 		src, _, tr, _ := setup(t, "tool@0.1.0")
@@ -184,3 +196,9 @@ func forgedPatch(t *testing.T, o *testOrigin) []byte {
 	t.Fatalf("the test premise fails: every forged patch is longer than the listed one (%d bytes)", listed)
 	return nil
 }
+
+// noPatches is a source that says it serves no manifest patches, as a
+// node's site peers do (mesh/meta.Peers).
+type noPatches struct{ *tuftest.DiskSource }
+
+func (noPatches) NoPatches() bool { return true }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -63,6 +62,10 @@ func (r Target) patches() map[content.ReleaseID]int64 {
 type Source interface {
 	Fetch(ctx context.Context, path string, maxLength int64) ([]byte, error)
 }
+
+// A Source that serves no manifest patches (a node's site peers keep
+// manifests, not patches) has a method NoPatches that returns true, and a
+// Trusted over it fetches whole manifests without asking for a patch.
 
 // ErrNotFound is matched by a Source's error for a file it does not have
 // (a CDN's 404, no peer holding the file).
@@ -258,7 +261,7 @@ func (t *Trusted) Find(want content.Release) (Target, error) {
 // whole manifest.
 func (t *Trusted) patched(r Target) []byte {
 	patches := r.patches()
-	if len(patches) == 0 {
+	if np, ok := t.src.(interface{ NoPatches() bool }); len(patches) == 0 || (ok && np.NoPatches()) {
 		return nil
 	}
 	for i := len(t.releases) - 1; i >= 0; i-- {
@@ -281,11 +284,6 @@ func (t *Trusted) patched(r Target) []byte {
 				}
 				err = errors.New("the patched manifest does not match the signed hash")
 			}
-		}
-		if errors.Is(err, ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			// Peers serve manifests, not patches: the normal case there.
-			t.log.Debug("no manifest patch at the source; fetching the whole manifest", "release", r, "base", base)
-			return nil
 		}
 		t.log.Warn("manifest patch unusable; fetching the whole manifest", "release", r, "base", base, "err", err)
 		return nil

@@ -27,6 +27,11 @@ type Peers struct {
 	log *slog.Logger
 }
 
+// NoPatches tells content/tuf that peers serve no manifest patches (they
+// keep what they verified: metadata, manifests, index chunks), so that a
+// node does not ask them for one at each update.
+func (p *Peers) NoPatches() bool { return true }
+
 // NewPeers returns the Source over h's peers. A nil log discards.
 func NewPeers(h host.Host, log *slog.Logger) *Peers {
 	if log == nil {
