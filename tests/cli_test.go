@@ -274,7 +274,9 @@ func testCLIBadInput(t *testing.T, mc *meshcast) {
 // leave no work directory behind.
 func testCLIDemo(t *testing.T, mc *meshcast) {
 	tmp := t.TempDir()
-	r := mc.runEnv(t, []string{"TMPDIR=" + tmp}, "demo")
+	// Three seeders and two nodes: the whole job, at a size the race
+	// detector runs in time beside the other packages on 2 cores.
+	r := mc.runEnv(t, []string{"TMPDIR=" + tmp}, "demo", "--nodes", "2")
 	if r.code != 0 {
 		t.Fatalf("meshcast demo: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -332,14 +334,24 @@ type runResult struct {
 	code           int
 }
 
-const cliTimeout = 2 * time.Minute
+// cliTimeout bounds one command; the demo, a whole site in one process,
+// gets demoTimeout: under the race detector beside the other packages on
+// 2 cores it takes a minute or two.
+const (
+	cliTimeout  = 2 * time.Minute
+	demoTimeout = 6 * time.Minute
+)
 
 func (mc *meshcast) run(t *testing.T, args ...string) runResult { return mc.runEnv(t, nil, args...) }
 
 // runEnv runs meshcast to completion with env added to the environment.
 func (mc *meshcast) runEnv(t *testing.T, env []string, args ...string) runResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
+	timeout := cliTimeout
+	if len(args) > 0 && args[0] == "demo" {
+		timeout = demoTimeout
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, mc.path, args...)
 	cmd.Env = append(os.Environ(), env...)

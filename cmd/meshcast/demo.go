@@ -23,9 +23,10 @@ import (
 )
 
 type demoOpts struct {
-	dir  string
-	keep bool
-	rate string
+	dir   string
+	keep  bool
+	rate  string
+	nodes int
 }
 
 func newDemoCmd(g *globals, stdout io.Writer) *cobra.Command {
@@ -56,10 +57,14 @@ machine.`,
 	cmd.Flags().StringVar(&o.dir, "dir", "", "work directory, new or empty (default: a new temporary directory)")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the work directory")
 	cmd.Flags().StringVar(&o.rate, "rate", "12M", "CDN bandwidth cap in bytes per second (K, M, G suffixes)")
+	cmd.Flags().IntVar(&o.nodes, "nodes", 7, "nodes in the site besides its 3 seeders (1 to 50)")
 	return cmd
 }
 
 func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) error {
+	if o.nodes < 1 || o.nodes > 50 {
+		return fmt.Errorf("--nodes %d: want 1 to 50", o.nodes)
+	}
 	start := time.Now()
 	rate, err := parseSize(o.rate)
 	if err != nil {
@@ -72,7 +77,7 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 	if !o.keep {
 		defer cleanup()
 	}
-	d := &demo{dir: dir, log: g.logger(), stdout: stdout}
+	d := &demo{dir: dir, log: g.logger(), stdout: stdout, nodes: o.nodes}
 	if g.logLevel == "info" {
 		// The tables below say what happened; warnings and errors still
 		// show, but for the expected ones while members join and leave
@@ -117,6 +122,7 @@ func runDemo(ctx context.Context, g *globals, o *demoOpts, stdout io.Writer) err
 
 // demo is one run of the demo, in its work directory.
 type demo struct {
+	nodes  int // besides the demoSeeders
 	dir    string
 	log    *slog.Logger
 	stdout io.Writer

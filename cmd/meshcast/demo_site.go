@@ -32,7 +32,6 @@ const (
 	demoName     = "demo-gateway" // the release the demo's site follows
 	demoPlatform = "linux/amd64"  // every member's platform
 	demoSeeders  = 3
-	demoNodes    = 7
 	demoBroken   = "1.2.0" // the version whose health hook fails
 	// demoTimeout bounds each release's distribution and rollout: a few
 	// seconds each, but minutes on a loaded machine under the race
@@ -96,7 +95,7 @@ func (d *demo) startSite(ctx context.Context, url string) (*demoSite, error) {
 		defer d.level.Set(slog.LevelWarn)
 	}
 	t0 := time.Now()
-	for i := range demoSeeders + demoNodes {
+	for i := range demoSeeders + d.nodes {
 		name, role := fmt.Sprintf("seeder-%d", i+1), gossip.RoleSeeder
 		if i >= demoSeeders {
 			name, role = fmt.Sprintf("node-%d", i-demoSeeders+1), gossip.RoleNode
@@ -111,7 +110,7 @@ func (d *demo) startSite(ctx context.Context, url string) (*demoSite, error) {
 		return nil, err
 	}
 	d.say("site of %d seeders and %d nodes up in %.1f s: Raft among the seeders, encrypted gossip, QUIC between all; state under %s, hooks in %s",
-		demoSeeders, demoNodes, time.Since(t0).Seconds(), filepath.Join(d.dir, "site"), s.hooks)
+		demoSeeders, d.nodes, time.Since(t0).Seconds(), filepath.Join(d.dir, "site"), s.hooks)
 	return s, nil
 }
 
@@ -682,11 +681,11 @@ func (d *demo) summary(rs []*demoRelease) {
 	fmt.Fprintln(d.stdout)
 	d.say("summary")
 	tw := tabwriter.NewWriter(d.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  RELEASE\tFROM CDN\tDIRECT ×10\tVERIFIED BY ALL\tROLLOUT\tPUBLISH TO DONE\tWAVES\tOUTCOME\t")
+	fmt.Fprintf(tw, "  RELEASE\tFROM CDN\tDIRECT ×%d\tVERIFIED BY ALL\tROLLOUT\tPUBLISH TO DONE\tWAVES\tOUTCOME\t\n", demoSeeders+d.nodes)
 	for _, r := range rs {
 		ro := r.rollout
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.1f s\t%.1f s\t%.1f s\t%d/%d passed\t%s, all run %s\t\n",
-			r.version, humanBytes(r.fromCDN), humanBytes(int64(demoSeeders+demoNodes)*r.size), r.distributed.Seconds(),
+			r.version, humanBytes(r.fromCDN), humanBytes(int64(demoSeeders+d.nodes)*r.size), r.distributed.Seconds(),
 			ro.EndedAt.Sub(ro.StartedAt).Seconds(), r.settled.Seconds(), passedWaves(ro), len(ro.Waves), ro.State, r.runs)
 	}
 	tw.Flush()
