@@ -3,12 +3,9 @@ package attest
 import (
 	"bytes"
 	"crypto/sha256"
-	"flag"
 	"os"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files (needs -tags tpmsim)")
 
 const goldenPeer = "12D3KooWGoldenPeer"
 

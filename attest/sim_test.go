@@ -5,11 +5,15 @@ package attest
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// update rewrites the golden files from the simulator.
+var update = flag.Bool("update", false, "rewrite testdata/quote-v1.golden and testdata/policy-golden.yaml")
 
 // goldenSeed fixes the simulator's seeds, so the AK of the golden files is
 // the same on every -update.
