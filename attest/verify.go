@@ -79,6 +79,12 @@ type Result struct {
 // accepted from the same AK, nil if none. It trusts nothing in q before the
 // signature checks, needs no TPM and does no I/O.
 func Verify(policy *Policy, q *Quote, challenge []byte, peerID string, prev *Freshness) (Result, error) {
+	if policy == nil || policy.byFP == nil || q == nil {
+		return Result{}, errors.New("verify quote: need a parsed policy and a quote")
+	}
+	if len(challenge) != ChallengeSize {
+		return Result{}, fmt.Errorf("%w: challenge of %d bytes, want %d", ErrNonce, len(challenge), ChallengeSize)
+	}
 	ak, err := policy.enrolled(q.AK)
 	if err != nil {
 		return Result{}, err

@@ -89,6 +89,9 @@ func TestVerifyRefusals(t *testing.T) {
 		{"quote of peer A presented as peer B", func(t *testing.T, s *softTPM, _ *Policy) (*Quote, []byte, string, *Freshness) {
 			return s.quote(t, testSel, c, peerA), c, peerB, nil
 		}, ErrNonce, peerB},
+		{"short challenge", func(t *testing.T, s *softTPM, _ *Policy) (*Quote, []byte, string, *Freshness) {
+			return s.quote(t, testSel, c, peerA), c[:16], peerA, nil
+		}, ErrNonce, "challenge of 16 bytes"},
 		{"other pcr selection", func(t *testing.T, s *softTPM, _ *Policy) (*Quote, []byte, string, *Freshness) {
 			return s.quote(t, PCRSelection{0, 7, 8}, c, peerA), c, peerA, nil
 		}, ErrPCRSelection, "quoted [0 7 8], policy [0 7]"},
@@ -128,6 +131,14 @@ func TestVerifyRefusals(t *testing.T) {
 				t.Errorf("Verify = %q, want it to mention %q", err, tc.mentions)
 			}
 		})
+	}
+}
+
+func TestVerifyNeedsParsedPolicy(t *testing.T) {
+	s := newSoftTPM(t)
+	c := NewChallenge()
+	if _, err := Verify(&Policy{}, s.quote(t, testSel, c, peerA), c, peerA, nil); err == nil {
+		t.Error("Verify with an unparsed Policy: no error")
 	}
 }
 
