@@ -18,13 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/meshcast/meshcast/mesh/p2p/p2ptest"
+
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/deploy"
-	"github.com/meshcast/meshcast/mesh/p2p"
 	"github.com/meshcast/meshcast/tests/golden"
 )
 
@@ -422,71 +422,11 @@ func TestServeRefusesBadRequests(t *testing.T) {
 	}
 }
 
-// testLog is a slog.Logger writing records from level up to t.Log,
-// prefixed with name, until the test's cleanups are done: a Serve handler
-// may return (and log) a moment after a closing host reset its stream.
-func testLog(t testing.TB, name string, level slog.Level) *slog.Logger {
-	w := &tWriter{t: t, name: name}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.stopped = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type tWriter struct {
-	t    testing.TB
-	name string
-
-	mu      sync.Mutex
-	stopped bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.stopped {
-		w.t.Log(w.name + ": " + strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// newHost starts a libp2p host on 127.0.0.1 (QUIC) whose gater admits
-// every peer, closed when the test ends.
-func newHost(t *testing.T, name string) host.Host {
-	t.Helper()
-	key, err := p2p.LoadIdentity(t.TempDir() + "/identity.key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := p2p.NewGater()
-	g.SetOpen(true)
-	cfg := p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}
-	h, err := p2p.New(cfg, key, g, testLog(t, name, slog.LevelInfo))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := h.Close(); err != nil {
-			t.Errorf("close %s: %v", name, err)
-		}
-	})
-	return h
-}
-
-func connect(ctx context.Context, t *testing.T, from, to host.Host) {
-	t.Helper()
-	if err := from.Connect(ctx, p2p.AddrInfo(to)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSeedersOverLibp2p: a node's Seeders asks two seeders that Serve
 // over real hosts, keeps the freshest state through a seeder's loss, and
 // Send carries commands to them.
 func TestSeedersOverLibp2p(t *testing.T) {
-	a, b, node := newHost(t, "seeder-a"), newHost(t, "seeder-b"), newHost(t, "node")
+	a, b, node := p2ptest.NewHost(t, "seeder-a"), p2ptest.NewHost(t, "seeder-b"), p2ptest.NewHost(t, "node")
 	stA := State{
 		Target:  content.Release{Name: "gateway", Version: "1.3.2", ID: goldenID},
 		Running: content.Release{Name: "gateway", Version: "1.3.2"},
@@ -501,12 +441,12 @@ func TestSeedersOverLibp2p(t *testing.T) {
 		Leader:  b.ID().String(),
 	}
 	siteA, siteB := &fakeSite{state: stA}, &fakeSite{state: stB}
-	Serve(a, siteA, testLog(t, "seeder-a", slog.LevelDebug))
-	Serve(b, siteB, testLog(t, "seeder-b", slog.LevelDebug))
+	Serve(a, siteA, p2ptest.Log(t, "seeder-a", slog.LevelDebug))
+	Serve(b, siteB, p2ptest.Log(t, "seeder-b", slog.LevelDebug))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	connect(ctx, t, node, a)
-	connect(ctx, t, node, b)
+	p2ptest.Connect(ctx, t, node, a)
+	p2ptest.Connect(ctx, t, node, b)
 
 	// The freshest answer wins whichever seeder the list names first.
 	for _, order := range [][]peer.ID{{a.ID(), b.ID()}, {b.ID(), a.ID()}} {
@@ -593,7 +533,7 @@ func TestSeedersOverLibp2p(t *testing.T) {
 // an answer larger than MaxAnswer, of another version or not JSON fails
 // with ErrProtocol.
 func TestAskFromRawPeer(t *testing.T) {
-	peerHost, node := newHost(t, "raw-peer"), newHost(t, "node")
+	peerHost, node := p2ptest.NewHost(t, "raw-peer"), p2ptest.NewHost(t, "node")
 	replies := make(chan []byte, 1)
 	requests := make(chan []byte, 1)
 	done := make(chan struct{}, 1)
@@ -611,7 +551,7 @@ func TestAskFromRawPeer(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	connect(ctx, t, node, peerHost)
+	p2ptest.Connect(ctx, t, node, peerHost)
 
 	goldenAnswer := readGolden(t, answerGoldenPath)
 	oversized := make([]byte, MaxAnswer+1) // one JSON string of MaxAnswer+1 bytes
@@ -693,7 +633,7 @@ func needRollout(t *testing.T) {
 // changes it changes nothing of the next State.
 func TestSeedersStateClonesRollout(t *testing.T) {
 	needRollout(t)
-	seeder, node := newHost(t, "seeder"), newHost(t, "node")
+	seeder, node := p2ptest.NewHost(t, "seeder"), p2ptest.NewHost(t, "node")
 	rel := content.Release{Name: "gateway", Version: "1.4.0", ID: goldenID}
 	opened := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	rollout := &deploy.Rollout{
@@ -709,10 +649,10 @@ func TestSeedersStateClonesRollout(t *testing.T) {
 		StartedAt: opened,
 	}
 	st := State{Target: rel, Running: content.Release{Name: "gateway", Version: "1.3.2"}, Rollout: rollout, Index: 3, Term: 1}
-	Serve(seeder, &fakeSite{state: st}, testLog(t, "seeder", slog.LevelDebug))
+	Serve(seeder, &fakeSite{state: st}, p2ptest.Log(t, "seeder", slog.LevelDebug))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	connect(ctx, t, node, seeder)
+	p2ptest.Connect(ctx, t, node, seeder)
 
 	seeders := NewSeeders(node, func() []peer.ID { return []peer.ID{seeder.ID()} })
 	got, err := seeders.State(ctx)

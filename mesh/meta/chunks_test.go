@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/meshcast/meshcast/mesh/p2p/p2ptest"
+
 	"github.com/meshcast/meshcast/content"
 	"github.com/meshcast/meshcast/mesh/p2p"
 )
@@ -15,7 +17,7 @@ import (
 // one, and a peer that sends wrong bytes for it, each cost one request,
 // and the chunk comes from the peer that has it.
 func TestFetchChunksFromPeers(t *testing.T) {
-	good, liar, empty, client := newHost(t, "good"), newHost(t, "liar"), newHost(t, "empty"), newHost(t, "client")
+	good, liar, empty, client := p2ptest.NewHost(t, "good"), p2ptest.NewHost(t, "liar"), p2ptest.NewHost(t, "empty"), p2ptest.NewHost(t, "client")
 	data := []byte("an index chunk: {\"path\":\"etc\",\"type\":\"dir\"}\n")
 	id := content.SumChunk(data)
 	held := content.NewMemStore()
@@ -23,14 +25,14 @@ func TestFetchChunksFromPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	noFiles := func(string) ([]byte, error) { return nil, fs.ErrNotExist }
-	Serve(good, WithChunks(noFiles, held), testLog(t, "good", slog.LevelDebug))
-	Serve(empty, WithChunks(noFiles, content.NewMemStore()), testLog(t, "empty", slog.LevelDebug))
+	Serve(good, WithChunks(noFiles, held), p2ptest.Log(t, "good", slog.LevelDebug))
+	Serve(empty, WithChunks(noFiles, content.NewMemStore()), p2ptest.Log(t, "empty", slog.LevelDebug))
 	Serve(liar, func(string) ([]byte, error) {
 		return []byte("an index chunk: {\"path\":\"etc\",\"type\":\"fifo\"}\n"), nil
-	}, testLog(t, "liar", slog.LevelDebug))
+	}, p2ptest.Log(t, "liar", slog.LevelDebug))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	peers := NewPeers(client, testLog(t, "client", slog.LevelDebug))
+	peers := NewPeers(client, p2ptest.Log(t, "client", slog.LevelDebug))
 	store := content.NewMemStore()
 	fetch := peers.FetchChunks(store)
 	ref := content.ChunkRef{ID: id, Size: len(data), Stored: len(data), Enc: content.EncodingRaw}
