@@ -483,7 +483,7 @@ func (s *demoSnap) rolloutLine() string {
 	case ro == nil:
 		return fmt.Sprintf("rollout of %s: %s, until every member verified it", s.version, s.state)
 	case ro.State == deploy.RolloutWaveOpen || ro.State == deploy.RolloutPaused:
-		return fmt.Sprintf("rollout of %s: %s, wave %d/%d (%d %%)", s.version, ro.State, ro.Wave+1, len(ro.Waves), waveShare(ro, ro.Wave))
+		return fmt.Sprintf("rollout of %s: %s, wave %d of 0 to %d (%d %%)", s.version, ro.State, ro.Wave, len(ro.Waves)-1, waveShare(ro, ro.Wave))
 	}
 	return fmt.Sprintf("rollout of %s: %s, %d/%d waves passed", s.version, ro.State, passedWaves(ro), len(ro.Waves))
 }
@@ -618,7 +618,7 @@ func (s *demoSite) tell(r *demoRelease) {
 		for j, id := range w.Members {
 			names[j] = s.nameOf(id)
 		}
-		d.say("  wave %d (%d %%): %s; %s", i+1, waveShare(ro, i), strings.Join(names, " "), gateText(w))
+		d.say("  wave %d (%d %%): %s; %s", i, waveShare(ro, i), strings.Join(names, " "), gateText(w))
 		if w.Gate != nil {
 			for _, id := range w.Gate.Failed {
 				s.tellFailure(s.nameOf(id))
@@ -626,7 +626,7 @@ func (s *demoSite) tell(r *demoRelease) {
 		}
 	}
 	if ro.State != deploy.RolloutDone {
-		d.say("rollout %s at wave %d of %d: no further wave opened; every member runs %s", ro.State, ro.Wave+1, len(ro.Waves), r.runs)
+		d.say("rollout %s at wave %d (waves 0 to %d): no further wave opened; every member runs %s", ro.State, ro.Wave, len(ro.Waves)-1, r.runs)
 	}
 }
 
