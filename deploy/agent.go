@@ -231,12 +231,24 @@ func (a *Agent) activate(ctx context.Context, r *Rollout) {
 	}
 	a.begin(v)
 	a.log.Info("activating", "release", r.Release, "wave", r.Wave)
-	err := a.act.Install(ctx, v, fs.Artifact, a.store, a.cfg.Assemble)
+	actx, cancel := context.WithCancelCause(ctx)
+	stopWatch := a.watchSite(actx, cancel, r.Release)
+	err := a.act.Install(actx, v, fs.Artifact, a.store, a.cfg.Assemble)
 	if err == nil {
-		err = a.act.Activate(ctx, v, PolicyOf(r.Policy))
+		err = a.act.Activate(actx, v, PolicyOf(r.Policy))
 	}
-	if ctx.Err() != nil {
+	stopWatch()
+	turned := errors.Is(context.Cause(actx), errSiteTurned)
+	cancel(nil)
+	switch {
+	case ctx.Err() != nil:
 		a.end(lastOutcome{}, "", nil) // stopped, not failed: resumed at the next start
+		return
+	case turned:
+		// Pending or abandoned: the next step rolls it back as the site says.
+		a.log.Warn("the site rolled the release back during its activation here", "release", r.Release)
+		a.end(lastOutcome{}, "", nil)
+		a.Wake()
 		return
 	}
 	switch ae := (*ActivationError)(nil); {
@@ -247,6 +259,50 @@ func (a *Agent) activate(ctx context.Context, r *Rollout) {
 		a.end(lastOutcome{v, PhaseRolledBack}, "rolled-back", err)
 	default:
 		a.end(lastOutcome{v, PhaseFailed}, "failed", err)
+	}
+}
+
+// errSiteTurned ends an activation whose release the site rolls back
+// (a failed gate elsewhere, the operator's abort) before it ended here.
+var errSiteTurned = errors.New("the site rolls the release back")
+
+// watchSite keeps reading the site's rollout while an activation of rel
+// runs (its hooks and its soak take minutes), and cancels it with
+// errSiteTurned as soon as the site tells this member to roll rel back,
+// rather than after the soak. stop ends the watch and waits for it.
+func (a *Agent) watchSite(ctx context.Context, cancel context.CancelCauseFunc, rel content.Release) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(a.cfg.Poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-a.wake:
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+			r, err := a.site.Rollout(rctx)
+			rcancel()
+			if err != nil || r == nil || r.Release.ID != rel.ID {
+				continue
+			}
+			a.mu.Lock()
+			a.rollout = r
+			a.mu.Unlock()
+			if r.ActionFor(a.cfg.Self) == ActionRollback {
+				cancel(errSiteTurned)
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
 	}
 }
 

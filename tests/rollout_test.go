@@ -183,3 +183,40 @@ func TestSitePartitionedMinority(t *testing.T) {
 	site.Heal()
 	site.WaitRunning("2.0.0", time.Minute)
 }
+
+// TestSiteAbortDuringSoak aborts a rollout while its canary soaks (a soak
+// of two minutes): the canary rolls back at once, not once its soak is
+// over, and the site runs the release before.
+func TestSiteAbortDuringSoak(t *testing.T) {
+	site := sitetest.New(t, sitetest.Seeders(1), sitetest.Nodes(2))
+	tree := t.TempDir()
+	writeRandomTree(t, tree, 4, 64<<10)
+	site.PublishWith("1.0.0", tree, fastPolicy(50, 100))
+	site.WaitRunning("1.0.0", time.Minute)
+	waitRollout(t, site, "1.0.0", deploy.RolloutDone)
+
+	writeRandomTree(t, tree, 4, 64<<10)
+	slow := content.Rollout{Counts: []int{1}, Soak: content.Duration(2 * time.Minute), HealthTimeout: content.Duration(time.Minute)}
+	site.PublishWith("2.0.0", tree, slow)
+	var canary *sitetest.Member
+	waitUntil(t, time.Minute, "the canary to soak 2.0.0", func() bool {
+		for _, m := range site.Members() {
+			if st := m.Status(); st.Release.Version == "2.0.0" && st.Phase == deploy.PhaseActive {
+				canary = m
+				return true
+			}
+		}
+		return false
+	})
+	aborted := time.Now()
+	if err := site.Seeders()[0].Node().Rollout(t.Context(), deploy.OpAbort, "test: abort during the soak"); err != nil {
+		t.Fatal(err)
+	}
+	// Well within the two minutes of the soak.
+	waitRollout(t, site, "2.0.0", deploy.RolloutAborted)
+	site.WaitRunning("1.0.0", 45*time.Second)
+	t.Logf("%s, the canary, back on 1.0.0 %s after the abort; activations %v", canary.Name, time.Since(aborted).Round(time.Millisecond), canary.Status().Activations)
+	if st := canary.Status(); st.Activations["site-rollback"] != 1 {
+		t.Errorf("the canary's activations: %v, want one site rollback", st.Activations)
+	}
+}
