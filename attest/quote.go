@@ -126,6 +126,17 @@ func (ak *AK) Quote(sel PCRSelection, challenge []byte, peerID string) (*Quote, 
 	return nil, fmt.Errorf("tpm %s: quote: pcrs kept changing while quoting (%d attempts)", ak.tpm.name, quoteAttempts)
 }
 
+// ReadPCRs reads the current SHA-256 bank values of sel's PCRs from tpm,
+// the values a quote of sel would carry (and what a golden set records).
+// sel is checked as NewPCRSelection checks it.
+func ReadPCRs(tpm *TPM, sel PCRSelection) (map[int][]byte, error) {
+	s, err := NewPCRSelection(sel...)
+	if err != nil {
+		return nil, fmt.Errorf("tpm %s: read pcrs: %w", tpm.name, err)
+	}
+	return tpm.readPCRs(s)
+}
+
 // readPCRs reads the selection's SHA-256 values, at most eight a command
 // (what a TPM returns at once).
 func (t *TPM) readPCRs(sel PCRSelection) (map[int][]byte, error) {

@@ -37,7 +37,7 @@ func simTPM(t testing.TB, seed int64) *TPM {
 func measureBoot(t testing.TB, tpm *TPM) {
 	t.Helper()
 	for pcr, m := range map[int]string{0: "firmware 1.0", 7: "secure boot on"} {
-		if err := tpm.extendPCR(pcr, []byte(m)); err != nil {
+		if err := tpm.ExtendPCR(pcr, []byte(m)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,7 +158,7 @@ func TestSimulatorUnexpectedPCR(t *testing.T) {
 	tpm := simTPM(t, 3)
 	ak := loadAK(t, tpm)
 	p := enroll(t, tpm, ak)
-	if err := tpm.extendPCR(7, []byte("secure boot off")); err != nil {
+	if err := tpm.ExtendPCR(7, []byte("secure boot off")); err != nil {
 		t.Fatal(err)
 	}
 	c := NewChallenge()

@@ -101,7 +101,7 @@ func TestSwtpmQuoteVerifies(t *testing.T) {
 	}
 	defer tpm.Close()
 	for pcr, m := range map[int]string{0: "firmware 1.0", 7: "secure boot on"} {
-		if err := tpm.extendPCR(pcr, []byte(m)); err != nil {
+		if err := tpm.ExtendPCR(pcr, []byte(m)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,7 +110,7 @@ func TestSwtpmQuoteVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ak.Close()
-	values, err := tpm.readPCRs(testSel)
+	values, err := ReadPCRs(tpm, testSel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,5 +145,43 @@ func TestSwtpmQuoteVerifies(t *testing.T) {
 	defer ak2.Close()
 	if ak2.Fingerprint() != ak.Fingerprint() {
 		t.Errorf("AK after reconnect %s, want %s", ak2.Fingerprint(), ak.Fingerprint())
+	}
+}
+
+// ReadPCRs checks its selection, and ExtendPCR its index, before asking
+// the TPM; an extended PCR reads differently.
+func TestSwtpmReadExtendPCRs(t *testing.T) {
+	tpm, err := OpenTCP(startSwtpm(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tpm.Close()
+	for _, sel := range []PCRSelection{nil, {24}, {3, 3}} {
+		if _, err := ReadPCRs(tpm, sel); err == nil {
+			t.Errorf("ReadPCRs(%v): no error", sel)
+		}
+	}
+	if err := tpm.ExtendPCR(24, []byte("x")); err == nil {
+		t.Error("ExtendPCR(24): no error")
+	}
+	sel := PCRSelection{0, 1, 2, 3, 4, 5, 6, 7, 8, 16}
+	before, err := ReadPCRs(tpm, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != len(sel) {
+		t.Fatalf("ReadPCRs: %d values, want %d", len(before), len(sel))
+	}
+	if err := tpm.ExtendPCR(16, []byte("debug")); err != nil {
+		t.Fatal(err)
+	}
+	after, err := ReadPCRs(tpm, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range sel {
+		if changed := string(before[p]) != string(after[p]); changed != (p == 16) {
+			t.Errorf("pcr %d: changed %v after extending pcr 16", p, changed)
+		}
 	}
 }

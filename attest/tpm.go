@@ -95,10 +95,13 @@ func (t *TPM) Close() error {
 // String names the TPM for logs: its device path or address.
 func (t *TPM) String() string { return t.name }
 
-// extendPCR extends a SHA-256 PCR with the hash of measurement, as a
-// measured-boot agent would. Tests use it to move a PCR off its golden
-// value.
-func (t *TPM) extendPCR(pcr int, measurement []byte) error {
+// ExtendPCR extends a SHA-256 PCR (0..MaxPCR) with the hash of
+// measurement, as a measured-boot agent would. Tests use it to move a PCR
+// off its golden value.
+func (t *TPM) ExtendPCR(pcr int, measurement []byte) error {
+	if pcr < 0 || pcr > MaxPCR {
+		return fmt.Errorf("tpm %s: extend pcr %d: need 0..%d", t.name, pcr, MaxPCR)
+	}
 	d := sha256.Sum256(measurement)
 	_, err := tpm2.PCRExtend{
 		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(pcr), Auth: tpm2.PasswordAuth(nil)},

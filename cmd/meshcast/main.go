@@ -76,6 +76,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSeederCmd(g, stdout),
 		newStatusCmd(g, stdout),
 		newRolloutCmd(g, stdout),
+		newAttestCmd(g, stdout),
 	)
 	return root
 }
