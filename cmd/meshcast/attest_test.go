@@ -1,15 +1,14 @@
 package main
 
 import (
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshcast/meshcast/attest"
+	"github.com/meshcast/meshcast/attest/attesttest"
 )
 
 func TestAttestFlags(t *testing.T) {
@@ -78,7 +77,7 @@ func TestAttestLifetimeYAML(t *testing.T) {
 // Enroll and golden against swtpm build a policy a quote of the same TPM
 // verifies against; after a PCR is extended, golden adds a different set.
 func TestAttestSwtpmPolicy(t *testing.T) {
-	addr := startSwtpm(t)
+	addr := attesttest.StartSwtpm(t)
 	p := filepath.Join(t.TempDir(), "site", "policy.yaml")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -162,72 +161,6 @@ func quoteAndVerify(t *testing.T, addr, path string, pcr int) attest.Result {
 		}
 	}
 	return res
-}
-
-// startSwtpm runs swtpm on two consecutive free ports of 127.0.0.1 (as
-// attest.OpenTCP expects) with its state in a temporary directory, and
-// returns the command address; the process is killed when the test ends.
-func startSwtpm(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm not on PATH (Debian: apt-get install swtpm); skipping the TPM part")
-	}
-	a, b := consecutivePorts(t)
-	cmd := exec.Command(bin, "socket", "--tpm2",
-		"--server", "type=tcp,port="+b[0], "--ctrl", "type=tcp,port="+b[1],
-		"--tpmstate", "dir="+t.TempDir(), "--flags", "not-need-init,startup-clear")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start swtpm: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	for _, addr := range []string{a, net.JoinHostPort("127.0.0.1", b[1])} {
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case err := <-exited:
-				t.Fatalf("swtpm exited: %v", err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("swtpm not listening on %s after 10s", addr)
-			}
-		}
-	}
-	return a
-}
-
-// consecutivePorts finds two free consecutive ports of 127.0.0.1 and
-// returns the first as an address and both as numbers. They are released
-// for swtpm to take: a small window in which another process could.
-func consecutivePorts(t *testing.T) (string, [2]string) {
-	t.Helper()
-	for range 20 {
-		a, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := a.Addr().(*net.TCPAddr).Port
-		b, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 1})
-		a.Close()
-		if err == nil {
-			b.Close()
-			_, p0, _ := net.SplitHostPort(a.Addr().String())
-			_, p1, _ := net.SplitHostPort(b.Addr().String())
-			return a.Addr().String(), [2]string{p0, p1}
-		}
-	}
-	t.Fatal("no two consecutive free ports on 127.0.0.1")
-	return "", [2]string{}
 }
 
 func TestAttestAddAKDuplicateName(t *testing.T) {
