@@ -219,11 +219,7 @@ func (f *FSM) rolloutLocked(c RolloutCommand, l *raft.Log) error {
 		if r != nil {
 			return fmt.Errorf("the rollout of %s started already: %w", t.Release, ErrRefused)
 		}
-		prev := ""
-		if f.state.Running.Name == t.Name {
-			prev = f.state.Running.Version
-		}
-		nr, err := deploy.NewRollout(t.Release, *c.Policy, prev)
+		nr, err := deploy.NewRollout(t.Release, *c.Policy, previousOf(f.state))
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, ErrRefused)
 		}

@@ -299,11 +299,14 @@ type meshcast struct {
 }
 
 // buildMeshcast builds cmd/meshcast into a temporary directory, with the
-// race detector when this test binary has it.
-func buildMeshcast(t *testing.T) *meshcast {
+// race detector when this test binary has it, and the build tags given.
+func buildMeshcast(t *testing.T, tags ...string) *meshcast {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "meshcast")
 	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
 	if raceEnabled() {
 		args = append(args, "-race")
 	}

@@ -33,23 +33,6 @@ import (
 // mpRelease is the name of the release the sites of these tests follow.
 const mpRelease = "app"
 
-// buildMeshcastCrashpoints builds cmd/meshcast with the crashpoints tag
-// (and the race detector when this test binary has it).
-func buildMeshcastCrashpoints(t *testing.T) *meshcast {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "meshcast")
-	args := []string{"build", "-tags", "crashpoints", "-o", bin}
-	if raceEnabled() {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, "./cmd/meshcast")...)
-	cmd.Dir = moduleRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return &meshcast{path: bin}
-}
-
 // rolloutSite is a site of meshcast processes on 127.0.0.1: a CDN, seeders
 // and nodes, the first seeder bootstrapping it and the others joining
 // through its gossip.
@@ -78,7 +61,7 @@ type rolloutMember struct {
 // hooks in hooks ("" none); env(m) is added to the environment of m's
 // process (nil: nothing).
 func newRolloutSite(t *testing.T, seeders, nodes int, hooks string, env func(m *rolloutMember) []string) *rolloutSite {
-	mc := buildMeshcastCrashpoints(t)
+	mc := buildMeshcast(t, "crashpoints")
 	// A binary built with -race sleeps 1 s before it exits 0, for the
 	// reports of other threads (GORACE atexit_sleep_ms): every meshcast
 	// status, publish and rollout would take a second more.
