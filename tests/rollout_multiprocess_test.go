@@ -607,6 +607,12 @@ func testRolloutBadRelease(t *testing.T, s *rolloutSite, policy []string) {
 	if canary == nil {
 		t.Fatalf("the canary %s is no member", r.Waves[0].Members[0])
 	}
+	// `current` is back on 1.0.0 a moment before the canary's agent counts
+	// the rollback: wait for the count.
+	waitUntil(t, 30*time.Second, "the canary to count its rollback", func() bool {
+		st, err := apiStatus(canary.api)
+		return err == nil && st.Activations["rolled-back"]+st.Activations["site-rollback"] >= 1
+	})
 	for _, x := range s.statuses("") {
 		began := activated(t, x.m.state, mpRelease, "2.0.0")
 		switch {

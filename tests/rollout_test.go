@@ -107,6 +107,11 @@ func TestSiteRollout(t *testing.T) {
 	if r.Wave != 0 || r.Waves[0].Gate == nil || r.Waves[0].Gate.Passed || r.Waves[1].Gate != nil || !r.Waves[1].OpenedAt.IsZero() {
 		t.Fatalf("rollout of the bad release: %+v", r)
 	}
+	// `current` is back on 1.0.0 a moment before the canary's agent counts
+	// the rollback: wait for the count.
+	site.WaitFor(30*time.Second, "the canary counted its rollback", func(m *sitetest.Member, st api.Status) bool {
+		return !slices.Contains(canary, m.Node().ID().String()) || st.Activations["rolled-back"]+st.Activations["site-rollback"] >= 1
+	})
 	for _, m := range site.Members() {
 		inCanary := slices.Contains(canary, m.Node().ID().String())
 		if got := activated(t, m.State, sitetest.Release, "2.0.0"); got != inCanary {
